@@ -1,0 +1,60 @@
+//! Builds the BPF programs of `datapath/ebpf` for `bpfel-unknown-none` and
+//! leaves one ELF object per program in `OUT_DIR`, where `src/datapath.rs`
+//! embeds them.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() -> anyhow::Result<()> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let workspace = manifest_dir.parent().expect("harness/ has a parent");
+    let ebpf_dir = workspace.join("datapath/ebpf");
+    let abi_dir = workspace.join("datapath/abi");
+    println!("cargo::rerun-if-changed={}", abi_dir.display());
+    println!("cargo::rerun-if-changed={}", workspace.join("rust-toolchain.toml").display());
+
+    // aya-build runs `rustup run <toolchain> cargo build`; it must be the
+    // pinned nightly, whose LLVM bpf-linker was built against.
+    let toolchain_file = fs::read_to_string(workspace.join("rust-toolchain.toml"))?;
+    let channel = toolchain_file
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel"))
+        .and_then(|rest| rest.split('"').nth(1))
+        .ok_or_else(|| anyhow::anyhow!("rust-toolchain.toml has no channel = \"...\""))?
+        .to_owned();
+
+    let defects = env::var_os("CARGO_FEATURE_DEFECTS").is_some();
+    let features: &[&str] = if defects { &["defects"] } else { &[] };
+    let ebpf_dir = ebpf_dir.to_str().expect("UTF-8 path");
+    aya_build::build_ebpf(
+        [aya_build::Package {
+            name: "dsrlab-ebpf",
+            root_dir: ebpf_dir,
+            features,
+            ..Default::default()
+        }],
+        aya_build::Toolchain::Custom(&channel),
+    )?;
+
+    // With AYA_BUILD_SKIP=1 nothing was built; leave empty objects so the
+    // library still compiles and loading reports what is missing.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    for object in dsrlab_objects(defects) {
+        let path = out_dir.join(object);
+        if !path.exists() {
+            fs::write(&path, [])?;
+        }
+    }
+    Ok(())
+}
+
+fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
+    let mut objects = vec!["xdp_pass", "xdp_decap", "tc_decap"];
+    if defects {
+        objects.extend(DEFECT_OBJECTS);
+    }
+    objects
+}
+
+/// Keep in sync with the `required-features = ["defects"]` bins of
+/// datapath/ebpf/Cargo.toml.
+const DEFECT_OBJECTS: [&str; 0] = [];

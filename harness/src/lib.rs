@@ -1,0 +1,9 @@
+//! dsrlab: a testing and verification harness for DSR datapaths.
+//!
+//! The modules follow the data flow of a run:
+//! [`formats`] (packets, pcaps, fixtures; no kernel) → [`load`] (BPF objects
+//! into the kernel) → [`testrun`] (one packet through a program) →
+//! [`oracles`] (did it do the right thing?) → [`reports`] (what a human or CI
+//! reads).
+pub mod datapath;
+pub mod formats;
