@@ -7,3 +7,5 @@
 //! reads).
 pub mod datapath;
 pub mod formats;
+pub mod load;
+pub mod testrun;

@@ -1,0 +1,328 @@
+//! Loading BPF programs into the kernel: the repo's own objects and users'
+//! ELF files, through aya.
+//!
+//! A [`LoadedProgram`] owns the aya [`Ebpf`] instance, so the program and its
+//! maps live exactly as long as it does; nothing is pinned.
+
+use std::{
+    os::fd::{AsFd as _, BorrowedFd},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::PerCpuArray,
+    programs::{Program, ProgramError},
+};
+
+use crate::datapath::Object;
+
+/// The program types the test-run engine can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// `BPF_PROG_TYPE_XDP`.
+    Xdp,
+    /// `BPF_PROG_TYPE_SCHED_CLS` (TC classifier).
+    SchedCls,
+}
+
+impl ProgramKind {
+    /// Lower-case name used in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::SchedCls => "sched_cls",
+        }
+    }
+}
+
+/// Where a program came from, for error messages and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// One of the objects built from `datapath/ebpf`.
+    Builtin,
+    /// A user's ELF object.
+    File(PathBuf),
+}
+
+/// What can go wrong while loading; every variant names the object and
+/// program.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The embedded object is empty because the BPF build was skipped.
+    #[error(
+        "object {object} was not built (AYA_BUILD_SKIP is set?): rebuild without it to run built-in programs"
+    )]
+    NotBuilt {
+        /// Object name.
+        object: String,
+    },
+    /// aya could not parse or prepare the ELF object.
+    #[error("cannot load object {object}: {source}")]
+    Object {
+        /// Object name or path.
+        object: String,
+        /// aya's error.
+        #[source]
+        source: aya::EbpfError,
+    },
+    /// The object has no program of that name.
+    #[error("object {object} has no program named `{program}` (it has: {available})")]
+    NoSuchProgram {
+        /// Object name or path.
+        object: String,
+        /// The requested program.
+        program: String,
+        /// Comma-separated names of the programs it does have.
+        available: String,
+    },
+    /// The program's type is not one the test-run engine drives.
+    #[error("program `{program}` in {object} is a {kind} program; only XDP and sched_cls (TC) programs can be test-run")]
+    UnsupportedType {
+        /// Object name or path.
+        object: String,
+        /// The program.
+        program: String,
+        /// Its type as aya reports it.
+        kind: String,
+    },
+    /// The kernel refused the program; the verifier log says why.
+    #[error("the kernel refused program `{program}` from {object}: {source}")]
+    Verifier {
+        /// Object name or path.
+        object: String,
+        /// The program.
+        program: String,
+        /// aya's error, which carries the verifier log.
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// Options applied before loading.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions<'a> {
+    /// Read-only globals to override (`volatile const` in C, `static` read
+    /// with `read_volatile` in Rust), as name → bytes in target byte order.
+    pub globals: Vec<(&'a str, &'a [u8])>,
+}
+
+/// A program loaded into the kernel, ready to be test-run or attached.
+pub struct LoadedProgram {
+    ebpf: Ebpf,
+    object: String,
+    program: String,
+    kind: ProgramKind,
+    origin: Origin,
+}
+
+impl std::fmt::Debug for LoadedProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedProgram")
+            .field("object", &self.object)
+            .field("program", &self.program)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedProgram {
+    /// Loads one of the repo's own programs.
+    pub fn builtin(object: Object, options: &LoadOptions<'_>) -> Result<Self, LoadError> {
+        if object.elf.is_empty() {
+            return Err(LoadError::NotBuilt {
+                object: object.program.to_owned(),
+            });
+        }
+        let ebpf = loader(options)
+            .load(object.elf)
+            .map_err(|source| LoadError::Object {
+                object: object.program.to_owned(),
+                source,
+            })?;
+        Self::finish(ebpf, object.program, object.program, Origin::Builtin)
+    }
+
+    /// Loads program `program` from a user's ELF object at `path`.
+    pub fn from_file(
+        path: &Path,
+        program: &str,
+        options: &LoadOptions<'_>,
+    ) -> Result<Self, LoadError> {
+        let object = path.display().to_string();
+        let ebpf = loader(options)
+            .load_file(path)
+            .map_err(|source| LoadError::Object {
+                object: object.clone(),
+                source,
+            })?;
+        Self::finish(ebpf, &object, program, Origin::File(path.to_owned()))
+    }
+
+    fn finish(
+        mut ebpf: Ebpf,
+        object: &str,
+        program: &str,
+        origin: Origin,
+    ) -> Result<Self, LoadError> {
+        let available = ebpf
+            .programs()
+            .map(|(name, _)| name.to_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(prog) = ebpf.program_mut(program) else {
+            return Err(LoadError::NoSuchProgram {
+                object: object.to_owned(),
+                program: program.to_owned(),
+                available,
+            });
+        };
+        let verifier = |source| LoadError::Verifier {
+            object: object.to_owned(),
+            program: program.to_owned(),
+            source,
+        };
+        let kind = match prog {
+            Program::Xdp(xdp) => {
+                xdp.load().map_err(verifier)?;
+                ProgramKind::Xdp
+            }
+            Program::SchedClassifier(cls) => {
+                cls.load().map_err(verifier)?;
+                ProgramKind::SchedCls
+            }
+            other => {
+                return Err(LoadError::UnsupportedType {
+                    object: object.to_owned(),
+                    program: program.to_owned(),
+                    kind: format!("{:?}", other.prog_type()),
+                });
+            }
+        };
+        Ok(Self {
+            ebpf,
+            object: object.to_owned(),
+            program: program.to_owned(),
+            kind,
+            origin,
+        })
+    }
+
+    /// The program's file descriptor, valid while `self` lives.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        let prog = self
+            .ebpf
+            .program(&self.program)
+            .expect("program existed at load time");
+        prog.fd()
+            .expect("program was loaded in finish()")
+            .as_fd()
+    }
+
+    /// XDP or sched_cls.
+    pub const fn kind(&self) -> ProgramKind {
+        self.kind
+    }
+
+    /// The program's name.
+    pub fn name(&self) -> &str {
+        &self.program
+    }
+
+    /// The object's name (built-in) or path (user file).
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// Where the program came from.
+    pub const fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Number of BPF instructions after the kernel's rewrites (what the
+    /// verifier accepted), if the kernel reports it.
+    pub fn instructions(&self) -> Option<u32> {
+        let prog = self.ebpf.program(&self.program)?;
+        let info = prog.info().ok()?;
+        info.size_translated()
+            .map(|bytes| bytes / size_of::<u64>() as u32)
+    }
+
+    /// Sums a per-CPU array of `u64` counters over all possible CPUs, index by
+    /// index: counters are per-CPU so that the program never contends, and
+    /// only the totals are meaningful to a test.
+    pub fn per_cpu_counters(&self, map: &str) -> Result<Vec<u64>, CounterError> {
+        let raw = self
+            .ebpf
+            .map(map)
+            .ok_or_else(|| CounterError::NoSuchMap(map.to_owned()))?;
+        let array = PerCpuArray::<_, u64>::try_from(raw).map_err(|source| CounterError::Map {
+            map: map.to_owned(),
+            source,
+        })?;
+        (0..array.len())
+            .map(|i| {
+                array
+                    .get(&i, 0)
+                    .map(|values| values.iter().sum())
+                    .map_err(|source| CounterError::Map {
+                        map: map.to_owned(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// Zeroes a per-CPU array of `u64` counters on every CPU.
+    pub fn reset_per_cpu_counters(&mut self, map: &str) -> Result<(), CounterError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| CounterError::Cpus(e))?;
+        let raw = self
+            .ebpf
+            .map_mut(map)
+            .ok_or_else(|| CounterError::NoSuchMap(map.to_owned()))?;
+        let mut array =
+            PerCpuArray::<_, u64>::try_from(raw).map_err(|source| CounterError::Map {
+                map: map.to_owned(),
+                source,
+            })?;
+        for i in 0..array.len() {
+            let zeroes = aya::maps::PerCpuValues::try_from(vec![0u64; cpus.get() as usize])
+                .expect("nr_cpus matches PerCpuValues' expectation");
+            array
+                .set(i, zeroes, 0)
+                .map_err(|source| CounterError::Map {
+                    map: map.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors reading a program's counters.
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    /// The object has no such map.
+    #[error("the program's object has no map named {0}")]
+    NoSuchMap(String),
+    /// The map exists but is not a per-CPU array of u64, or a syscall failed.
+    #[error("map {map}: {source}")]
+    Map {
+        /// The map.
+        map: String,
+        /// aya's error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The number of possible CPUs could not be read.
+    #[error("cannot read the number of possible CPUs: {0}")]
+    Cpus(#[source] std::io::Error),
+}
+
+fn loader<'a>(options: &LoadOptions<'a>) -> EbpfLoader<'a> {
+    let mut loader = EbpfLoader::new();
+    for &(name, bytes) in &options.globals {
+        loader.override_global(name, bytes, true);
+    }
+    loader
+}

@@ -1,0 +1,279 @@
+//! The test-run engine: one packet through a loaded program with
+//! `BPF_PROG_TEST_RUN`, with the NIC quirks the kernel can emulate at unit
+//! level.
+//!
+//! aya's own test-run has no `flags`, so this goes through libbpf's
+//! `bpf_prog_test_run_opts`, which takes any program fd.
+//!
+//! Per-CPU state (counters, LRU maps) is updated on the CPU the calling thread
+//! runs on; callers that compare per-CPU values should pin the thread.
+
+use std::{
+    fmt,
+    os::fd::AsRawFd as _,
+    time::{Duration, Instant},
+};
+
+use crate::load::{LoadedProgram, ProgramKind};
+
+/// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: give the program a CHECKSUM_COMPLETE
+/// skb and fail the run with EBADMSG if `skb->csum` is stale afterwards.
+const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
+
+/// Room for headers a program may push (encapsulation) on top of the input.
+pub const OUTPUT_HEADROOM: usize = 256;
+
+/// NIC behaviour to emulate for one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Hand the program a CHECKSUM_COMPLETE skb, as mlx5 delivers packets,
+    /// and check `skb->csum` afterwards (skb programs only).
+    pub checksum_complete: bool,
+    /// Put only the first `N` bytes in the linear area, the rest in page
+    /// frags, as drivers that don't pull headers do (XDP programs loaded with
+    /// frags support only).
+    pub linear: Option<u32>,
+}
+
+/// A program's return code, named for its program type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// An XDP action.
+    Xdp(u32),
+    /// A TC action (signed in the kernel; `TC_ACT_UNSPEC` is -1).
+    Tc(i32),
+}
+
+impl Verdict {
+    fn from_retval(kind: ProgramKind, retval: u32) -> Self {
+        match kind {
+            ProgramKind::Xdp => Self::Xdp(retval),
+            ProgramKind::SchedCls => Self::Tc(retval as i32),
+        }
+    }
+
+    /// The kernel's name for this verdict (`XDP_PASS`, `TC_ACT_OK`, ...), or
+    /// the number when it has none.
+    pub fn name(self) -> String {
+        let known = match self {
+            Self::Xdp(0) => "XDP_ABORTED",
+            Self::Xdp(1) => "XDP_DROP",
+            Self::Xdp(2) => "XDP_PASS",
+            Self::Xdp(3) => "XDP_TX",
+            Self::Xdp(4) => "XDP_REDIRECT",
+            Self::Tc(-1) => "TC_ACT_UNSPEC",
+            Self::Tc(0) => "TC_ACT_OK",
+            Self::Tc(1) => "TC_ACT_RECLASSIFY",
+            Self::Tc(2) => "TC_ACT_SHOT",
+            Self::Tc(3) => "TC_ACT_PIPE",
+            Self::Tc(4) => "TC_ACT_STOLEN",
+            Self::Tc(5) => "TC_ACT_QUEUED",
+            Self::Tc(6) => "TC_ACT_REPEAT",
+            Self::Tc(7) => "TC_ACT_REDIRECT",
+            Self::Tc(8) => "TC_ACT_TRAP",
+            Self::Xdp(n) => return format!("XDP_{n}?"),
+            Self::Tc(n) => return format!("TC_{n}?"),
+        };
+        known.to_owned()
+    }
+
+    /// Whether the packet continues up the stack (XDP_PASS, TC_ACT_OK,
+    /// TC_ACT_UNSPEC).
+    pub const fn passes(self) -> bool {
+        matches!(self, Self::Xdp(2) | Self::Tc(0 | -1))
+    }
+
+    /// Whether the packet is dropped (XDP_DROP, XDP_ABORTED, TC_ACT_SHOT).
+    pub const fn drops(self) -> bool {
+        matches!(self, Self::Xdp(0 | 1) | Self::Tc(2))
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// What one test run returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    /// The program's return code.
+    pub verdict: Verdict,
+    /// The packet as the program left it.
+    pub output: Vec<u8>,
+    /// Kernel-reported run time per call, in ns (the kernel's timer ticks in
+    /// steps, so single values are coarse; use medians of many calls).
+    pub kernel_ns: u32,
+    /// Wall-clock time of the whole syscall per call, as the caller sees it.
+    pub wall: Duration,
+}
+
+/// Why a test run produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Under `checksum: complete` the program changed bytes covered by
+    /// `skb->csum` without updating it (the kernel's EBADMSG): a defect of the
+    /// program under test, not of the harness.
+    #[error(
+        "checksum bookkeeping defect: the program left skb->csum stale under CHECKSUM_COMPLETE (the kernel returned EBADMSG); a real mlx5-style NIC would see the packet's checksum fail or, for UDP, deliver it silently"
+    )]
+    StaleChecksum,
+    /// A quirk the program type cannot have.
+    #[error("quirk `{quirk}` does not apply to {kind} program `{program}`: {why}")]
+    QuirkUnsupported {
+        /// The quirk as written in a fixture.
+        quirk: &'static str,
+        /// The program type.
+        kind: &'static str,
+        /// The program.
+        program: String,
+        /// What to do instead.
+        why: &'static str,
+    },
+    /// The output did not fit the buffer.
+    #[error(
+        "program `{program}` grew the packet beyond the {capacity}-byte output buffer ({input} bytes in + {OUTPUT_HEADROOM} headroom): ENOSPC"
+    )]
+    OutputTooLarge {
+        /// The program.
+        program: String,
+        /// Input length.
+        input: usize,
+        /// Buffer size.
+        capacity: usize,
+    },
+    /// The kernel rejected the input (EINVAL), with the likely reasons.
+    #[error("the kernel rejected the test run of `{program}` (EINVAL): {hint}")]
+    InvalidInput {
+        /// The program.
+        program: String,
+        /// What is most likely wrong.
+        hint: String,
+    },
+    /// Any other failure of the syscall.
+    #[error("BPF_PROG_TEST_RUN of `{program}` failed: {source}")]
+    Syscall {
+        /// The program.
+        program: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `packet` once through `program` with `quirks`.
+pub fn run(program: &LoadedProgram, packet: &[u8], quirks: Quirks) -> Result<RunResult, RunError> {
+    run_repeated(program, packet, quirks, 1)
+}
+
+/// Runs `packet` through `program` `repeat` times in one syscall; times are
+/// per call. In repeat mode a non-live XDP run feeds its output into the next
+/// repetition, so only repeat packets the program leaves unchanged.
+pub fn run_repeated(
+    program: &LoadedProgram,
+    packet: &[u8],
+    quirks: Quirks,
+    repeat: u32,
+) -> Result<RunResult, RunError> {
+    let kind = program.kind();
+    let mut flags = 0;
+    if quirks.checksum_complete {
+        if kind != ProgramKind::SchedCls {
+            return Err(RunError::QuirkUnsupported {
+                quirk: "checksum: complete",
+                kind: kind.name(),
+                program: program.name().to_owned(),
+                why: "XDP runs before an skb exists; CHECKSUM_COMPLETE is an skb property (emulate it live on a netns topology instead)",
+            });
+        }
+        flags |= BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+    }
+    // xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex. data_end < len leaves the rest in frags.
+    let mut xdp_ctx = [0u32; 6];
+    let ctx_in: &[u32] = match quirks.linear {
+        None => &[],
+        Some(_) if kind != ProgramKind::Xdp => {
+            return Err(RunError::QuirkUnsupported {
+                quirk: "linear",
+                kind: kind.name(),
+                program: program.name().to_owned(),
+                why: "skb test runs are always linear on this kernel; unpulled headers for TC need a live TAP with IFF_NAPI_FRAGS",
+            });
+        }
+        Some(n) => {
+            xdp_ctx[1] = n.min(packet.len() as u32);
+            &xdp_ctx
+        }
+    };
+
+    let capacity = packet.len() + OUTPUT_HEADROOM;
+    let mut output = vec![0u8; capacity];
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: packet.as_ptr().cast(),
+        data_size_in: packet.len() as u32,
+        data_out: output.as_mut_ptr().cast(),
+        data_size_out: capacity as u32,
+        ctx_in: if ctx_in.is_empty() {
+            std::ptr::null()
+        } else {
+            ctx_in.as_ptr().cast()
+        },
+        ctx_size_in: size_of_val(ctx_in) as u32,
+        repeat: repeat.max(1) as i32,
+        flags,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    // SAFETY: every pointer in opts points into a live buffer of the stated
+    // size for the duration of the call.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(program.fd().as_raw_fd(), &mut opts) };
+    let wall = started.elapsed() / repeat.max(1);
+    if rc != 0 {
+        let source = std::io::Error::from_raw_os_error(-rc);
+        return Err(match source.raw_os_error() {
+            Some(libc::EBADMSG) => RunError::StaleChecksum,
+            Some(libc::ENOSPC) => RunError::OutputTooLarge {
+                program: program.name().to_owned(),
+                input: packet.len(),
+                capacity,
+            },
+            Some(libc::EINVAL) => RunError::InvalidInput {
+                program: program.name().to_owned(),
+                hint: einval_hint(kind, packet, quirks),
+            },
+            _ => RunError::Syscall {
+                program: program.name().to_owned(),
+                source,
+            },
+        });
+    }
+    output.truncate(opts.data_size_out as usize);
+    Ok(RunResult {
+        verdict: Verdict::from_retval(kind, opts.retval),
+        output,
+        kernel_ns: opts.duration,
+        wall,
+    })
+}
+
+fn einval_hint(kind: ProgramKind, packet: &[u8], quirks: Quirks) -> String {
+    let mut hints = Vec::new();
+    if packet.len() < 14 {
+        hints.push(format!(
+            "the packet has {} bytes, fewer than an Ethernet header (14)",
+            packet.len()
+        ));
+    }
+    if let (ProgramKind::Xdp, Some(n)) = (kind, quirks.linear) {
+        hints.push(format!(
+            "`linear: {n}` needs a program loaded with frags support (#[xdp(frags)] / SEC(\"xdp.frags\")) and a packet longer than {n} bytes"
+        ));
+    }
+    if hints.is_empty() {
+        hints.push("the packet size or context is not acceptable for this program type".into());
+    }
+    hints.join("; ")
+}
