@@ -10,7 +10,10 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = workspace.join("datapath/ebpf");
     let abi_dir = workspace.join("datapath/abi");
     println!("cargo::rerun-if-changed={}", abi_dir.display());
-    println!("cargo::rerun-if-changed={}", workspace.join("rust-toolchain.toml").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        workspace.join("rust-toolchain.toml").display()
+    );
 
     // aya-build runs `rustup run <toolchain> cargo build`; it must be the
     // pinned nightly, whose LLVM bpf-linker was built against.
@@ -57,4 +60,8 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
 
 /// Keep in sync with the `required-features = ["defects"]` bins of
 /// datapath/ebpf/Cargo.toml.
-const DEFECT_OBJECTS: [&str; 0] = [];
+const DEFECT_OBJECTS: [&str; 3] = [
+    "defect_tc_no_csum_fixup",
+    "defect_xdp_gives_up_nonlinear",
+    "defect_xdp_off_by_one",
+];

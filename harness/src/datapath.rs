@@ -24,3 +24,18 @@ pub const XDP_PASS: Object = object!("xdp_pass");
 pub const XDP_DECAP: Object = object!("xdp_decap");
 /// TC (sched_cls) decapsulation.
 pub const TC_DECAP: Object = object!("tc_decap");
+
+/// Deliberately broken variants of the datapath, embedded only for the
+/// harness's own tests: each one proves that an oracle notices a class of bug.
+#[cfg(feature = "defects")]
+pub mod defects {
+    use super::Object;
+
+    /// tc_decap that also copies the outer ToS into the inner IPv4 header
+    /// without any checksum fix-up: caught under `checksum: complete`.
+    pub const TC_NO_CSUM_FIXUP: Object = object!("defect_tc_no_csum_fixup");
+    /// xdp_decap that silently passes packets whose headers are not linear.
+    pub const XDP_GIVES_UP_NONLINEAR: Object = object!("defect_xdp_gives_up_nonlinear");
+    /// xdp_decap whose inner-length check is off by one.
+    pub const XDP_OFF_BY_ONE: Object = object!("defect_xdp_off_by_one");
+}

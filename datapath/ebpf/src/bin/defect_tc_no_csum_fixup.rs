@@ -1,0 +1,28 @@
+//! DEFECT (harness self-test only): `tc_decap` that, after decapsulating an
+//! IPv4 inner packet, writes the outer ToS into the inner ToS byte (flipping
+//! bit 0x04 when they are equal, so the byte always changes) without any
+//! checksum fix-up: neither the IPv4 header checksum nor `skb->csum`.
+#![no_std]
+#![no_main]
+#![allow(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "in the expansion of aya-ebpf's #[classifier]"
+)]
+
+use aya_ebpf::{macros::classifier, programs::TcContext};
+use dsrlab_ebpf::{faults::TosWithoutCsumFixup, tc::run};
+
+#[classifier]
+pub fn defect_tc_no_csum_fixup(ctx: TcContext) -> i32 {
+    run::<TosWithoutCsumFixup>(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

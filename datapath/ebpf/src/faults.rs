@@ -1,0 +1,53 @@
+//! Compile-time fault switches: how the deliberately broken programs differ.
+//!
+//! Every switch is an associated constant whose default is the correct
+//! behaviour; the core tests them in `if` conditions that the compiler folds,
+//! so [`Correct`] compiles to exactly the code it would be without them.
+//! The broken variants (feature `defects`) exist only to prove that the
+//! harness's oracles notice each class of bug.
+
+/// A set of faults to build into a program.
+pub trait Faults {
+    /// When a header is in the packet but not in the linear area, give up:
+    /// pass the packet and count `PassNotTunnel` (instead of reading it with
+    /// the load-bytes helper, or counting `PassNonLinear` when the outer
+    /// header cannot be removed).
+    const GIVE_UP_NONLINEAR: bool = false;
+    /// Slack (bytes) in the inner-packet length checks: an inner header or
+    /// inner total length longer than the carried bytes by up to this much
+    /// is accepted and decapsulated instead of dropped.
+    const INNER_LEN_SLACK: u32 = 0;
+    /// After decapsulating an IPv4 inner packet, overwrite its ToS byte with
+    /// the outer ToS / traffic class (flipping bit 0x04 when they are equal,
+    /// so the byte always changes) by a direct write, without fixing the IPv4
+    /// header checksum or `skb->csum`. TC only.
+    const TOS_WITHOUT_CSUM_FIXUP: bool = false;
+}
+
+/// No faults: the shipped programs.
+pub struct Correct;
+impl Faults for Correct {}
+
+/// `defect_tc_no_csum_fixup`.
+#[cfg(feature = "defects")]
+pub struct TosWithoutCsumFixup;
+#[cfg(feature = "defects")]
+impl Faults for TosWithoutCsumFixup {
+    const TOS_WITHOUT_CSUM_FIXUP: bool = true;
+}
+
+/// `defect_xdp_gives_up_nonlinear`.
+#[cfg(feature = "defects")]
+pub struct GivesUpNonLinear;
+#[cfg(feature = "defects")]
+impl Faults for GivesUpNonLinear {
+    const GIVE_UP_NONLINEAR: bool = true;
+}
+
+/// `defect_xdp_off_by_one`.
+#[cfg(feature = "defects")]
+pub struct InnerLenOffByOne;
+#[cfg(feature = "defects")]
+impl Faults for InnerLenOffByOne {
+    const INNER_LEN_SLACK: u32 = 1;
+}
