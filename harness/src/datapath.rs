@@ -20,6 +20,8 @@ macro_rules! object {
 
 /// Trivial XDP program returning XDP_PASS: the benchmark floor.
 pub const XDP_PASS: Object = object!("xdp_pass");
+/// Trivial sched_cls program returning TC_ACT_OK: the floor for TC.
+pub const TC_PASS: Object = object!("tc_pass");
 /// XDP decapsulation.
 pub const XDP_DECAP: Object = object!("xdp_decap");
 /// TC (sched_cls) decapsulation.

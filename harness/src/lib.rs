@@ -5,7 +5,12 @@
 //! into the kernel) → [`testrun`] (one packet through a program) →
 //! [`oracles`] (did it do the right thing?) → [`reports`] (what a human or CI
 //! reads).
+pub mod bench;
 pub mod datapath;
 pub mod formats;
+pub mod kernel;
 pub mod load;
+pub mod oracles;
+pub mod reports;
+pub mod runner;
 pub mod testrun;

@@ -49,6 +49,9 @@ pub enum Origin {
 /// program.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The process may not load BPF programs.
+    #[error(transparent)]
+    Capabilities(#[from] crate::kernel::MissingCapabilities),
     /// The embedded object is empty because the BPF build was skipped.
     #[error(
         "object {object} was not built (AYA_BUILD_SKIP is set?): rebuild without it to run built-in programs"
@@ -62,9 +65,9 @@ pub enum LoadError {
     Object {
         /// Object name or path.
         object: String,
-        /// aya's error.
+        /// aya's error (boxed: it is large and errors are rare).
         #[source]
-        source: aya::EbpfError,
+        source: Box<aya::EbpfError>,
     },
     /// The object has no program of that name.
     #[error("object {object} has no program named `{program}` (it has: {available})")]
@@ -77,7 +80,9 @@ pub enum LoadError {
         available: String,
     },
     /// The program's type is not one the test-run engine drives.
-    #[error("program `{program}` in {object} is a {kind} program; only XDP and sched_cls (TC) programs can be test-run")]
+    #[error(
+        "program `{program}` in {object} is a {kind} program; only XDP and sched_cls (TC) programs can be test-run"
+    )]
     UnsupportedType {
         /// Object name or path.
         object: String,
@@ -95,7 +100,7 @@ pub enum LoadError {
         program: String,
         /// aya's error, which carries the verifier log.
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
 }
 
@@ -129,6 +134,7 @@ impl std::fmt::Debug for LoadedProgram {
 impl LoadedProgram {
     /// Loads one of the repo's own programs.
     pub fn builtin(object: Object, options: &LoadOptions<'_>) -> Result<Self, LoadError> {
+        crate::kernel::check_bpf_capabilities()?;
         if object.elf.is_empty() {
             return Err(LoadError::NotBuilt {
                 object: object.program.to_owned(),
@@ -138,7 +144,7 @@ impl LoadedProgram {
             .load(object.elf)
             .map_err(|source| LoadError::Object {
                 object: object.program.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         Self::finish(ebpf, object.program, object.program, Origin::Builtin)
     }
@@ -149,12 +155,13 @@ impl LoadedProgram {
         program: &str,
         options: &LoadOptions<'_>,
     ) -> Result<Self, LoadError> {
+        crate::kernel::check_bpf_capabilities()?;
         let object = path.display().to_string();
         let ebpf = loader(options)
             .load_file(path)
             .map_err(|source| LoadError::Object {
                 object: object.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Self::finish(ebpf, &object, program, Origin::File(path.to_owned()))
     }
@@ -180,7 +187,7 @@ impl LoadedProgram {
         let verifier = |source| LoadError::Verifier {
             object: object.to_owned(),
             program: program.to_owned(),
-            source,
+            source: Box::new(source),
         };
         let kind = match prog {
             Program::Xdp(xdp) => {
@@ -214,9 +221,7 @@ impl LoadedProgram {
             .ebpf
             .program(&self.program)
             .expect("program existed at load time");
-        prog.fd()
-            .expect("program was loaded in finish()")
-            .as_fd()
+        prog.fd().expect("program was loaded in finish()").as_fd()
     }
 
     /// XDP or sched_cls.
@@ -258,7 +263,7 @@ impl LoadedProgram {
             .ok_or_else(|| CounterError::NoSuchMap(map.to_owned()))?;
         let array = PerCpuArray::<_, u64>::try_from(raw).map_err(|source| CounterError::Map {
             map: map.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         (0..array.len())
             .map(|i| {
@@ -267,7 +272,7 @@ impl LoadedProgram {
                     .map(|values| values.iter().sum())
                     .map_err(|source| CounterError::Map {
                         map: map.to_owned(),
-                        source,
+                        source: Box::new(source),
                     })
             })
             .collect()
@@ -283,7 +288,7 @@ impl LoadedProgram {
         let mut array =
             PerCpuArray::<_, u64>::try_from(raw).map_err(|source| CounterError::Map {
                 map: map.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         for i in 0..array.len() {
             let zeroes = aya::maps::PerCpuValues::try_from(vec![0u64; cpus.get() as usize])
@@ -292,7 +297,7 @@ impl LoadedProgram {
                 .set(i, zeroes, 0)
                 .map_err(|source| CounterError::Map {
                     map: map.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         Ok(())
@@ -310,9 +315,9 @@ pub enum CounterError {
     Map {
         /// The map.
         map: String,
-        /// aya's error.
+        /// aya's error (boxed: it is large and errors are rare).
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// The number of possible CPUs could not be read.
     #[error("cannot read the number of possible CPUs: {0}")]

@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use crate::formats::fixture::Quirks;
 use crate::load::{LoadedProgram, ProgramKind};
 
 /// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: give the program a CHECKSUM_COMPLETE
@@ -22,18 +23,6 @@ const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
 
 /// Room for headers a program may push (encapsulation) on top of the input.
 pub const OUTPUT_HEADROOM: usize = 256;
-
-/// NIC behaviour to emulate for one packet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Quirks {
-    /// Hand the program a CHECKSUM_COMPLETE skb, as mlx5 delivers packets,
-    /// and check `skb->csum` afterwards (skb programs only).
-    pub checksum_complete: bool,
-    /// Put only the first `N` bytes in the linear area, the rest in page
-    /// frags, as drivers that don't pull headers do (XDP programs loaded with
-    /// frags support only).
-    pub linear: Option<u32>,
-}
 
 /// A program's return code, named for its program type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +132,16 @@ pub enum RunError {
         /// Buffer size.
         capacity: usize,
     },
+    /// The kernel refuses to build this input in test-run mode (it is too
+    /// short for the headers its EtherType announces); a live run can still
+    /// deliver it.
+    #[error("the kernel cannot test-run this packet on a {kind} program: {why}")]
+    Unrunnable {
+        /// The program type.
+        kind: &'static str,
+        /// What the kernel requires.
+        why: String,
+    },
     /// The kernel rejected the input (EINVAL), with the likely reasons.
     #[error("the kernel rejected the test run of `{program}` (EINVAL): {hint}")]
     InvalidInput {
@@ -240,9 +239,15 @@ pub fn run_repeated(
                 input: packet.len(),
                 capacity,
             },
+            Some(libc::EINVAL) if let Some(why) = kernel_minimum(kind, packet) => {
+                RunError::Unrunnable {
+                    kind: kind.name(),
+                    why,
+                }
+            }
             Some(libc::EINVAL) => RunError::InvalidInput {
                 program: program.name().to_owned(),
-                hint: einval_hint(kind, packet, quirks),
+                hint: einval_hint(kind, quirks),
             },
             _ => RunError::Syscall {
                 program: program.name().to_owned(),
@@ -259,14 +264,34 @@ pub fn run_repeated(
     })
 }
 
-fn einval_hint(kind: ProgramKind, packet: &[u8], quirks: Quirks) -> String {
-    let mut hints = Vec::new();
+/// The minimum sizes `BPF_PROG_TEST_RUN` enforces before running anything:
+/// an Ethernet header for every program, and for skb programs the whole
+/// network header its EtherType announces (IPv4: 20 bytes, IPv6: 40).
+fn kernel_minimum(kind: ProgramKind, packet: &[u8]) -> Option<String> {
     if packet.len() < 14 {
-        hints.push(format!(
-            "the packet has {} bytes, fewer than an Ethernet header (14)",
+        return Some(format!(
+            "{} bytes is shorter than an Ethernet header (14)",
             packet.len()
         ));
     }
+    if kind != ProgramKind::SchedCls {
+        return None;
+    }
+    let (family, header) = match u16::from_be_bytes([packet[12], packet[13]]) {
+        0x0800 => ("IPv4", 20),
+        0x86dd => ("IPv6", 40),
+        _ => return None,
+    };
+    (packet.len() < 14 + header).then(|| {
+        format!(
+            "an skb test run needs the full {family} header ({header} bytes) after Ethernet; the packet has {}",
+            packet.len() - 14
+        )
+    })
+}
+
+fn einval_hint(kind: ProgramKind, quirks: Quirks) -> String {
+    let mut hints = Vec::new();
     if let (ProgramKind::Xdp, Some(n)) = (kind, quirks.linear) {
         hints.push(format!(
             "`linear: {n}` needs a program loaded with frags support (#[xdp(frags)] / SEC(\"xdp.frags\")) and a packet longer than {n} bytes"

@@ -1,0 +1,114 @@
+//! The decap contract: what `xdp_decap` and `tc_decap` (and anything claiming
+//! to be a decap) must do with each fixture packet.
+//!
+//! The expectation comes from the fixture (outcome, counter, and the expected
+//! output built from the packet's recipe), never from the program.
+
+use dsrlab_abi::decap::Counter;
+
+use super::Finding;
+use crate::{
+    formats::{
+        fixture::{FixturePacket, Outcome},
+        packet,
+    },
+    load::ProgramKind,
+    testrun::{RunError, RunResult, Verdict},
+};
+
+/// One acceptable result of running a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The output packet; `None` when the packet is dropped and its bytes
+    /// don't matter.
+    pub output: Option<Vec<u8>>,
+    /// The one counter that must count the packet.
+    pub counter: Counter,
+}
+
+/// The verdict a decap program of `kind` gives for `outcome`.
+pub const fn verdict(kind: ProgramKind, outcome: Outcome) -> Verdict {
+    match (kind, outcome) {
+        (ProgramKind::Xdp, Outcome::Decap | Outcome::Pass) => Verdict::Xdp(2),
+        (ProgramKind::Xdp, Outcome::Drop) => Verdict::Xdp(1),
+        (ProgramKind::SchedCls, Outcome::Decap | Outcome::Pass) => Verdict::Tc(0),
+        (ProgramKind::SchedCls, Outcome::Drop) => Verdict::Tc(2),
+    }
+}
+
+/// What a correct decap of `kind` does with `packet` when its headers are
+/// all in the linear area.
+pub fn expected(packet: &FixturePacket, kind: ProgramKind) -> Expected {
+    Expected {
+        verdict: verdict(kind, packet.expect.outcome),
+        output: packet.expected_output(),
+        counter: packet.expect.counter,
+    }
+}
+
+/// What a correct decap may do instead when the packet's headers are not all
+/// in the linear area (`linear: N`): leave it untouched and say so.
+pub fn untouched_non_linear(packet: &FixturePacket, kind: ProgramKind) -> Expected {
+    Expected {
+        verdict: verdict(kind, Outcome::Pass),
+        output: Some(packet.bytes.clone()),
+        counter: Counter::PassNonLinear,
+    }
+}
+
+/// The counters that moved between two snapshots of the counter map.
+pub fn counter_deltas(before: &[u64], after: &[u64]) -> Vec<(Counter, i64)> {
+    Counter::ALL
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| a != b)
+        .map(|(c, (b, a))| (*c, *a as i64 - *b as i64))
+        .collect()
+}
+
+/// Judges one run against the acceptable results (the first is the primary
+/// one, used for the report when none matches).
+pub fn judge(
+    acceptable: &[Expected],
+    run: &Result<RunResult, RunError>,
+    deltas: &[(Counter, i64)],
+) -> Vec<Finding> {
+    let result = match run {
+        Ok(result) => result,
+        Err(err) => return vec![Finding::RunFailed(err.to_string())],
+    };
+    let findings_for = |e: &Expected| {
+        let mut findings = Vec::new();
+        if result.verdict != e.verdict {
+            findings.push(Finding::Verdict {
+                expected: e.verdict,
+                actual: result.verdict,
+            });
+        }
+        if let Some(output) = &e.output
+            && let Some(diff) = packet::diff(output, &result.output)
+        {
+            findings.push(Finding::Output(diff));
+        }
+        if deltas != [(e.counter, 1)] {
+            findings.push(Finding::Counters {
+                expected: e.counter,
+                actual: deltas.to_vec(),
+            });
+        }
+        findings
+    };
+    let mut judged: Vec<Vec<Finding>> = acceptable.iter().map(findings_for).collect();
+    if let Some(clean) = judged.iter().position(Vec::is_empty) {
+        return judged.swap_remove(clean);
+    }
+    // Report against the alternative the program apparently meant (same
+    // counter), or the primary one.
+    let closest = acceptable
+        .iter()
+        .position(|e| deltas == [(e.counter, 1)])
+        .unwrap_or(0);
+    judged.swap_remove(closest)
+}

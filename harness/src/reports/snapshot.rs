@@ -1,0 +1,114 @@
+//! Snapshot material for insta: a stable, readable dissection of every packet
+//! of a suite run, and the output packets as a pcap that Wireshark opens.
+//!
+//! Nothing time-dependent goes in here, so a snapshot changes only when the
+//! packets, verdicts or counters change.
+
+use std::fmt::Write as _;
+
+use crate::{
+    formats::{fixture::FixtureSet, packet, pcap},
+    runner::SuiteReport,
+    testrun::Quirks,
+};
+
+/// The text snapshot: per packet its input, quirks, verdict, counters and
+/// output, each packet layer on its own line.
+pub fn dissection(set: &FixtureSet, report: &SuiteReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fixture {} through {} ({})",
+        report.fixture,
+        report.program,
+        report.kind.name()
+    );
+    for (packet, fixture) in report.packets.iter().zip(&set.packets) {
+        let _ = writeln!(out, "\n#{} {}", packet.number, packet.name);
+        if packet.quirks != Quirks::default() {
+            let _ = writeln!(out, "  quirks {}", describe_quirks(packet.quirks));
+        }
+        write_block(&mut out, "in", &packet::dissect(&fixture.bytes).to_string());
+        if let Some(reason) = &packet.skipped {
+            let _ = writeln!(out, "  skip   {reason}");
+            continue;
+        }
+        let Some(run) = &packet.run else { continue };
+        match run {
+            Err(err) => {
+                let _ = writeln!(out, "  error  {err}");
+            }
+            Ok(result) => {
+                let counters: Vec<String> = packet
+                    .counters
+                    .iter()
+                    .map(|(c, d)| format!("{} {d:+}", c.name()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  run    {} · {}",
+                    result.verdict,
+                    if counters.is_empty() {
+                        "no counter moved".to_owned()
+                    } else {
+                        counters.join(", ")
+                    }
+                );
+                if result.verdict.drops() {
+                    let _ = writeln!(out, "  out    (dropped)");
+                } else if result.output == fixture.bytes {
+                    let _ = writeln!(out, "  out    unchanged");
+                } else {
+                    write_block(
+                        &mut out,
+                        "out",
+                        &packet::dissect(&result.output).to_string(),
+                    );
+                }
+            }
+        }
+        for finding in &packet.findings {
+            write_block(&mut out, "FAIL", &finding.to_string());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} passed, {} failed, {} skipped",
+        report.passed(),
+        report.failed(),
+        report.skipped()
+    );
+    out
+}
+
+/// The packets that left the program (not dropped), in order, as a pcap.
+pub fn output_pcap(report: &SuiteReport) -> Vec<u8> {
+    let outputs: Vec<Vec<u8>> = report
+        .packets
+        .iter()
+        .filter_map(|p| match &p.run {
+            Some(Ok(result)) if !result.verdict.drops() => Some(result.output.clone()),
+            _ => None,
+        })
+        .collect();
+    pcap::to_bytes(&outputs)
+}
+
+/// `checksum complete, linear 34`.
+pub fn describe_quirks(quirks: Quirks) -> String {
+    let mut parts = Vec::new();
+    if quirks.checksum_complete {
+        parts.push("checksum complete".to_owned());
+    }
+    if let Some(n) = quirks.linear {
+        parts.push(format!("linear {n}"));
+    }
+    parts.join(", ")
+}
+
+fn write_block(out: &mut String, label: &str, text: &str) {
+    for (i, line) in text.lines().enumerate() {
+        let label = if i == 0 { label } else { "" };
+        let _ = writeln!(out, "  {label:<6} {line}");
+    }
+}

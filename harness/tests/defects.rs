@@ -1,0 +1,120 @@
+//! The oracles can never silently go blind: deliberately broken variants of
+//! the decap (datapath/ebpf feature `defects`) must each be reported, by the
+//! oracle that is meant to catch that class of bug.
+
+use std::path::Path;
+
+use dsrlab::{
+    datapath::{Object, defects},
+    formats::fixture::{FixtureSet, Outcome},
+    load::{LoadOptions, LoadedProgram},
+    oracles::Finding,
+    runner::{self, QuirkOverrides},
+    testrun::Verdict,
+};
+use dsrlab_abi::decap::Counter;
+
+fn load(object: Object) -> LoadedProgram {
+    LoadedProgram::builtin(object, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {}: {e}", object.program))
+}
+
+fn fixture(name: &str) -> FixtureSet {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(format!("{name}.yaml"));
+    FixtureSet::from_yaml_file(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const INNER_V4: [Counter; 4] = [
+    Counter::DecapIp4InIp4,
+    Counter::DecapIp4InIp6,
+    Counter::DecapGue4InIp4,
+    Counter::DecapGue4InIp6,
+];
+
+/// Rewriting inner bytes without fixing skb->csum is invisible without the
+/// quirk's checksum audit and reported as a checksum defect with it.
+#[test]
+fn missing_checksum_fixup_is_caught_under_checksum_complete() {
+    let set = fixture("decap-tunnels");
+    let prog = load(defects::TC_NO_CSUM_FIXUP);
+    let complete = QuirkOverrides {
+        checksum_complete: true,
+        ..QuirkOverrides::default()
+    };
+    let report = runner::run_decap_suite(&set, &prog, complete).unwrap();
+    let mut caught = 0;
+    for (fixture, packet) in set.packets.iter().zip(&report.packets) {
+        if !INNER_V4.contains(&fixture.expect.counter) {
+            continue;
+        }
+        let stale = packet
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::RunFailed(why) if why.contains("checksum bookkeeping")));
+        assert!(
+            stale,
+            "{}: not reported as stale: {:?}",
+            fixture.name, packet.findings
+        );
+        caught += 1;
+    }
+    assert!(caught > 0, "no inner-IPv4 tunnel packet in the fixtures");
+}
+
+/// Giving up on unpulled headers without saying so is caught by the counter
+/// oracle (and the output oracle where a decap was possible).
+#[test]
+fn silent_give_up_on_non_linear_headers_is_caught() {
+    let set = fixture("decap-tunnels");
+    let prog = load(defects::XDP_GIVES_UP_NONLINEAR);
+    for (i, packet) in set.packets.iter().enumerate() {
+        if packet.expect.outcome != Outcome::Decap || packet.quirks.checksum_complete {
+            continue;
+        }
+        let caught = (0..packet.bytes.len() as u32).any(|n| {
+            let overrides = QuirkOverrides {
+                linear: Some(n),
+                ..QuirkOverrides::default()
+            };
+            let report = runner::run_decap_packet(&prog, i + 1, packet, overrides).unwrap();
+            report.findings.iter().any(|f| {
+                matches!(f, Finding::Counters { actual, .. } if actual == &[(Counter::PassNotTunnel, 1)])
+            })
+        });
+        assert!(caught, "{}: silent give-up not reported", packet.name);
+    }
+}
+
+/// Accepting an inner header one byte short turns a drop into a decap of a
+/// truncated packet: caught by the verdict and counter oracles.
+#[test]
+fn off_by_one_inner_length_is_caught() {
+    let set = fixture("decap-malformed");
+    let prog = load(defects::XDP_OFF_BY_ONE);
+    let report = runner::run_decap_suite(&set, &prog, QuirkOverrides::default()).unwrap();
+    let wrongly_passed: Vec<_> = report
+        .packets
+        .iter()
+        .filter(|p| {
+            p.findings.iter().any(|f| {
+                matches!(
+                    f,
+                    Finding::Verdict {
+                        expected: Verdict::Xdp(1),
+                        actual: Verdict::Xdp(2)
+                    }
+                )
+            }) && p
+                .findings
+                .iter()
+                .any(|f| matches!(f, Finding::Counters { .. }))
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        !wrongly_passed.is_empty(),
+        "the off-by-one variant passed every malformed fixture"
+    );
+}
