@@ -89,3 +89,45 @@ fn missing_capabilities_are_named() {
     .join()
     .unwrap();
 }
+
+/// A user's own object, loaded from a file by path and program name, runs
+/// like a built-in one.
+#[test]
+fn a_users_object_runs_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user.o");
+    std::fs::write(&path, datapath::TC_PASS.elf).unwrap();
+    let prog = LoadedProgram::from_file(&path, "tc_pass", &LoadOptions::default()).unwrap();
+    assert_eq!(prog.kind(), ProgramKind::SchedCls);
+    assert_eq!(prog.object(), path.display().to_string());
+    let mut packet = frame(64);
+    packet[14] = 0x45; // an skb run needs a plausible IPv4 header
+    let result = testrun::run(&prog, &packet, Quirks::default()).unwrap();
+    assert_eq!(result.verdict.name(), "TC_ACT_OK");
+    assert_eq!(result.output, packet);
+}
+
+/// Asking for a program the object doesn't have lists the ones it has.
+#[test]
+fn a_wrong_program_name_lists_the_programs_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user.o");
+    std::fs::write(&path, datapath::XDP_DECAP.elf).unwrap();
+    let err = LoadedProgram::from_file(&path, "xdp_decapp", &LoadOptions::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("no program named `xdp_decapp`"),
+        "{message}"
+    );
+    assert!(message.contains("it has: xdp_decap"), "{message}");
+}
+
+/// A file that is not an ELF object is refused with its path.
+#[test]
+fn a_file_that_is_not_an_object_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, b"not an ELF file").unwrap();
+    let err = LoadedProgram::from_file(&path, "prog", &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+}
