@@ -52,3 +52,22 @@ pub fn count(index: u32) {
         unsafe { *slot += 1 };
     }
 }
+
+/// Defines what every program object needs besides its entry point: a panic
+/// handler (never reached: the verifier rejects code that could get there)
+/// and the GPL license that the kernel requires for the helpers we call.
+/// Invoke once at the end of each `src/bin/*.rs`.
+#[macro_export]
+macro_rules! program_object {
+    () => {
+        #[cfg(not(test))]
+        #[panic_handler]
+        fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+            loop {}
+        }
+
+        #[unsafe(link_section = "license")]
+        #[unsafe(no_mangle)]
+        static LICENSE: [u8; 4] = *b"GPL\0";
+    };
+}

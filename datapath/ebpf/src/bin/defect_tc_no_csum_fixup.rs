@@ -17,12 +17,4 @@ pub fn defect_tc_no_csum_fixup(ctx: TcContext) -> i32 {
     run::<TosWithoutCsumFixup>(&ctx)
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+dsrlab_ebpf::program_object!();

@@ -13,12 +13,4 @@ pub fn defect_xdp_gives_up_nonlinear(ctx: XdpContext) -> u32 {
     run::<GivesUpNonLinear>(&ctx)
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+dsrlab_ebpf::program_object!();

@@ -13,12 +13,4 @@ pub fn defect_xdp_off_by_one(ctx: XdpContext) -> u32 {
     run::<InnerLenOffByOne>(&ctx)
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+dsrlab_ebpf::program_object!();
