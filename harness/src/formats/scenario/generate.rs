@@ -1,0 +1,1 @@
+//! Generated traffic (being written).

@@ -1,0 +1,400 @@
+//! The scenario format, version 1: what a scenario file may say.
+//!
+//! These types are the format: serde reads them (unknown keys rejected) and
+//! schemars derives the JSON Schema that editors use (`dsrlab schema`). Their
+//! doc comments become the schema's descriptions, so they are written for
+//! scenario authors. Cross-field rules that the types can't express (exactly
+//! one of `builtin`/`object`, paths that exist, map key sizes ...) are
+//! checked after parsing, with the file, line and column of the offending key.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only scenario format version this harness reads.
+pub const VERSION: u32 = 1;
+
+/// A scenario: programs under test, the traffic to send through them, the NIC
+/// quirks to emulate, and what must happen.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Format version. Must be 1.
+    pub version: u32,
+    /// Name in reports and test names; defaults to the file name without
+    /// `.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the scenario proves, for humans.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The programs under test. Every packet of the traffic runs through
+    /// each of them, each with its own maps.
+    pub programs: Vec<ProgramSpec>,
+    /// How to run: `test-run` (BPF_PROG_TEST_RUN, one packet per syscall) and,
+    /// later, `netns` (a real topology). Results of all modes must agree.
+    #[serde(default = "default_modes")]
+    pub modes: Vec<Mode>,
+    /// The packets: fixture sets, pcap files and generated flows, run in this
+    /// order.
+    pub traffic: Vec<Stream>,
+    /// NIC quirks for every packet (a stream or packet may add its own).
+    #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
+    pub quirks: QuirksSpec,
+    /// Expectation for every packet of a stream that has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    /// State every program must be in after all the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<After>,
+    /// Keep insta snapshots of each program's run: a text dissection of
+    /// every packet (input, verdict, counters, output) and the output
+    /// packets as a .pcap; `cargo insta review` shows changes.
+    #[serde(default)]
+    pub snapshot: bool,
+}
+
+fn default_modes() -> Vec<Mode> {
+    vec![Mode::TestRun]
+}
+
+/// How packets reach the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `BPF_PROG_TEST_RUN`: one packet per syscall, no topology.
+    TestRun,
+    /// Attached in network namespaces joined by veth pairs (not available
+    /// yet: reported as skipped).
+    Netns,
+}
+
+impl Mode {
+    /// `test-run` or `netns`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TestRun => "test-run",
+            Self::Netns => "netns",
+        }
+    }
+}
+
+/// One program under test: one of dsrlab's own (`builtin`) or one from a
+/// user's ELF object (`object` + `program`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// One of dsrlab's programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<Builtin>,
+    /// A user's BPF ELF object, relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<PathBuf>,
+    /// The program's name in `object` (its function / section symbol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// UDP port of GUE tunnels (decap programs; default 6080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
+    /// The contract the program claims to implement, which turns on the
+    /// oracles for it (counters by name). dsrlab's decap programs implement
+    /// `decap` without saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Contract>,
+    /// Entries to write into the object's maps before any traffic, by map
+    /// name; keys and values as raw bytes in hex (user objects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub maps: BTreeMap<String, Vec<MapEntry>>,
+}
+
+/// dsrlab's own programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// XDP decapsulation (frags-aware).
+    XdpDecap,
+    /// TC (sched_cls) decapsulation.
+    TcDecap,
+    /// Returns XDP_PASS: a floor and a control.
+    XdpPass,
+    /// Returns TC_ACT_OK: a floor and a control.
+    TcPass,
+}
+
+impl Builtin {
+    /// The program's name, as in `datapath/ebpf`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::XdpDecap => "xdp_decap",
+            Self::TcDecap => "tc_decap",
+            Self::XdpPass => "xdp_pass",
+            Self::TcPass => "tc_pass",
+        }
+    }
+
+    /// The contract the program implements, if any.
+    pub const fn contract(self) -> Option<Contract> {
+        match self {
+            Self::XdpDecap | Self::TcDecap => Some(Contract::Decap),
+            Self::XdpPass | Self::TcPass => None,
+        }
+    }
+}
+
+/// A behaviour contract with its own oracles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Contract {
+    /// The decap ABI: a per-CPU `DECAP_COUNTERS` array of u64 with the
+    /// counters of `dsrlab_abi::decap::Counter`, one increment per packet.
+    Decap,
+}
+
+/// One map entry as raw bytes.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapEntry {
+    /// The key, hex (spaces and `:` allowed between bytes), exactly the
+    /// map's key size.
+    pub key: String,
+    /// The value, hex, exactly the map's value size. For per-CPU maps the
+    /// same value is written for every CPU.
+    pub value: String,
+}
+
+/// A source of packets. Exactly one of `fixture`, `pcap` and `generate`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// Name in reports; defaults to the file name or `generated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A fixture set (fixtures/*.yaml, relative to the scenario file): its
+    /// packets, quirks and per-packet expectations (decap contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixture: Option<PathBuf>,
+    /// A pcap file (relative to the scenario file), Ethernet link type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<PathBuf>,
+    /// Generated flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Generator>,
+    /// NIC quirks for every packet of this stream.
+    #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
+    pub quirks: QuirksSpec,
+    /// Expectation for every packet of this stream (overrides the
+    /// scenario's; for fixtures it adds to the fixture's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    /// Per-packet overrides by 1-based packet number in the stream.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub packets: BTreeMap<u32, PacketOverride>,
+}
+
+/// Quirks and expectation for one packet of a stream.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PacketOverride {
+    /// NIC quirks for this packet.
+    #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
+    pub quirks: QuirksSpec,
+    /// Expectation for this packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+}
+
+/// NIC behaviour to emulate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuirksSpec {
+    /// `complete`: deliver as CHECKSUM_COMPLETE, as mlx5 does (skb programs);
+    /// a stale `skb->csum` afterwards is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumQuirk>,
+    /// Only the first N bytes linear, the rest in page frags, as drivers that
+    /// don't pull headers deliver them (XDP programs with frags support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<u32>,
+}
+
+impl QuirksSpec {
+    /// No quirk set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Checksum state the NIC hands up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumQuirk {
+    /// CHECKSUM_COMPLETE.
+    Complete,
+}
+
+/// Flows to generate: `flows` distinct 5-tuples drawn from the ranges
+/// (deterministically from `seed`), `packets_per_flow` packets each.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generator {
+    /// Number of distinct flows.
+    pub flows: u32,
+    /// Packets per flow (default 1).
+    #[serde(default = "one")]
+    pub packets_per_flow: u32,
+    /// Tunnel around each packet (default `none`).
+    #[serde(default)]
+    pub tunnel: Tunnel,
+    /// Outer (tunnel) source addresses: an address, a CIDR block or
+    /// `first-last`. Default: 198.18.0.1 or 2001:db8::1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outer_src: Option<String>,
+    /// Outer (tunnel) destination addresses. Default: 198.18.0.2 or
+    /// 2001:db8::2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outer_dst: Option<String>,
+    /// Transport protocols, chosen per flow (default `[tcp]`).
+    #[serde(default = "default_protocols")]
+    pub protocols: Vec<Protocol>,
+    /// Inner source addresses (address, CIDR or `first-last`); the family
+    /// must match the tunnel's inner family. Default: 198.18.1.0/24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    /// Inner destination addresses. Default: 198.18.2.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    /// Source ports: a number or `first-last` (default 1024-65535).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<Range>,
+    /// Destination ports (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dport: Option<Range>,
+    /// Payload bytes after the transport header: a number or `min-max`
+    /// (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Range>,
+    /// Seed of the deterministic draw (default 0).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+const fn one() -> u32 {
+    1
+}
+
+fn default_protocols() -> Vec<Protocol> {
+    vec![Protocol::Tcp]
+}
+
+/// A number or an inclusive range `first-last`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Range {
+    /// One value.
+    One(u32),
+    /// `first-last`, inclusive.
+    Span(String),
+}
+
+/// Encapsulation of generated packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tunnel {
+    /// No tunnel: plain packets.
+    #[default]
+    None,
+    /// IPv4 in IPv4 (protocol 4).
+    Ip4InIp4,
+    /// IPv6 in IPv4 (protocol 41).
+    Ip6InIp4,
+    /// IPv4 in IPv6.
+    Ip4InIp6,
+    /// IPv6 in IPv6.
+    Ip6InIp6,
+    /// IPv4 in GUE (variant 1) over UDP/IPv4.
+    Gue4InIp4,
+    /// IPv6 in GUE over UDP/IPv4.
+    Gue6InIp4,
+    /// IPv4 in GUE over UDP/IPv6.
+    Gue4InIp6,
+    /// IPv6 in GUE over UDP/IPv6.
+    Gue6InIp6,
+}
+
+/// Transport protocol of generated packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP (SYN unless the flow has several packets: then SYN, ACK, ACK ...).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP echo request (ICMPv6 for IPv6).
+    Icmp,
+}
+
+/// What must happen to each packet. Every key is optional; the ones given
+/// must all hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The verdict: a kernel name (`XDP_PASS`, `XDP_DROP`, `XDP_TX`,
+    /// `TC_ACT_OK`, `TC_ACT_SHOT`, ...) or a class that fits any program
+    /// type: `pass`, `drop`, `tx`, `redirect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The output packet: `unchanged`, or `decapsulated` (the Ethernet
+    /// header, EtherType set to the inner family, followed by exactly the
+    /// inner packet of the input's tunnel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputExpect>,
+    /// Fields the output must have, by dissection path (`ipv4[0].ttl`,
+    /// `eth.dst`, `tcp.dport`) → value as dissected (`63`, `02:00:00:00:00:09`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+    /// Output equals packet N of this pcap (relative to the scenario file),
+    /// N being the packet's number in its stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<PathBuf>,
+    /// The one contract counter this packet increments (e.g.
+    /// `decap_ip4_in_ip4`); needs a program with a contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<String>,
+}
+
+/// Expected shape of the output packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputExpect {
+    /// Byte for byte the input.
+    Unchanged,
+    /// The input with its outer tunnel headers removed.
+    Decapsulated,
+}
+
+/// State after the run.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct After {
+    /// Contract counters by name → exact total over all CPUs (counters not
+    /// listed are not checked).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
+    /// Raw map values (user objects). Per-CPU values are summed as
+    /// little-endian u64 words before comparing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<MapCheck>,
+}
+
+/// One map value to check after the run.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapCheck {
+    /// The map's name.
+    pub map: String,
+    /// The key, hex.
+    pub key: String,
+    /// The expected value, hex.
+    pub value: String,
+}

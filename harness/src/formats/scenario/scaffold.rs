@@ -1,0 +1,1 @@
+//! New-scenario scaffolding (being written).
