@@ -224,6 +224,50 @@ impl fmt::Display for Dissection {
     }
 }
 
+impl Dissection {
+    /// The value of a field by path `label.name` as shown in dissections and
+    /// diffs (`ipv4[1].ttl`, `eth.dst`, `tcp.dport`); a lone layer also
+    /// answers to `kind[0]`.
+    pub fn field(&self, path: &str) -> Option<String> {
+        let (label, name) = path.rsplit_once('.')?;
+        let layer = self
+            .layers
+            .iter()
+            .find(|l| l.label == label || (label.strip_suffix("[0]") == Some(l.label.as_str())))?;
+        layer
+            .fields()
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(|f| f.value)
+    }
+
+    /// Where the packet inside the first tunnel starts: the offset of the
+    /// second IP header (after IPIP, or after UDP/GUE) and whether it is
+    /// IPv6. `None` when the packet carries no second IP header.
+    pub fn inner_ip(&self) -> Option<(usize, bool)> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l.repr {
+                LayerRepr::Ipv4(_) => Some((l.offset, false)),
+                LayerRepr::Ipv6(_) => Some((l.offset, true)),
+                _ => None,
+            })
+            .nth(1)
+    }
+}
+
+/// The frame a decapsulator should make of `bytes`: its Ethernet header
+/// with the EtherType of the inner family, then every byte from the inner IP
+/// header on. `None` if `bytes` is not a tunnel packet.
+pub fn decapsulated(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (inner, v6) = dissect(bytes).inner_ip()?;
+    let mut out = Vec::with_capacity(14 + bytes.len() - inner);
+    out.extend_from_slice(bytes.get(..12)?);
+    out.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    out.extend_from_slice(&bytes[inner..]);
+    Some(out)
+}
+
 /// Dissects an Ethernet frame with GUE on the default port (6080).
 pub fn dissect(bytes: &[u8]) -> Dissection {
     dissect_with(bytes, &DissectOptions::default())

@@ -13,7 +13,7 @@ pub mod repr;
 pub mod spec;
 
 pub use dissect::{
-    ChecksumStatus, DissectOptions, DissectedLayer, Dissection, LayerRepr, diff, diff_with,
-    dissect, dissect_with,
+    ChecksumStatus, DissectOptions, DissectedLayer, Dissection, LayerRepr, decapsulated, diff,
+    diff_with, dissect, dissect_with,
 };
 pub use spec::{BuildError, Built, BuiltLayer, DEFAULT_GUE_PORT, LayerSpec, Mutation, PacketSpec};

@@ -1,12 +1,40 @@
 //! Reading a scenario file: parse, check, resolve and expand it into
 //! [`LoadedScenario`], which the runner executes without re-checking.
-//! (Being written.)
+//!
+//! Everything that can be known without the kernel is checked here, so that
+//! `dsrlab check` finds it in milliseconds: the format (through the model's
+//! serde types), the cross-field rules the types cannot express, and every
+//! file a scenario names (objects parsed with aya-obj, fixtures rebuilt and
+//! compared with their pcaps, pcaps read). Every error names the scenario
+//! file and, when the YAML has one, the `line:column` of the key or value at
+//! fault, and says what was expected.
+//!
+//! Locations come from a second reading of the same text into a tree of
+//! located nodes ([`tree`]): the model types stay free of `Spanned`, so the
+//! JSON Schema derived from them is the format as authors write it.
 
-use std::path::PathBuf;
+mod expect;
+mod fields;
+mod messages;
+mod objects;
+mod programs;
+mod traffic;
+mod tree;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Component, Path, PathBuf},
+};
 
 use dsrlab_abi::decap::Counter;
 
-use super::model::{Builtin, Contract, Expect, Mode, Scenario};
+use self::{
+    messages::{bare_message, serde_message},
+    objects::{Hook, ObjectInfo},
+    tree::{Node, Pos, YPath},
+};
+use super::model::{Builtin, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION};
 use crate::formats::fixture::{Expectation, Quirks};
 
 /// A scenario read, checked and expanded.
@@ -58,8 +86,11 @@ pub struct ResolvedProgram {
     pub contract: Option<Contract>,
     /// Map entries to write before the traffic: (map, [(key, value)]),
     /// sizes already checked against the object.
-    pub maps: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub maps: Vec<(String, MapEntries)>,
 }
+
+/// A map's entries as raw (key, value) bytes.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// One packet of the traffic with everything that applies to it.
 #[derive(Clone, Debug)]
@@ -82,4 +113,364 @@ pub struct ScenarioPacket {
     /// For fixture `decap` packets: the expected output built from the
     /// recipe; for `expect.equals`: the packet of that pcap.
     pub expected_output: Option<Vec<u8>>,
+}
+
+/// Why a scenario cannot be used. Every message starts with the scenario
+/// file and, when the YAML has one, the `line:column` at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario file could not be read.
+    #[error("{}: cannot read: {source}", .path.display())]
+    Read {
+        /// The scenario file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario, or something it names is not
+    /// usable (a missing object, a stale fixture, a map of another size).
+    #[error("{}{}: {message}", .path.display(), location(*.line, *.column))]
+    Invalid {
+        /// The scenario file.
+        path: PathBuf,
+        /// 1-based line of the key or value at fault, when known.
+        line: Option<u64>,
+        /// 1-based column, when known.
+        column: Option<u64>,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+fn location(line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// What `dsrlab check` prints for a scenario that loads: its programs and
+/// the packets of each stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The scenario file.
+    pub path: PathBuf,
+    /// The scenario's name.
+    pub name: String,
+    /// Program names, in file order.
+    pub programs: Vec<String>,
+    /// Each stream's name and packet count, in traffic order.
+    pub streams: Vec<(String, usize)>,
+    /// The modes it runs in.
+    pub modes: Vec<Mode>,
+}
+
+/// `scenarios/x.yaml: ok: `x`: 2 programs (xdp_decap, tc_decap), 46 packets
+/// (decap-tunnels 34, flows 12), modes test-run`
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: usize, what: &str| {
+            if n == 1 {
+                format!("1 {what}")
+            } else {
+                format!("{n} {what}s")
+            }
+        };
+        let total: usize = self.streams.iter().map(|(_, n)| n).sum();
+        let streams: Vec<String> = self
+            .streams
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        let modes: Vec<&str> = self.modes.iter().map(|m| m.name()).collect();
+        write!(
+            f,
+            "{}: ok: `{}`: {} ({}), {} ({}), modes {}",
+            self.path.display(),
+            self.name,
+            plural(self.programs.len(), "program"),
+            self.programs.join(", "),
+            plural(total, "packet"),
+            streams.join(", "),
+            modes.join(", ")
+        )
+    }
+}
+
+impl LoadedScenario {
+    /// The summary `dsrlab check` prints.
+    pub fn summary(&self) -> Summary {
+        // Stream names are unique (checked when loading).
+        let streams = self
+            .spec
+            .traffic
+            .iter()
+            .map(|s| {
+                let name = stream_name(s);
+                let n = self.packets.iter().filter(|p| p.stream == name).count();
+                (name, n)
+            })
+            .collect();
+        Summary {
+            path: self.path.clone(),
+            name: self.name.clone(),
+            programs: self.programs.iter().map(|p| p.name.clone()).collect(),
+            streams,
+            modes: self.modes.clone(),
+        }
+    }
+}
+
+/// Reads, checks and expands the scenario in `path`.
+pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(&text, path)
+}
+
+/// Checks and expands the scenario `text`, as if read from `path`: `path`
+/// names it in errors and anchors its relative paths.
+pub fn load_str(text: &str, path: &Path) -> Result<LoadedScenario, ScenarioError> {
+    Loader::new(text, path)?.load()
+}
+
+/// Loads the scenario in `path` and summarizes it (what `dsrlab check`
+/// does).
+pub fn check(path: &Path) -> Result<Summary, ScenarioError> {
+    load(path).map(|s| s.summary())
+}
+
+/// The name a stream has in reports: `name:`, else its file's stem, else
+/// `generated`.
+fn stream_name(s: &Stream) -> String {
+    if let Some(name) = &s.name {
+        return name.clone();
+    }
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    match (&s.fixture, &s.pcap) {
+        (Some(f), _) => stem(f),
+        (None, Some(p)) => stem(p),
+        (None, None) => "generated".into(),
+    }
+}
+
+struct Loader<'a> {
+    path: &'a Path,
+    dir: PathBuf,
+    tree: Node,
+    spec: Scenario,
+    /// `expect.equals` pcaps by resolved path.
+    equals: HashMap<PathBuf, Vec<Vec<u8>>>,
+}
+
+/// A program as resolved, with what the checks of the traffic and `after`
+/// need to know about it.
+struct Checked {
+    program: ResolvedProgram,
+    /// Its object's maps and programs; `None` for a builtin whose object
+    /// was not built (`AYA_BUILD_SKIP=1`).
+    info: Option<ObjectInfo>,
+    /// The object, as named in messages.
+    object: String,
+    /// Where it runs.
+    hook: Hook,
+}
+
+impl<'a> Loader<'a> {
+    fn new(text: &str, path: &'a Path) -> Result<Self, ScenarioError> {
+        let invalid = |pos: Option<Pos>, message: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            message,
+        };
+        let tree = Node::parse(text).map_err(|e| {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            invalid(
+                pos.filter(|p| p.line > 0),
+                format!("invalid YAML: {}", bare_message(&e)),
+            )
+        })?;
+        match &tree.kind {
+            tree::Kind::Map(_) => {}
+            tree::Kind::Scalar(s) if s.is_empty() => {
+                return Err(invalid(
+                    None,
+                    "the file is empty; expected a scenario (`version: 1`, `programs:`, `traffic:`)"
+                        .into(),
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    tree.pos,
+                    "expected a mapping with `version: 1`, `programs:` and `traffic:`".into(),
+                ));
+            }
+        }
+        // The version first: a file of another version fails for that
+        // reason, not for a key this version does not know.
+        let version = YPath::root().key("version");
+        match tree.get(&version).and_then(Node::scalar) {
+            None if tree.get(&version).is_none() => {
+                return Err(invalid(
+                    tree.pos,
+                    format!("missing key `version`; expected `version: {VERSION}`"),
+                ));
+            }
+            Some(v) if v.parse::<u64>().is_ok_and(|v| v != u64::from(VERSION)) => {
+                return Err(invalid(
+                    tree.value_pos(&version),
+                    format!(
+                        "version {v} is not supported; this dsrlab reads version {VERSION} only"
+                    ),
+                ));
+            }
+            // Other shapes are type errors, reported by serde below.
+            _ => {}
+        }
+        let spec: Scenario = serde_saphyr::from_str(text).map_err(|e| {
+            let (pos, message) = serde_message(&e, &tree);
+            invalid(pos, message)
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("")).to_owned();
+        Ok(Self {
+            path,
+            dir,
+            tree,
+            spec,
+            equals: HashMap::new(),
+        })
+    }
+
+    fn err(&self, pos: Option<Pos>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            path: self.path.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            message: message.into(),
+        }
+    }
+
+    /// An error at the value at `p` (or its nearest ancestor).
+    fn at_value(&self, p: &YPath, message: impl Into<String>) -> ScenarioError {
+        self.err(self.tree.value_pos(p), message)
+    }
+
+    /// An error at the key ending `p`.
+    fn at_key(&self, p: &YPath, message: impl Into<String>) -> ScenarioError {
+        self.err(self.tree.key_pos(p), message)
+    }
+
+    /// A path of the scenario, relative to the scenario file's directory.
+    fn resolve(&self, rel: &Path) -> PathBuf {
+        normalize(&self.dir.join(rel))
+    }
+
+    fn load(mut self) -> Result<LoadedScenario, ScenarioError> {
+        let root = YPath::root();
+        if self.spec.programs.is_empty() {
+            return Err(self.at_value(
+                &root.key("programs"),
+                "`programs` is empty; expected at least one program",
+            ));
+        }
+        if self.spec.traffic.is_empty() {
+            return Err(self.at_value(
+                &root.key("traffic"),
+                "`traffic` is empty; expected at least one stream",
+            ));
+        }
+        let programs = self
+            .spec
+            .programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.program(&root.key("programs").index(i), p))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
+        let mut packets = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for i in 0..self.spec.traffic.len() {
+            let p = root.key("traffic").index(i);
+            let name = stream_name(&self.spec.traffic[i]);
+            if let Some(first) = names.iter().position(|n| *n == name) {
+                let at = if self.spec.traffic[i].name.is_some() {
+                    self.tree.value_pos(&p.key("name"))
+                } else {
+                    self.tree.value_pos(&p)
+                };
+                return Err(self.err(
+                    at,
+                    format!(
+                        "stream name `{name}` is taken by traffic[{first}]; give each stream its own `name:`"
+                    ),
+                ));
+            }
+            names.push(name.clone());
+            packets.extend(self.stream(&p, i, &name, &programs)?);
+        }
+        let (after_counters, after_maps) = self.after(&programs)?;
+        let name = self.spec.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        Ok(LoadedScenario {
+            path: self.path.to_owned(),
+            name,
+            modes: self.spec.modes.clone(),
+            programs: programs.into_iter().map(|c| c.program).collect(),
+            packets,
+            after_counters,
+            after_maps,
+            spec: self.spec,
+        })
+    }
+}
+
+/// `base` with the quirks `over` sets (later wins).
+fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
+    Quirks {
+        checksum_complete: base.checksum_complete || over.checksum.is_some(),
+        linear: over.linear.or(base.linear),
+    }
+}
+
+/// `base` with a fixture packet's own quirks, which win over the stream's:
+/// the fixture's expectation was written for them.
+fn fixture_quirks_over(base: Quirks, fixture: Quirks) -> Quirks {
+    Quirks {
+        checksum_complete: base.checksum_complete || fixture.checksum_complete,
+        linear: fixture.linear.or(base.linear),
+    }
+}
+
+/// Removes `.` and `dir/..` without touching the file system, so messages
+/// say `pcaps/x.pcap`, not `scenarios/../pcaps/x.pcap`.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
 }

@@ -171,7 +171,8 @@ pub struct Stream {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A fixture set (fixtures/*.yaml, relative to the scenario file): its
-    /// packets, quirks and per-packet expectations (decap contract).
+    /// packets and quirks, and its per-packet expectations, which bind the
+    /// programs implementing the decap contract.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixture: Option<PathBuf>,
     /// A pcap file (relative to the scenario file), Ethernet link type.

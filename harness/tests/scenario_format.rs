@@ -1,0 +1,569 @@
+//! Tests of the scenario format: loading and checking scenario files (every
+//! error with its `file:line:column` and what was expected), expansion into
+//! packets with merged quirks and expectations, the scaffold, and the JSON
+//! Schema (shipped file current, shipped scenarios valid against it).
+//!
+//! Scenario text is given inline and loaded as if it were
+//! `tests/data/scenarios/t.yaml` (cargo runs integration tests in
+//! `harness/`), so that relative paths reach the small files there.
+
+use std::path::{Path, PathBuf};
+
+use dsrlab::{
+    datapath,
+    formats::{
+        fixture::Quirks,
+        scenario::{
+            load::{self, ProgramSource, ScenarioError, load_str},
+            model::{Builtin, Contract, OutputExpect},
+            scaffold::scaffold,
+            schema::{SHIPPED_PATH, schema_json},
+        },
+    },
+};
+use dsrlab_abi::decap::Counter;
+use rstest::rstest;
+
+const DATA: &str = "tests/data/scenarios";
+
+fn data(name: &str) -> PathBuf {
+    Path::new(DATA).join(name)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The error of loading `text` as `tests/data/scenarios/t.yaml`.
+fn error(text: &str) -> String {
+    match load_str(text, &data("t.yaml")) {
+        Ok(_) => panic!("loaded without error:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A valid scenario's first lines; cases append to or replace them.
+const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
+
+#[rstest]
+#[case::broken_yaml(
+    "version: 1\nprograms: [{builtin: xdp_decap}\ntraffic: []\n",
+    "t.yaml:3:8: invalid YAML: illegal placement of ':' indicator"
+)]
+#[case::empty_file(
+    "# nothing yet\n",
+    "t.yaml: the file is empty; expected a scenario (`version: 1`, `programs:`, `traffic:`)"
+)]
+#[case::not_a_mapping(
+    "- version: 1\n",
+    "t.yaml:1:1: expected a mapping with `version: 1`, `programs:` and `traffic:`"
+)]
+#[case::unknown_key(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expct: {verdict: pass}\n",
+    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, quirks, expect, packets"
+)]
+#[case::unknown_top_level_key(
+    "version: 1\nprogram: []\n",
+    "t.yaml:2:1: unknown key `program` in the scenario; expected one of version, name, description, programs, modes, traffic, quirks, expect, after, snapshot"
+)]
+#[case::wrong_type(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: many}\n",
+    "t.yaml:5:23: `traffic[0].generate.flows`: expected a whole number from 0 to 4294967295, found `many`"
+)]
+#[case::unknown_value(
+    "version: 1\nprograms:\n  - builtin: xdp_decapp\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:3:14: unknown value `xdp_decapp` for `programs[0].builtin`; expected one of xdp_decap, tc_decap, xdp_pass, tc_pass"
+)]
+#[case::missing_version(
+    "programs:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:1:1: missing key `version`; expected `version: 1`"
+)]
+#[case::version_2(
+    "version: 2\nprograms: []\n",
+    "t.yaml:1:10: version 2 is not supported; this dsrlab reads version 1 only"
+)]
+#[case::missing_traffic(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\n",
+    "t.yaml:1:1: missing key `traffic` in the scenario"
+)]
+#[case::missing_key_in_item(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\nafter:\n  maps:\n    - {map: M, key: '00'}\n",
+    "t.yaml:8:7: missing key `value` in a map check"
+)]
+#[case::missing_key_in_generator(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {tunnel: ip4_in_ip4}\n",
+    "t.yaml:5:15: missing key `flows` in a generator"
+)]
+#[case::unknown_key_in_generator(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate:\n      flows: 2\n      sports: 1-2\n",
+    "t.yaml:7:7: unknown key `sports` in a generator; expected one of flows, packets_per_flow, tunnel, outer_src, outer_dst, protocols, src, dst, sport, dport, payload, seed"
+)]
+#[case::packet_number_not_a_number(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    packets:\n      first: {}\n",
+    "t.yaml:7:7: key of `traffic[0].packets`: expected a whole number from 0 to 4294967295, found `first`"
+)]
+#[case::missing_pcap(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: nope.pcap\n",
+    "t.yaml:5:11: cannot use pcap: tests/data/scenarios/nope.pcap: cannot read: No such file or directory (os error 2)"
+)]
+#[case::pcap_bad_magic(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: bad-magic.pcap\n",
+    "t.yaml:5:11: cannot use pcap: tests/data/scenarios/bad-magic.pcap: bad magic 0x0a0d0d0a (not a classic pcap file; pcapng is not supported)"
+)]
+#[case::pcap_truncated_record(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: truncated.pcap\n",
+    "t.yaml:5:11: cannot use pcap: tests/data/scenarios/truncated.pcap: packet 2: truncated packet data (10 of 60 bytes)"
+)]
+#[case::fixture_stale(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - fixture: stale.yaml\n",
+    "t.yaml:5:14: cannot use fixture set: tests/data/scenarios/stale.pcap is stale: packet 1 (`udp`: ipv4.ttl: expected 10, actual 64) differs from tests/data/scenarios/stale.yaml (run `dsrlab fixtures gen`)"
+)]
+#[case::fixture_missing(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - fixture: ../../../../fixtures/nope.yaml\n",
+    "t.yaml:5:14: cannot use fixture set: ../fixtures/nope.yaml: No such file or directory (os error 2)"
+)]
+#[case::no_source(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - name: empty\n",
+    "t.yaml:5:5: a stream needs one of `fixture`, `pcap` or `generate`"
+)]
+#[case::two_sources(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    generate: {flows: 1}\n",
+    "t.yaml:6:5: a stream has both `pcap` and `generate`; give exactly one of `fixture`, `pcap`, `generate`"
+)]
+#[case::builtin_and_object(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\n    object: prog.o\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:5: a program has both `builtin` and `object`; give one: `builtin` for one of dsrlab's programs, or `object` and `program` for your own"
+)]
+#[case::no_program_source(
+    "version: 1\nprograms:\n  - gue_port: 6080\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:3:5: a program needs `builtin` (one of xdp_decap, tc_decap, xdp_pass, tc_pass) or `object` and `program`"
+)]
+#[case::gue_port_on_pass(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    gue_port: 7000\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:5: `gue_port` applies only to the decap builtins (xdp_decap, tc_decap), not to built-in xdp_pass"
+)]
+#[case::unknown_counter(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expect: {counter: decap_ip5}\n",
+    "t.yaml:6:23: unknown counter `decap_ip5` of the decap contract; expected one of decap_ip4_in_ip4, decap_ip6_in_ip4, decap_ip4_in_ip6, decap_ip6_in_ip6, decap_gue4_in_ip4, decap_gue6_in_ip4, decap_gue4_in_ip6, decap_gue6_in_ip6, pass_not_tunnel, pass_fragment, pass_extension_header, pass_non_linear, pass_malformed, drop_malformed_tunnel, drop_helper_error"
+)]
+#[case::counter_without_contract(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\n  - builtin: xdp_pass\ntraffic:\n  - pcap: two.pcap\n    expect: {counter: pass_not_tunnel}\n",
+    "t.yaml:7:23: counter `pass_not_tunnel` needs programs with a contract; program `xdp_pass` has none"
+)]
+#[case::after_counter_without_contract(
+    "version: 1\nprograms:\n  - builtin: tc_pass\ntraffic:\n  - pcap: two.pcap\nafter:\n  counters:\n    pass_not_tunnel: 2\n",
+    "t.yaml:8:5: counter `pass_not_tunnel` needs programs with a contract; program `tc_pass` has none"
+)]
+#[case::contract_a_builtin_lacks(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    contract: decap\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:15: built-in xdp_pass does not implement the decap contract"
+)]
+#[case::generator_bad_range(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate:\n      flows: 2\n      src: 198.18.5.0-198.18.1.0\n",
+    "t.yaml:7:12: `src` in a generator: 198.18.5.0-198.18.1.0 is empty: its first address comes after its last"
+)]
+#[case::override_of_missing_packet(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    packets:\n      3: {expect: {verdict: drop}}\n",
+    "t.yaml:7:7: packet 3 does not exist: stream `two` has 2 packets, numbered from 1"
+)]
+#[case::equals_too_short(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: 3}\n    expect: {equals: two.pcap}\n",
+    "t.yaml:6:22: tests/data/scenarios/two.pcap has 2 packets; stream `generated` needs 3 (its packet N is compared with packet N)"
+)]
+#[case::field_path(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expect:\n      fields: {ipv4.tll: \"64\"}\n",
+    "t.yaml:7:16: field `ipv4.tll`: ipv4 has no field `tll`; expected one of csum, csum_status, dst, flags, frag, id, ihl, len, opts, proto, src, tos, ttl, ver"
+)]
+#[case::verdict_of_another_program_type(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\n  - builtin: tc_decap\ntraffic:\n  - pcap: two.pcap\nexpect: {verdict: XDP_PASS}\n",
+    "t.yaml:7:19: verdict XDP_PASS cannot come from program `tc_decap`, a TC program; a class (pass, drop, tx, redirect) fits every program type"
+)]
+#[case::duplicate_stream_name(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n  - name: two\n    generate: {flows: 1}\n",
+    "t.yaml:6:11: stream name `two` is taken by traffic[0]; give each stream its own `name:`"
+)]
+fn load_errors(#[case] text: &str, #[case] expected: &str) {
+    assert_eq!(error(text), format!("{DATA}/{expected}"));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let e = load::load(&data("nope.yaml")).unwrap_err();
+    assert!(matches!(e, ScenarioError::Read { .. }));
+    assert_eq!(
+        e.to_string(),
+        "tests/data/scenarios/nope.yaml: cannot read: No such file or directory (os error 2)"
+    );
+}
+
+/// A user object: the built-in `xdp_decap` written to a temporary file
+/// (map `DECAP_COUNTERS`: per-CPU array, 4-byte keys, 8-byte values).
+struct UserObject {
+    dir: tempfile::TempDir,
+}
+
+impl UserObject {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("decap.o"), datapath::XDP_DECAP.elf).unwrap();
+        std::fs::write(dir.path().join("junk.o"), b"#!/bin/sh\n").unwrap();
+        std::fs::copy(data("two.pcap"), dir.path().join("two.pcap")).unwrap();
+        Self { dir }
+    }
+
+    fn scenario(&self) -> PathBuf {
+        self.dir.path().join("t.yaml")
+    }
+
+    fn object(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn load(&self, program: &str) -> Result<load::LoadedScenario, ScenarioError> {
+        let text = format!("version: 1\nprograms:\n{program}traffic:\n  - pcap: two.pcap\n");
+        load_str(&text, &self.scenario())
+    }
+
+    fn error(&self, program: &str) -> String {
+        let e = self.load(program).unwrap_err().to_string();
+        let prefix = format!("{}:", self.scenario().display());
+        e.strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("`{e}` does not start with {prefix}"))
+            .to_owned()
+    }
+}
+
+#[rstest]
+#[case::program_not_in_object(
+    "  - object: decap.o\n    program: xdp_decapp\n",
+    "4:14: program `xdp_decapp` is not in {decap.o}; it has: xdp_decap"
+)]
+#[case::object_without_program(
+    "  - object: decap.o\n",
+    "3:5: `object` needs `program`, the name of a program in it; {decap.o} has: xdp_decap"
+)]
+#[case::object_missing(
+    "  - object: nope.o\n    program: p\n",
+    "3:13: cannot read object {nope.o}: No such file or directory (os error 2)"
+)]
+#[case::object_not_elf(
+    "  - object: junk.o\n    program: p\n",
+    "3:13: object {junk.o}: not an ELF file"
+)]
+#[case::map_not_in_object(
+    "  - object: decap.o\n    program: xdp_decap\n    maps:\n      BLOCKLIST: [{key: '01000000', value: '00'}]\n",
+    "6:7: map `BLOCKLIST` is not in {decap.o}; it has: DECAP_COUNTERS"
+)]
+#[case::map_key_size(
+    "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS:\n        - {key: '01 00 00', value: '0000000000000000'}\n",
+    "7:17: map DECAP_COUNTERS: key is 3 bytes, the map's key size is 4"
+)]
+#[case::map_value_size(
+    "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS:\n        - key: '01:00:00:00'\n          value: '00'\n",
+    "8:18: map DECAP_COUNTERS: value is 1 bytes, the map's value size is 8"
+)]
+#[case::map_key_not_hex(
+    "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS: [{key: '0x01zz', value: '00'}]\n",
+    "6:30: map DECAP_COUNTERS: key: `0x01zz` is not hex bytes: `z` is not a hex digit"
+)]
+fn user_object_errors(#[case] program: &str, #[case] expected: &str) {
+    let o = UserObject::new();
+    let mut want = format!(":{expected}");
+    for name in ["decap.o", "nope.o", "junk.o"] {
+        want = want.replace(&format!("{{{name}}}"), &o.object(name));
+    }
+    assert_eq!(format!(":{}", o.error(program)), want);
+}
+
+#[test]
+fn a_user_object_without_a_contract_has_no_counters() {
+    let o = UserObject::new();
+    let program = "  - object: decap.o\n    program: xdp_decap\n";
+    let s = o.load(program).unwrap();
+    assert_eq!(s.programs[0].contract, None);
+    let text = format!(
+        "version: 1\nprograms:\n{program}traffic:\n  - pcap: two.pcap\n    expect: {{counter: pass_not_tunnel}}\n"
+    );
+    let e = load_str(&text, &o.scenario()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:7:23: counter `pass_not_tunnel` needs programs with a contract; program \
+             `xdp_decap` has none (give it `contract: decap` if it implements it)",
+            o.scenario().display()
+        )
+    );
+}
+
+#[test]
+fn a_user_object_with_a_contract_and_maps_resolves() {
+    let o = UserObject::new();
+    let s = o
+        .load(
+            "  - object: decap.o\n    program: xdp_decap\n    contract: decap\n    maps:\n      DECAP_COUNTERS:\n        - {key: '08000000', value: '0100000000000000'}\n",
+        )
+        .unwrap();
+    let p = &s.programs[0];
+    assert_eq!(
+        p.source,
+        ProgramSource::File {
+            object: o.dir.path().join("decap.o"),
+            program: "xdp_decap".into()
+        }
+    );
+    assert_eq!(p.name, "xdp_decap");
+    assert_eq!(p.contract, Some(Contract::Decap));
+    assert_eq!(
+        p.maps,
+        [(
+            "DECAP_COUNTERS".to_owned(),
+            vec![(vec![8, 0, 0, 0], vec![1, 0, 0, 0, 0, 0, 0, 0])]
+        )]
+    );
+}
+
+#[test]
+fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
+    let s = load::load(&data("good.yaml")).unwrap();
+    assert_eq!(s.name, "good");
+    assert_eq!(
+        s.programs.iter().map(|p| &p.source).collect::<Vec<_>>(),
+        [
+            &ProgramSource::Builtin(Builtin::XdpDecap),
+            &ProgramSource::Builtin(Builtin::TcDecap)
+        ]
+    );
+    assert_eq!(s.programs[1].gue_port, Some(6080));
+    assert!(
+        s.programs
+            .iter()
+            .all(|p| p.contract == Some(Contract::Decap))
+    );
+    assert_eq!(s.after_counters, [(Counter::DropHelperError, 0)]);
+    assert_eq!(s.packets.len(), 34 + 2 + 3);
+
+    let fixture: Vec<_> = s
+        .packets
+        .iter()
+        .filter(|p| p.stream == "decap-tunnels")
+        .collect();
+    assert_eq!(fixture.len(), 34);
+    // Scenario linear 64, stream 96: the stream's wins.
+    let first = fixture[0];
+    assert_eq!((first.number, first.name.as_str()), (1, "ip4in4-tcp"));
+    assert_eq!(
+        first.quirks,
+        Quirks {
+            checksum_complete: false,
+            linear: Some(96)
+        }
+    );
+    assert_eq!(
+        first.expect.as_ref().unwrap().verdict.as_deref(),
+        Some("pass")
+    );
+    assert_eq!(first.fixture.unwrap().counter, Counter::DecapIp4InIp4);
+    assert!(first.expected_output.is_some());
+    // The packet's override wins for quirks and expectation.
+    let second = fixture[1];
+    assert_eq!(second.quirks.linear, Some(20));
+    let e = second.expect.as_ref().unwrap();
+    assert_eq!(
+        (e.verdict.as_deref(), e.counter.as_deref()),
+        (None, Some("decap_ip4_in_ip4"))
+    );
+    // A fixture packet's own quirk adds to the stream's.
+    let complete = fixture
+        .iter()
+        .find(|p| p.name == "ip4in4-tcp-csum-complete")
+        .unwrap();
+    assert_eq!(
+        complete.quirks,
+        Quirks {
+            checksum_complete: true,
+            linear: Some(96)
+        }
+    );
+
+    let two = pcap_packets(&data("two.pcap"));
+    let plain: Vec<_> = s.packets.iter().filter(|p| p.stream == "plain").collect();
+    assert_eq!(
+        plain.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["#1", "#2"]
+    );
+    assert_eq!(
+        plain[0].quirks,
+        Quirks {
+            checksum_complete: true,
+            linear: Some(64)
+        }
+    );
+    let e = plain[0].expect.as_ref().unwrap();
+    assert_eq!(e.output, Some(OutputExpect::Unchanged));
+    assert_eq!(plain[0].expected_output.as_deref(), Some(two[0].as_slice()));
+    assert_eq!(plain[0].fixture, None);
+    // Packet 2's own expectation has no `equals`.
+    assert_eq!(plain[1].expect.as_ref().unwrap().fields["ipv4.ttl"], "63");
+    assert_eq!(plain[1].expected_output, None);
+
+    let generated: Vec<_> = s
+        .packets
+        .iter()
+        .filter(|p| p.stream == "generated")
+        .collect();
+    assert_eq!(
+        generated
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["flow-1", "flow-2", "flow-3"]
+    );
+    assert_eq!(generated[2].number, 3);
+    assert_eq!(
+        generated[0].expect.as_ref().unwrap().verdict.as_deref(),
+        Some("pass")
+    );
+    assert_eq!(generated[0].quirks.linear, Some(64));
+
+    assert_eq!(
+        s.summary().to_string(),
+        "tests/data/scenarios/good.yaml: ok: `good`: 2 programs (xdp_decap, tc_decap), \
+         39 packets (decap-tunnels 34, plain 2, generated 3), modes test-run"
+    );
+}
+
+fn pcap_packets(path: &Path) -> Vec<Vec<u8>> {
+    dsrlab::formats::pcap::read_file(path).unwrap()
+}
+
+#[test]
+fn the_scaffold_loads_from_scenarios() {
+    let text = scaffold("new-scenario");
+    assert!(text.starts_with("# yaml-language-server: $schema=scenario.schema.json\n"));
+    let s = load_str(&text, &repo_root().join("scenarios/new-scenario.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(s.name, "new-scenario");
+    let names: Vec<_> = s.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["xdp_decap", "tc_decap"]);
+    let streams = s.summary().streams;
+    assert_eq!(
+        streams,
+        [
+            ("decap-tunnels".to_owned(), 34),
+            ("gue-flows".to_owned(), 8)
+        ]
+    );
+    assert!(s.packets.iter().any(|p| p.expect.is_some()));
+}
+
+/// `dsrlab check` on every shipped scenario: no kernel needed, so a broken
+/// scenario is found here with its line and column even where nothing can
+/// run.
+#[test]
+fn every_shipped_scenario_checks() {
+    let dir = repo_root().join("scenarios");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let summary = load::check(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(summary.to_string().contains(": ok: "), "{summary}");
+        }
+    }
+}
+
+/// Set to write `scenarios/scenario.schema.json` instead of comparing it.
+const UPDATE_SCHEMA: &str = "DSRLAB_UPDATE_SCHEMA";
+
+#[test]
+fn the_shipped_schema_is_current() {
+    let path = repo_root().join(SHIPPED_PATH);
+    let schema = schema_json();
+    if std::env::var_os(UPDATE_SCHEMA).is_some() {
+        std::fs::write(&path, &schema).unwrap();
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == schema,
+        "{SHIPPED_PATH} differs from schema_json(); regenerate it with \
+         `{UPDATE_SCHEMA}=1 cargo test -p dsrlab --test scenario_format the_shipped_schema_is_current`"
+    );
+}
+
+/// YAML as JSON, the way editors validate it.
+fn as_json(text: &str) -> serde_json::Value {
+    serde_saphyr::from_str(text).unwrap()
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&schema_json()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+fn schema_errors(v: &jsonschema::Validator, text: &str) -> Vec<String> {
+    let instance = as_json(text);
+    v.iter_errors(&instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn scenarios_validate_against_the_schema() {
+    let v = validator();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [repo_root().join("scenarios"), PathBuf::from(DATA)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    // Test inputs that are not scenarios.
+    files.retain(|p| !p.ends_with("stale.yaml"));
+    assert!(files.iter().any(|p| p.ends_with("good.yaml")));
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let errors = schema_errors(&v, &text);
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+    let errors = schema_errors(&v, &scaffold("x"));
+    assert!(errors.is_empty(), "scaffold: {errors:#?}");
+}
+
+#[test]
+fn the_schema_rejects_what_the_loader_rejects() {
+    let v = validator();
+    for (text, why) in [
+        (
+            "version: 2\nprograms: [{builtin: xdp_decap}]\ntraffic: [{pcap: a.pcap}]\n",
+            "version 2",
+        ),
+        (
+            "version: 1\nprograms: [{builtin: xdp_decap}]\ntraffic: [{pcap: a.pcap, expct: {}}]\n",
+            "unknown key",
+        ),
+        (
+            "version: 1\nprograms: []\ntraffic: [{pcap: a.pcap}]\n",
+            "no programs",
+        ),
+        (
+            "version: 1\nprograms: [{builtin: xdp}]\ntraffic: [{pcap: a.pcap}]\n",
+            "unknown builtin",
+        ),
+        (
+            "version: 1\nprograms: [{builtin: xdp_decap}]\ntraffic: [{generate: {flows: many}}]\n",
+            "wrong type",
+        ),
+    ] {
+        assert!(!schema_errors(&v, text).is_empty(), "{why}: valid:\n{text}");
+    }
+    let ok =
+        format!("{HEAD}traffic: [{{pcap: a.pcap, packets: {{2: {{quirks: {{linear: 20}}}}}}}}]\n");
+    assert_eq!(schema_errors(&v, &ok), Vec::<String>::new());
+}
