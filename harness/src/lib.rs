@@ -10,6 +10,7 @@ pub mod datapath;
 pub mod formats;
 pub mod kernel;
 pub mod load;
+pub mod maps;
 pub mod oracles;
 pub mod reports;
 pub mod runner;

@@ -253,6 +253,21 @@ impl LoadedProgram {
             .map(|bytes| bytes / size_of::<u64>() as u32)
     }
 
+    /// The kernel ids of the maps the program uses.
+    pub fn map_ids(&self) -> Vec<u32> {
+        self.ebpf
+            .program(&self.program)
+            .and_then(|p| p.info().ok())
+            .and_then(|info| info.map_ids().ok().flatten())
+            .unwrap_or_default()
+    }
+
+    /// One of the object's maps by name, for callers that know its type and
+    /// provision it through aya (a user object's own maps, for instance).
+    pub fn map_mut(&mut self, name: &str) -> Option<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name)
+    }
+
     /// Sums a per-CPU array of `u64` counters over all possible CPUs, index by
     /// index: counters are per-CPU so that the program never contends, and
     /// only the totals are meaningful to a test.

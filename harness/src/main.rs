@@ -1,5 +1,5 @@
-//! `dsrlab`: run fixture suites through the datapath, benchmark it, generate
-//! and inspect fixtures.
+//! `dsrlab`: run, check and scaffold scenarios, benchmark the datapath,
+//! generate fixtures and inspect captures.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,11 +10,17 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use dsrlab::{
     bench, datapath,
-    formats::{self, fixture::FixtureSet},
+    formats::{
+        self,
+        fixture::FixtureSet,
+        scenario::{load as scenario_load, model::Mode, scaffold, schema},
+    },
     load::{LoadOptions, LoadedProgram},
-    reports, runner,
+    reports::{self, pcap_diff},
+    runner::scenario::{self as scenario_runner, RunOptions},
 };
 use dsrlab_abi::decap::Counter;
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(version, about = "Testing and verification harness for DSR datapaths")]
@@ -25,18 +31,48 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the fixture suites through xdp_decap and tc_decap (test-run mode)
-    /// and print a summary; exits non-zero if any packet fails.
+    /// Run scenarios (default: every scenario in scenarios/) and print a
+    /// summary; exits 1 if anything failed, 2 if a scenario could not be
+    /// read.
     Run {
-        /// Directory of fixture definitions.
-        #[arg(long, default_value = "fixtures")]
-        fixtures: PathBuf,
-        /// Only fixture sets whose name contains this.
+        /// Scenario files or directories of them.
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// Only scenarios whose name contains this.
         #[arg(long)]
         filter: Option<String>,
+        /// Only this mode.
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Only this packet (1-based over a scenario's traffic).
+        #[arg(long)]
+        packet: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Write input/expected/actual pcaps of every failing packet here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Check scenario files without running them; every error names
+    /// file:line:column.
+    Check {
+        /// Scenario files or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write a commented scenario to start from.
+    New {
+        /// The scenario's name (file NAME.yaml).
+        name: String,
+        /// Directory to write it in.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the scenario format.
+    Schema,
     /// Measure ns/packet of the decap programs per tunnel kind, next to the
-    /// XDP_PASS floor.
+    /// trivial programs of their types.
     Bench {
         /// Directory of fixture definitions (packets are taken from them).
         #[arg(long, default_value = "fixtures")]
@@ -47,7 +83,7 @@ enum Command {
         /// CPU to pin the measuring thread to.
         #[arg(long, default_value_t = 0)]
         cpu: usize,
-        /// Output format.
+        /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -61,6 +97,21 @@ enum Command {
         #[command(subcommand)]
         command: PcapCommand,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    TestRun,
+    Netns,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::TestRun => Self::TestRun,
+            ModeArg::Netns => Self::Netns,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -80,15 +131,30 @@ enum PcapCommand {
         /// The pcap file.
         file: PathBuf,
     },
+    /// Compare two captures packet by packet, layer by layer; exits 1 if
+    /// they differ.
+    Diff {
+        /// The expected capture.
+        a: PathBuf,
+        /// The actual capture.
+        b: PathBuf,
+    },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Human,
     Json,
+    Junit,
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters: `dsrlab run | head` ends quietly when the
+    // reader goes away, instead of panicking on EPIPE.
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
@@ -100,7 +166,39 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { fixtures, filter } => run_suites(&fixtures, filter.as_deref()),
+        Command::Run {
+            paths,
+            filter,
+            mode,
+            packet,
+            format,
+            out,
+        } => {
+            let options = RunOptions {
+                packet,
+                modes: mode.map(|m| vec![m.into()]),
+            };
+            run_scenarios(&paths, filter.as_deref(), &options, format, out.as_deref())
+        }
+        Command::Check { paths } => check_scenarios(&paths),
+        Command::New { name, dir } => {
+            let path = dir.join(format!("{name}.yaml"));
+            if path.exists() {
+                bail!("{} exists; not overwriting it", path.display());
+            }
+            std::fs::write(&path, scaffold::scaffold(&name))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "wrote {} (check it with `dsrlab check {}`)",
+                path.display(),
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!("{}", schema::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             fixtures,
             calls,
@@ -127,7 +225,133 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pcap {
+            command: PcapCommand::Diff { a, b },
+        } => {
+            let (text, equal) = pcap_diff::pcap_diff(
+                &a.display().to_string(),
+                &formats::pcap::read_file(&a)?,
+                &b.display().to_string(),
+                &formats::pcap::read_file(&b)?,
+            );
+            print!("{text}");
+            Ok(if equal {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
+}
+
+/// Scenario files named by `paths`: files as given, directories' `*.yaml`
+/// (sorted).
+fn scenario_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read directory {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            found.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+            found.sort();
+            if found.is_empty() {
+                bail!("{} holds no scenario (*.yaml)", path.display());
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            bail!("{}: no such file or directory", path.display());
+        }
+    }
+    Ok(files)
+}
+
+fn check_scenarios(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for file in scenario_files(paths)? {
+        match scenario_load::load(&file) {
+            Ok(scenario) => println!(
+                "{}: ok: {} program(s), {} packet(s), modes {}",
+                file.display(),
+                scenario.programs.len(),
+                scenario.packets.len(),
+                scenario
+                    .modes
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_scenarios(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    options: &RunOptions,
+    format: Format,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut scenarios = Vec::new();
+    for file in scenario_files(paths)? {
+        let scenario = scenario_load::load(&file)?;
+        if filter.is_none_or(|f| scenario.name.contains(f)) {
+            scenarios.push(scenario);
+        }
+    }
+    if scenarios.is_empty() {
+        bail!("no scenario matches");
+    }
+    let total: u64 = scenarios
+        .iter()
+        .map(|s| scenario_runner::planned_runs(s, options))
+        .sum();
+    // Hidden by indicatif when stderr is not a terminal (CI logs).
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos}/{len} packets {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for scenario in &scenarios {
+        progress.set_prefix(scenario.name.clone());
+        let report = scenario_runner::run(scenario, options, &mut || progress.inc(1));
+        if let Some(dir) = out {
+            written.extend(
+                reports::scenario::write_failure_pcaps(dir, scenario, &report)
+                    .with_context(|| format!("cannot write pcaps under {}", dir.display()))?,
+            );
+        }
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    match format {
+        Format::Human => print!("{}", reports::scenario::human(&reports, &written)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&reports::scenario::json(&reports))?
+        ),
+        Format::Junit => println!("{}", reports::scenario::junit(&reports)),
+    }
+    Ok(if reports.iter().all(|r| r.ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The repository root a fixtures directory belongs to (its parent).
@@ -160,39 +384,10 @@ fn fixture_sets(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<FixtureS
     Ok(sets)
 }
 
-fn decap_programs() -> anyhow::Result<Vec<LoadedProgram>> {
-    [datapath::XDP_DECAP, datapath::TC_DECAP]
-        .into_iter()
-        .map(|object| {
-            LoadedProgram::builtin(object, &LoadOptions::default())
-                .with_context(|| format!("cannot load {}", object.program))
-        })
-        .collect()
-}
-
-fn run_suites(fixtures: &Path, filter: Option<&str>) -> anyhow::Result<ExitCode> {
-    let sets = fixture_sets(fixtures, filter)?;
-    let programs = decap_programs()?;
-    let mut reports = Vec::new();
-    for set in &sets {
-        for program in &programs {
-            reports.push(runner::run_decap_suite(
-                set,
-                program,
-                runner::QuirkOverrides::default(),
-            )?);
-        }
-    }
-    print!("{}", reports::table::summary(&reports));
-    let failed = reports.iter().any(|r| r.failed() > 0);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 fn run_bench(fixtures: &Path, calls: u32, cpu: usize, format: Format) -> anyhow::Result<()> {
+    if format == Format::Junit {
+        bail!("bench reports figures, not test cases: use --format human or json");
+    }
     bench::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
     let sets = fixture_sets(fixtures, None)?;
     // One packet per decap kind plus a non-tunnel one: the first fixture
@@ -245,6 +440,7 @@ fn run_bench(fixtures: &Path, calls: u32, cpu: usize, format: Format) -> anyhow:
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Human => print!("{}", bench::table(&rows, &pairings)),
+        Format::Junit => unreachable!("refused above"),
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! [`SuiteError`]; a packet that behaves wrongly is a finding in the report,
 //! never an error.
 
+pub mod scenario;
+
 use dsrlab_abi::decap::{COUNTERS_MAP, Counter};
 
 use crate::{
@@ -165,7 +167,11 @@ pub fn run_decap_packet(
         .linear
         .is_some_and(|n| (n as usize) < packet.bytes.len())
     {
-        acceptable.push(decap::untouched_non_linear(packet, program.kind()));
+        acceptable.push(decap::untouched_non_linear(
+            &packet.bytes,
+            program.kind(),
+            true,
+        ));
     }
     report.findings = decap::judge(&acceptable, &run, &report.counters);
     report.run = Some(run);

@@ -135,7 +135,7 @@ pub enum RunError {
     /// The kernel refuses to build this input in test-run mode (it is too
     /// short for the headers its EtherType announces); a live run can still
     /// deliver it.
-    #[error("the kernel cannot test-run this packet on a {kind} program: {why}")]
+    #[error("BPF_PROG_TEST_RUN refuses this packet for {kind} programs: {why}")]
     Unrunnable {
         /// The program type.
         kind: &'static str,
@@ -270,7 +270,7 @@ pub fn run_repeated(
 fn kernel_minimum(kind: ProgramKind, packet: &[u8]) -> Option<String> {
     if packet.len() < 14 {
         return Some(format!(
-            "{} bytes is shorter than an Ethernet header (14)",
+            "it needs at least an Ethernet header (14 bytes); the frame has {}",
             packet.len()
         ));
     }

@@ -1,6 +1,8 @@
-//! The decap datapath in test-run mode, fixture suite by fixture suite:
-//! exact decapsulation, XDP/TC equivalence, CHECKSUM_COMPLETE, unpulled
-//! headers, malformed input, and snapshots of every run.
+//! Properties of the decap datapath in test-run mode that go beyond what a
+//! scenario states: exact decapsulation per tunnel kind, XDP/TC equivalence
+//! packet by packet, CHECKSUM_COMPLETE for every fixture, every linear length,
+//! malformed input. (The fixture suites themselves, with their snapshots,
+//! are the shipped scenarios: tests/scenarios.rs.)
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,6 @@ use dsrlab::{
     datapath::{self, Object},
     formats::fixture::{FixtureSet, Outcome},
     load::{LoadOptions, LoadedProgram},
-    reports::snapshot,
     runner::{self, QuirkOverrides, SuiteReport},
     testrun::Verdict,
 };
@@ -43,35 +44,6 @@ fn assert_clean(report: &SuiteReport) {
         report.program,
         report.fixture,
         failures.join("\n")
-    );
-}
-
-/// Every shipped fixture set through both programs: the oracles find nothing,
-/// and the dissection and output pcap match their snapshots.
-#[rstest]
-fn fixture_suites_pass_and_match_snapshots(
-    #[files("../fixtures/*.yaml")] path: PathBuf,
-    #[values("xdp_decap", "tc_decap")] program: &str,
-) {
-    let set = FixtureSet::from_yaml_file(&path).unwrap();
-    set.check_pcap().unwrap();
-    let object = match program {
-        "xdp_decap" => datapath::XDP_DECAP,
-        _ => datapath::TC_DECAP,
-    };
-    let prog = load(object);
-    let report = runner::run_decap_suite(&set, &prog, QuirkOverrides::default()).unwrap();
-    for p in &report.packets {
-        if let Some(reason) = &p.skipped {
-            println!("skipped {}#{} on {program}: {reason}", set.name, p.number);
-        }
-    }
-    assert_clean(&report);
-    let name = format!("{}@{program}", set.name);
-    insta::assert_snapshot!(name.clone(), snapshot::dissection(&set, &report));
-    insta::assert_binary_snapshot!(
-        format!("{name}-output.pcap").as_str(),
-        snapshot::output_pcap(&report)
     );
 }
 

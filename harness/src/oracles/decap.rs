@@ -9,7 +9,7 @@ use dsrlab_abi::decap::Counter;
 use super::Finding;
 use crate::{
     formats::{
-        fixture::{FixturePacket, Outcome},
+        fixture::{Expectation, FixturePacket, Outcome},
         packet,
     },
     load::ProgramKind,
@@ -24,8 +24,10 @@ pub struct Expected {
     /// The output packet; `None` when the packet is dropped and its bytes
     /// don't matter.
     pub output: Option<Vec<u8>>,
-    /// The one counter that must count the packet.
-    pub counter: Counter,
+    /// The one counter that must count the packet; `None` when the program
+    /// has no decap counters to check (a user's program judged only by its
+    /// verdict and output).
+    pub counter: Option<Counter>,
 }
 
 /// The verdict a decap program of `kind` gives for `outcome`.
@@ -38,23 +40,35 @@ pub const fn verdict(kind: ProgramKind, outcome: Outcome) -> Verdict {
     }
 }
 
-/// What a correct decap of `kind` does with `packet` when its headers are
-/// all in the linear area.
+/// What a correct decap of `kind` does with a fixture packet when its
+/// headers are all in the linear area.
 pub fn expected(packet: &FixturePacket, kind: ProgramKind) -> Expected {
+    expected_for(&packet.expect, packet.expected_output(), kind, true)
+}
+
+/// What a correct decap of `kind` does with a packet of which the fixture
+/// says `expect` and whose output should be `output`; `counters`: whether
+/// the program has decap counters to check.
+pub fn expected_for(
+    expect: &Expectation,
+    output: Option<Vec<u8>>,
+    kind: ProgramKind,
+    counters: bool,
+) -> Expected {
     Expected {
-        verdict: verdict(kind, packet.expect.outcome),
-        output: packet.expected_output(),
-        counter: packet.expect.counter,
+        verdict: verdict(kind, expect.outcome),
+        output,
+        counter: counters.then_some(expect.counter),
     }
 }
 
 /// What a correct decap may do instead when the packet's headers are not all
 /// in the linear area (`linear: N`): leave it untouched and say so.
-pub fn untouched_non_linear(packet: &FixturePacket, kind: ProgramKind) -> Expected {
+pub fn untouched_non_linear(input: &[u8], kind: ProgramKind, counters: bool) -> Expected {
     Expected {
         verdict: verdict(kind, Outcome::Pass),
-        output: Some(packet.bytes.clone()),
-        counter: Counter::PassNonLinear,
+        output: Some(input.to_vec()),
+        counter: counters.then_some(Counter::PassNonLinear),
     }
 }
 
@@ -92,9 +106,11 @@ pub fn judge(
         {
             findings.push(Finding::Output(diff));
         }
-        if deltas != [(e.counter, 1)] {
+        if let Some(counter) = e.counter
+            && deltas != [(counter, 1)]
+        {
             findings.push(Finding::Counters {
-                expected: e.counter,
+                expected: counter,
                 actual: deltas.to_vec(),
             });
         }
@@ -108,7 +124,7 @@ pub fn judge(
     // counter), or the primary one.
     let closest = acceptable
         .iter()
-        .position(|e| deltas == [(e.counter, 1)])
+        .position(|e| e.counter.is_some_and(|c| deltas == [(c, 1)]))
         .unwrap_or(0);
     judged.swap_remove(closest)
 }

@@ -2,6 +2,7 @@
 //! right thing. They see results only, never the kernel.
 
 pub mod decap;
+pub mod expect;
 
 use std::fmt;
 
@@ -21,6 +22,24 @@ pub enum Finding {
         /// What the program returned.
         actual: Verdict,
     },
+    /// The verdict is not the one named or of the class asked for.
+    VerdictClass {
+        /// The name or class asked for.
+        expected: String,
+        /// What the program returned.
+        actual: Verdict,
+    },
+    /// An output field has another value (or is missing).
+    Field {
+        /// `label.name`.
+        path: String,
+        /// The value asked for.
+        expected: String,
+        /// The value found, if the field exists.
+        actual: Option<String>,
+    },
+    /// A state check after the run failed.
+    After(String),
     /// The output packet differs; the text is a layer-by-layer diff.
     Output(String),
     /// The counters moved differently: the expected counter should have
@@ -40,6 +59,21 @@ impl fmt::Display for Finding {
             Self::Verdict { expected, actual } => {
                 write!(f, "verdict: expected {expected}, actual {actual}")
             }
+            Self::VerdictClass { expected, actual } => {
+                write!(f, "verdict: expected {expected}, actual {actual}")
+            }
+            Self::Field {
+                path,
+                expected,
+                actual,
+            } => match actual {
+                Some(actual) => write!(f, "{path}: expected {expected}, actual {actual}"),
+                None => write!(
+                    f,
+                    "{path}: expected {expected}, but the output has no such field"
+                ),
+            },
+            Self::After(what) => write!(f, "after the run: {what}"),
             Self::Output(diff) => write!(f, "output differs:\n{diff}"),
             Self::Counters { expected, actual } => {
                 write!(f, "counters: expected {} +1, actual ", expected.name())?;

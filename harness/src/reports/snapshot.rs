@@ -12,9 +12,15 @@ use crate::{
     testrun::Quirks,
 };
 
-/// The text snapshot: per packet its input, quirks, verdict, counters and
-/// output, each packet layer on its own line.
+/// The text snapshot of a fixture suite run.
 pub fn dissection(set: &FixtureSet, report: &SuiteReport) -> String {
+    let inputs: Vec<&[u8]> = set.packets.iter().map(|p| p.bytes.as_slice()).collect();
+    dissection_of(&inputs, report)
+}
+
+/// The text snapshot: per packet its input (`inputs[number - 1]`), quirks,
+/// verdict, counters and output, each packet layer on its own line.
+pub fn dissection_of(inputs: &[&[u8]], report: &SuiteReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -23,12 +29,13 @@ pub fn dissection(set: &FixtureSet, report: &SuiteReport) -> String {
         report.program,
         report.kind.name()
     );
-    for (packet, fixture) in report.packets.iter().zip(&set.packets) {
+    for packet in &report.packets {
+        let input = inputs.get(packet.number - 1).copied().unwrap_or_default();
         let _ = writeln!(out, "\n#{} {}", packet.number, packet.name);
         if packet.quirks != Quirks::default() {
             let _ = writeln!(out, "  quirks {}", describe_quirks(packet.quirks));
         }
-        write_block(&mut out, "in", &packet::dissect(&fixture.bytes).to_string());
+        write_block(&mut out, "in", &packet::dissect(input).to_string());
         if let Some(reason) = &packet.skipped {
             let _ = writeln!(out, "  skip   {reason}");
             continue;
@@ -56,7 +63,7 @@ pub fn dissection(set: &FixtureSet, report: &SuiteReport) -> String {
                 );
                 if result.verdict.drops() {
                     let _ = writeln!(out, "  out    (dropped)");
-                } else if result.output == fixture.bytes {
+                } else if result.output == input {
                     let _ = writeln!(out, "  out    unchanged");
                 } else {
                     write_block(

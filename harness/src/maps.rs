@@ -1,0 +1,208 @@
+//! Raw, byte-level access to the maps a loaded program uses: scenarios fill
+//! a user's maps from hex and check them after the run without knowing their
+//! types. Per-CPU maps are written with the same value on every CPU and read
+//! back summed, since the CPU a test run lands on is not part of what a
+//! scenario asserts.
+
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
+use aya::maps::{MapFd, MapInfo, MapType};
+
+use crate::load::LoadedProgram;
+
+/// Kernel map names are cut to this many bytes (BPF_OBJ_NAME_LEN - 1).
+const KERNEL_NAME_LEN: usize = 15;
+
+/// A map used by a loaded program, addressed by bytes.
+pub struct RawMap {
+    name: String,
+    fd: MapFd,
+    map_type: MapType,
+    key_size: usize,
+    value_size: usize,
+}
+
+/// What can go wrong reading or writing a map.
+#[derive(Debug, thiserror::Error)]
+pub enum MapAccessError {
+    /// The program uses no map of that name.
+    #[error("program `{program}` uses no map named {map} (it uses: {available})")]
+    NoSuchMap {
+        /// The program.
+        program: String,
+        /// The map asked for.
+        map: String,
+        /// The maps it does use.
+        available: String,
+    },
+    /// Key or value of the wrong size.
+    #[error("map {map}: {what} is {given} bytes, the map's {what} size is {size}")]
+    Size {
+        /// The map.
+        map: String,
+        /// `key` or `value`.
+        what: &'static str,
+        /// Bytes given.
+        given: usize,
+        /// Bytes the map has.
+        size: usize,
+    },
+    /// Per-CPU values can only be summed as u64 words.
+    #[error("map {map}: per-CPU values of {size} bytes cannot be summed as u64 words")]
+    NotSummable {
+        /// The map.
+        map: String,
+        /// Its value size.
+        size: usize,
+    },
+    /// A syscall failed.
+    #[error("map {map}: {op} failed: {source}")]
+    Syscall {
+        /// The map.
+        map: String,
+        /// `update`, `lookup`, ...
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// aya could not describe the map.
+    #[error("cannot inspect the maps of `{program}`: {source}")]
+    Info {
+        /// The program.
+        program: String,
+        /// aya's error.
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+}
+
+impl RawMap {
+    /// The map called `name` among those `program` uses.
+    pub fn find(program: &LoadedProgram, name: &str) -> Result<Self, MapAccessError> {
+        let info_err = |source| MapAccessError::Info {
+            program: program.name().to_owned(),
+            source: Box::new(source),
+        };
+        let wanted = &name[..name.len().min(KERNEL_NAME_LEN)];
+        let mut available = Vec::new();
+        for id in program.map_ids() {
+            let info = MapInfo::from_id(id).map_err(info_err)?;
+            let kernel_name = info.name_as_str().unwrap_or_default().to_owned();
+            if kernel_name == wanted {
+                return Ok(Self {
+                    name: name.to_owned(),
+                    fd: info.fd().map_err(info_err)?,
+                    map_type: info.map_type().map_err(info_err)?,
+                    key_size: info.key_size() as usize,
+                    value_size: info.value_size() as usize,
+                });
+            }
+            available.push(kernel_name);
+        }
+        Err(MapAccessError::NoSuchMap {
+            program: program.name().to_owned(),
+            map: name.to_owned(),
+            available: available.join(", "),
+        })
+    }
+
+    fn per_cpu(&self) -> bool {
+        matches!(
+            self.map_type,
+            MapType::PerCpuArray | MapType::PerCpuHash | MapType::LruPerCpuHash
+        )
+    }
+
+    fn check(&self, what: &'static str, given: usize, size: usize) -> Result<(), MapAccessError> {
+        if given == size {
+            return Ok(());
+        }
+        Err(MapAccessError::Size {
+            map: self.name.clone(),
+            what,
+            given,
+            size,
+        })
+    }
+
+    fn syscall(&self, op: &'static str, rc: i32) -> Result<(), MapAccessError> {
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(MapAccessError::Syscall {
+            map: self.name.clone(),
+            op,
+            source: std::io::Error::from_raw_os_error(-rc),
+        })
+    }
+
+    /// Writes `value` at `key` (on every CPU for per-CPU maps).
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), MapAccessError> {
+        self.check("key", key.len(), self.key_size)?;
+        self.check("value", value.len(), self.value_size)?;
+        let buffer = if self.per_cpu() {
+            let stride = self.value_size.next_multiple_of(8);
+            let mut all = vec![0u8; stride * possible_cpus()];
+            for slot in all.chunks_mut(stride) {
+                slot[..value.len()].copy_from_slice(value);
+            }
+            all
+        } else {
+            value.to_vec()
+        };
+        // SAFETY: key and buffer are live and of the sizes the map expects.
+        let rc = unsafe {
+            libbpf_sys::bpf_map_update_elem(
+                self.fd.as_fd().as_raw_fd(),
+                key.as_ptr().cast(),
+                buffer.as_ptr().cast(),
+                0,
+            )
+        };
+        self.syscall("update", rc)
+    }
+
+    /// Reads the value at `key`, per-CPU values summed as little-endian u64
+    /// words; `None` if the key is absent.
+    pub fn lookup_summed(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapAccessError> {
+        self.check("key", key.len(), self.key_size)?;
+        let stride = self.value_size.next_multiple_of(8);
+        let cpus = if self.per_cpu() { possible_cpus() } else { 1 };
+        if self.per_cpu() && self.value_size % 8 != 0 {
+            return Err(MapAccessError::NotSummable {
+                map: self.name.clone(),
+                size: self.value_size,
+            });
+        }
+        let mut buffer = vec![0u8; stride * cpus];
+        // SAFETY: buffer holds a value for every possible CPU.
+        let rc = unsafe {
+            libbpf_sys::bpf_map_lookup_elem(
+                self.fd.as_fd().as_raw_fd(),
+                key.as_ptr().cast(),
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        if rc == -libc::ENOENT {
+            return Ok(None);
+        }
+        self.syscall("lookup", rc)?;
+        if !self.per_cpu() {
+            buffer.truncate(self.value_size);
+            return Ok(Some(buffer));
+        }
+        let mut sum = vec![0u64; self.value_size / 8];
+        for slot in buffer.chunks(stride) {
+            let (words, _) = slot.as_chunks::<8>();
+            for (word, bytes) in sum.iter_mut().zip(words) {
+                *word = word.wrapping_add(u64::from_le_bytes(*bytes));
+            }
+        }
+        Ok(Some(sum.iter().flat_map(|w| w.to_le_bytes()).collect()))
+    }
+}
+
+fn possible_cpus() -> usize {
+    aya::util::nr_cpus().map_or(1, |n| n.get() as usize)
+}

@@ -1,0 +1,328 @@
+//! Reports of scenario runs: the human summary with failure details, JSON,
+//! JUnit XML, and the pcaps (input / expected / actual) of failing packets.
+
+use std::{
+    fmt::Write as _,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use serde_json::{Value, json};
+
+use crate::{
+    formats::{
+        packet::decapsulated,
+        pcap,
+        scenario::{
+            load::{LoadedScenario, ScenarioPacket},
+            model::OutputExpect,
+        },
+    },
+    runner::{
+        PacketReport,
+        scenario::{RunOutcome, ScenarioReport},
+    },
+};
+
+/// One line per scenario, program and mode, then the details of every
+/// failure and skip, then the totals.
+pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:<16} {:<9} {:>7} {:>7} {:>7} {:>7} {:>8}",
+        "scenario", "program", "mode", "packets", "passed", "failed", "skipped", "time"
+    );
+    for r in reports {
+        for run in &r.runs {
+            let (packets, passed, failed, skipped) = match &run.outcome {
+                RunOutcome::Ran { report, after } => (
+                    report.packets.len().to_string(),
+                    report.passed(),
+                    report.failed() + after.len(),
+                    report.skipped(),
+                ),
+                RunOutcome::Skipped(_) => ("-".to_owned(), 0, 0, 1),
+                RunOutcome::SetupFailed(_) => ("-".to_owned(), 0, 1, 0),
+            };
+            let _ = writeln!(
+                out,
+                "{:<28} {:<16} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7.2}s",
+                r.name,
+                run.program,
+                run.mode.name(),
+                packets,
+                passed,
+                failed,
+                skipped,
+                run.elapsed.as_secs_f64()
+            );
+        }
+    }
+    for r in reports {
+        for run in &r.runs {
+            let at = format!("{} · {} · {}", r.name, run.program, run.mode.name());
+            match &run.outcome {
+                RunOutcome::Skipped(why) => {
+                    let _ = writeln!(out, "\nskipped {at}: {why}");
+                }
+                RunOutcome::SetupFailed(why) => {
+                    let _ = writeln!(out, "\nSETUP FAILED {at}:\n    {why}");
+                }
+                RunOutcome::Ran { report, after } => {
+                    write_skips(&mut out, &at, &report.packets);
+                    for p in &report.packets {
+                        write_packet(&mut out, &at, p, written);
+                    }
+                    for f in after {
+                        let _ = writeln!(out, "\nFAILED {at}: {f}");
+                    }
+                }
+            }
+        }
+    }
+    let passed: usize = reports.iter().map(ScenarioReport::passed).sum();
+    let failed: usize = reports.iter().map(ScenarioReport::failed).sum();
+    let skipped: usize = reports.iter().map(ScenarioReport::skipped).sum();
+    let _ = writeln!(out, "\n{passed} passed, {failed} failed, {skipped} skipped");
+    out
+}
+
+/// Skipped packets grouped by reason, so that 20 short frames the kernel
+/// refuses read as one line with their numbers.
+fn write_skips(out: &mut String, at: &str, packets: &[PacketReport]) {
+    let mut reasons: Vec<(&str, Vec<usize>)> = Vec::new();
+    for p in packets {
+        let Some(why) = &p.skipped else { continue };
+        // The reason's general part: details after ';' vary per packet.
+        let key = why.split(';').next().unwrap_or(why);
+        match reasons.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, numbers)) => numbers.push(p.number),
+            None => reasons.push((key, vec![p.number])),
+        }
+    }
+    for (why, numbers) in reasons {
+        let list: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
+        let _ = writeln!(
+            out,
+            "\nskipped {at}: {} packet(s): {why}\n    {}",
+            numbers.len(),
+            list.join(" ")
+        );
+    }
+}
+
+fn write_packet(out: &mut String, at: &str, p: &PacketReport, written: &[(String, Vec<PathBuf>)]) {
+    if p.skipped.is_some() || p.findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nFAILED {at} #{} {}:", p.number, p.name);
+    for f in &p.findings {
+        for line in f.to_string().lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let key = failure_key(at, p);
+    if let Some((_, paths)) = written.iter().find(|(k, _)| *k == key) {
+        for path in paths {
+            let _ = writeln!(out, "    wrote {}", path.display());
+        }
+    }
+}
+
+fn failure_key(at: &str, p: &PacketReport) -> String {
+    format!("{at}#{}", p.number)
+}
+
+/// Machine-readable results.
+pub fn json(reports: &[ScenarioReport]) -> Value {
+    let scenarios: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            let runs: Vec<Value> = r
+                .runs
+                .iter()
+                .map(|run| {
+                    let mut v = json!({"program": run.program, "mode": run.mode.name()});
+                    match &run.outcome {
+                        RunOutcome::Skipped(why) => {
+                            v["status"] = "skipped".into();
+                            v["reason"] = why.as_str().into();
+                        }
+                        RunOutcome::SetupFailed(why) => {
+                            v["status"] = "setup_failed".into();
+                            v["reason"] = why.as_str().into();
+                        }
+                        RunOutcome::Ran { report, after } => {
+                            v["status"] = "ran".into();
+                            v["passed"] = report.passed().into();
+                            v["failed"] = report.failed().into();
+                            v["skipped"] = report.skipped().into();
+                            v["packets"] = report
+                                .packets
+                                .iter()
+                                .filter(|p| !p.passed())
+                                .map(|p| {
+                                    json!({
+                                        "number": p.number,
+                                        "name": p.name,
+                                        "skipped": p.skipped,
+                                        "findings": p.findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                                    })
+                                })
+                                .collect::<Vec<_>>()
+                                .into();
+                            v["after"] = after
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .into();
+                        }
+                    }
+                    v
+                })
+                .collect();
+            json!({
+                "name": r.name,
+                "path": r.path,
+                "seconds": r.elapsed.as_secs_f64(),
+                "passed": r.passed(),
+                "failed": r.failed(),
+                "skipped": r.skipped(),
+                "runs": runs,
+            })
+        })
+        .collect();
+    json!({
+        "passed": reports.iter().map(ScenarioReport::passed).sum::<usize>(),
+        "failed": reports.iter().map(ScenarioReport::failed).sum::<usize>(),
+        "skipped": reports.iter().map(ScenarioReport::skipped).sum::<usize>(),
+        "scenarios": scenarios,
+    })
+}
+
+/// JUnit XML: a test suite per scenario, a test case per program, mode and
+/// packet (plus one per after-check failure and per failed setup).
+pub fn junit(reports: &[ScenarioReport]) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut junit = Report::new("dsrlab");
+    for r in reports {
+        let mut suite = TestSuite::new(r.name.as_str());
+        suite.set_time(r.elapsed);
+        for run in &r.runs {
+            let class = format!("{}.{}", run.program, run.mode.name());
+            match &run.outcome {
+                RunOutcome::Skipped(why) | RunOutcome::SetupFailed(why) => {
+                    let mut status = if matches!(run.outcome, RunOutcome::Skipped(_)) {
+                        TestCaseStatus::skipped()
+                    } else {
+                        TestCaseStatus::non_success(NonSuccessKind::Error)
+                    };
+                    status.set_message(why.as_str());
+                    let mut case = TestCase::new("setup", status);
+                    case.set_classname(class.as_str());
+                    suite.add_test_case(case);
+                }
+                RunOutcome::Ran { report, after } => {
+                    for p in &report.packets {
+                        let status = if let Some(why) = &p.skipped {
+                            let mut s = TestCaseStatus::skipped();
+                            s.set_message(why.as_str());
+                            s
+                        } else if p.findings.is_empty() {
+                            TestCaseStatus::success()
+                        } else {
+                            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                            let text: Vec<String> =
+                                p.findings.iter().map(ToString::to_string).collect();
+                            s.set_message(text.first().cloned().unwrap_or_default());
+                            s.set_description(text.join("\n"));
+                            s
+                        };
+                        let mut case = TestCase::new(format!("#{} {}", p.number, p.name), status);
+                        case.set_classname(class.as_str());
+                        suite.add_test_case(case);
+                    }
+                    for f in after {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(f.to_string());
+                        let mut case = TestCase::new("after", s);
+                        case.set_classname(class.as_str());
+                        suite.add_test_case(case);
+                    }
+                }
+            }
+        }
+        junit.add_test_suite(suite);
+    }
+    junit
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- cannot write JUnit XML: {e} -->"))
+}
+
+/// Writes, for every failing packet, `input.pcap`, `actual.pcap` and (when
+/// the expectation determines it) `expected.pcap` under
+/// `out/<scenario>/<program>-<mode>/<number>-<name>/`. Returns, per failure
+/// key, the files written.
+pub fn write_failure_pcaps(
+    out: &Path,
+    scenario: &LoadedScenario,
+    report: &ScenarioReport,
+) -> io::Result<Vec<(String, Vec<PathBuf>)>> {
+    let mut written = Vec::new();
+    for run in &report.runs {
+        let RunOutcome::Ran { report: suite, .. } = &run.outcome else {
+            continue;
+        };
+        let at = format!("{} · {} · {}", report.name, run.program, run.mode.name());
+        for p in suite.packets.iter().filter(|p| !p.findings.is_empty()) {
+            let Some(input) = scenario.packets.get(p.number - 1) else {
+                continue;
+            };
+            let dir = out
+                .join(sanitize(&report.name))
+                .join(format!("{}-{}", sanitize(&run.program), run.mode.name()))
+                .join(format!("{:04}-{}", p.number, sanitize(&p.name)));
+            fs::create_dir_all(&dir)?;
+            let mut files = Vec::new();
+            let mut put = |name: &str, bytes: &[u8]| -> io::Result<()> {
+                let path = dir.join(name);
+                pcap::write_file(&path, &[bytes.to_vec()]).map_err(io::Error::other)?;
+                files.push(path);
+                Ok(())
+            };
+            put("input.pcap", &input.bytes)?;
+            if let Some(expected) = expected_output(input) {
+                put("expected.pcap", &expected)?;
+            }
+            if let Some(Ok(result)) = &p.run {
+                put("actual.pcap", &result.output)?;
+            }
+            written.push((failure_key(&at, p), files));
+        }
+    }
+    Ok(written)
+}
+
+/// The output a packet's expectation determines, if it determines one.
+fn expected_output(packet: &ScenarioPacket) -> Option<Vec<u8>> {
+    if let Some(out) = &packet.expected_output {
+        return Some(out.clone());
+    }
+    match packet.expect.as_ref()?.output? {
+        OutputExpect::Unchanged => Some(packet.bytes.clone()),
+        OutputExpect::Decapsulated => decapsulated(&packet.bytes),
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
