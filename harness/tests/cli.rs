@@ -1,0 +1,167 @@
+//! The `dsrlab` binary as users and CI call it: exit codes, what goes to
+//! stdout and stderr, files written.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn dsrlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsrlab"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("dsrlab runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scenario directory inside the repository, so that `../fixtures` in a
+/// scaffolded scenario resolves as it does in scenarios/; removed on drop.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(".dsrlab-test-")
+        .tempdir_in(repo())
+        .unwrap()
+}
+
+#[test]
+fn check_names_file_line_and_column_and_exits_2() {
+    let dir = scratch();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - fixture: ../fixtures/decap-tunnels.yaml\n    expct: {verdict: pass}\n",
+    )
+    .unwrap();
+    let out = dsrlab(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("broken.yaml:6:5:"), "{stderr}");
+    assert!(stderr.contains("unknown key `expct`"), "{stderr}");
+}
+
+#[test]
+fn new_scaffolds_a_scenario_that_checks_and_runs() {
+    let dir = scratch();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = dsrlab(&["new", "mine", "--dir", dir_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.path().join("mine.yaml");
+    let scaffold = std::fs::read_to_string(&file).unwrap();
+    assert!(scaffold.starts_with("# yaml-language-server: $schema="));
+    let out = dsrlab(&["check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dsrlab(&["run", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(" 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Never overwrites.
+    let again = dsrlab(&["new", "mine", "--dir", dir_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("not overwriting"));
+}
+
+#[test]
+fn a_failing_run_exits_1_shows_the_diff_and_writes_pcaps() {
+    let dir = scratch();
+    let path = dir.path().join("wrong.yaml");
+    // The decap does decapsulate: expecting the tunnel packets unchanged is
+    // wrong on purpose.
+    std::fs::write(
+        &path,
+        "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: 2, tunnel: ip4_in_ip4}\n    expect: {output: unchanged}\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = dsrlab(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("FAILED wrong · xdp_decap · test-run #1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ipv4[0].proto: expected ipip, actual tcp"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
+    let packet_dir = out_dir.join("wrong/xdp_decap-test-run/0001-generated_flow-1");
+    for pcap in ["input.pcap", "expected.pcap", "actual.pcap"] {
+        assert!(packet_dir.join(pcap).is_file(), "{pcap} not written");
+    }
+}
+
+#[test]
+fn junit_and_json_reports_parse_and_count() {
+    let out = dsrlab(&["run", "scenarios/decap-gue-port.yaml", "--format", "junit"]);
+    assert!(out.status.success());
+    let xml = text(&out.stdout);
+    assert!(
+        xml.contains(r#"<testsuite name="decap-gue-port" tests="200""#),
+        "{xml}"
+    );
+    let out = dsrlab(&["run", "scenarios/decap-gue-port.yaml", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["passed"], 200);
+    assert_eq!(json["failed"], 0);
+}
+
+#[test]
+fn run_one_packet_and_filter() {
+    let out = dsrlab(&["run", "--filter", "gue-port", "--packet", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("decap-tunnels"), "{stdout}");
+}
+
+#[test]
+fn pcap_diff_exit_code_says_whether_captures_differ() {
+    let same = dsrlab(&[
+        "pcap",
+        "diff",
+        "pcaps/decap-tunnels.pcap",
+        "pcaps/decap-tunnels.pcap",
+    ]);
+    assert!(same.status.success());
+    assert!(
+        text(&same.stdout).contains("all equal"),
+        "{}",
+        text(&same.stdout)
+    );
+    let other = dsrlab(&[
+        "pcap",
+        "diff",
+        "pcaps/decap-tunnels.pcap",
+        "pcaps/decap-passthrough.pcap",
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+}
+
+#[test]
+fn a_broken_pcap_is_named_with_its_packet() {
+    let out = dsrlab(&[
+        "pcap",
+        "show",
+        "harness/tests/data/scenarios/truncated.pcap",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("truncated.pcap"), "{stderr}");
+    assert!(stderr.contains("packet 2"), "{stderr}");
+}
