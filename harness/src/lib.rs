@@ -15,3 +15,4 @@ pub mod oracles;
 pub mod reports;
 pub mod runner;
 pub mod testrun;
+pub mod verdict;

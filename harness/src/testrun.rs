@@ -9,13 +9,12 @@
 //! runs on; callers that compare per-CPU values should pin the thread.
 
 use std::{
-    fmt,
     os::fd::AsRawFd as _,
     time::{Duration, Instant},
 };
 
-pub use crate::formats::fixture::Quirks;
 use crate::load::{LoadedProgram, ProgramKind};
+pub use crate::{formats::fixture::Quirks, verdict::Verdict};
 
 /// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: give the program a CHECKSUM_COMPLETE
 /// skb and fail the run with EBADMSG if `skb->csum` is stale afterwards.
@@ -23,66 +22,6 @@ const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
 
 /// Room for headers a program may push (encapsulation) on top of the input.
 pub const OUTPUT_HEADROOM: usize = 256;
-
-/// A program's return code, named for its program type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    /// An XDP action.
-    Xdp(u32),
-    /// A TC action (signed in the kernel; `TC_ACT_UNSPEC` is -1).
-    Tc(i32),
-}
-
-impl Verdict {
-    fn from_retval(kind: ProgramKind, retval: u32) -> Self {
-        match kind {
-            ProgramKind::Xdp => Self::Xdp(retval),
-            ProgramKind::SchedCls => Self::Tc(retval as i32),
-        }
-    }
-
-    /// The kernel's name for this verdict (`XDP_PASS`, `TC_ACT_OK`, ...), or
-    /// the number when it has none.
-    pub fn name(self) -> String {
-        let known = match self {
-            Self::Xdp(0) => "XDP_ABORTED",
-            Self::Xdp(1) => "XDP_DROP",
-            Self::Xdp(2) => "XDP_PASS",
-            Self::Xdp(3) => "XDP_TX",
-            Self::Xdp(4) => "XDP_REDIRECT",
-            Self::Tc(-1) => "TC_ACT_UNSPEC",
-            Self::Tc(0) => "TC_ACT_OK",
-            Self::Tc(1) => "TC_ACT_RECLASSIFY",
-            Self::Tc(2) => "TC_ACT_SHOT",
-            Self::Tc(3) => "TC_ACT_PIPE",
-            Self::Tc(4) => "TC_ACT_STOLEN",
-            Self::Tc(5) => "TC_ACT_QUEUED",
-            Self::Tc(6) => "TC_ACT_REPEAT",
-            Self::Tc(7) => "TC_ACT_REDIRECT",
-            Self::Tc(8) => "TC_ACT_TRAP",
-            Self::Xdp(n) => return format!("XDP_{n}?"),
-            Self::Tc(n) => return format!("TC_{n}?"),
-        };
-        known.to_owned()
-    }
-
-    /// Whether the packet continues up the stack (XDP_PASS, TC_ACT_OK,
-    /// TC_ACT_UNSPEC).
-    pub const fn passes(self) -> bool {
-        matches!(self, Self::Xdp(2) | Self::Tc(0 | -1))
-    }
-
-    /// Whether the packet is dropped (XDP_DROP, XDP_ABORTED, TC_ACT_SHOT).
-    pub const fn drops(self) -> bool {
-        matches!(self, Self::Xdp(0 | 1) | Self::Tc(2))
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
-    }
-}
 
 /// What one test run returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,7 +196,11 @@ pub fn run_repeated(
     }
     output.truncate(opts.data_size_out as usize);
     Ok(RunResult {
-        verdict: Verdict::from_retval(kind, opts.retval),
+        verdict: match kind {
+            ProgramKind::Xdp => Verdict::Xdp(opts.retval),
+            // TC actions are signed: TC_ACT_UNSPEC is -1.
+            ProgramKind::SchedCls => Verdict::Tc(opts.retval as i32),
+        },
         output,
         kernel_ns: opts.duration,
         wall,

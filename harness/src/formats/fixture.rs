@@ -251,7 +251,7 @@ pub enum FixtureError {
         source: std::io::Error,
     },
     /// The YAML does not describe a fixture set.
-    #[error("{}{}: {message}", .path.display(), location(*.line, *.column))]
+    #[error("{}{}: {message}", .path.display(), super::location(*.line, *.column))]
     Yaml {
         /// The file.
         path: PathBuf,
@@ -263,7 +263,7 @@ pub enum FixtureError {
         message: String,
     },
     /// One packet cannot be built or contradicts its expectation.
-    #[error("{}{}: packet `{packet}`: {message}", .path.display(), location(*.line, *.column))]
+    #[error("{}{}: packet `{packet}`: {message}", .path.display(), super::location(*.line, *.column))]
     Packet {
         /// The file.
         path: PathBuf,
@@ -289,14 +289,6 @@ pub enum FixtureError {
         /// How it differs (`packet 7 differs from`).
         detail: String,
     },
-}
-
-fn location(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(":{l}:{c}"),
-        (Some(l), None) => format!(":{l}"),
-        _ => String::new(),
-    }
 }
 
 #[derive(Deserialize)]

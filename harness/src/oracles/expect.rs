@@ -10,43 +10,8 @@ use crate::{
         packet::{self, decapsulated, dissect},
         scenario::model::{Expect, OutputExpect},
     },
-    testrun::{RunResult, Verdict},
+    testrun::RunResult,
 };
-
-/// Whether `verdict` satisfies `wanted`: a kernel name (`XDP_PASS`) or a
-/// class (`pass`, `drop`, `tx`, `redirect`) that fits every program type.
-pub fn verdict_matches(wanted: &str, verdict: Verdict) -> bool {
-    match wanted {
-        "pass" => verdict.passes(),
-        "drop" => verdict.drops(),
-        "tx" => verdict == Verdict::Xdp(3),
-        "redirect" => matches!(verdict, Verdict::Xdp(4) | Verdict::Tc(7)),
-        name => verdict.name() == name,
-    }
-}
-
-/// The verdict names and classes `verdict:` accepts.
-pub const VERDICT_WORDS: [&str; 19] = [
-    "pass",
-    "drop",
-    "tx",
-    "redirect",
-    "XDP_ABORTED",
-    "XDP_DROP",
-    "XDP_PASS",
-    "XDP_TX",
-    "XDP_REDIRECT",
-    "TC_ACT_UNSPEC",
-    "TC_ACT_OK",
-    "TC_ACT_RECLASSIFY",
-    "TC_ACT_SHOT",
-    "TC_ACT_PIPE",
-    "TC_ACT_STOLEN",
-    "TC_ACT_QUEUED",
-    "TC_ACT_REPEAT",
-    "TC_ACT_REDIRECT",
-    "TC_ACT_TRAP",
-];
 
 /// Everything in `expect` that `result` violates. `expected_output` is the
 /// resolved `equals:` packet; `deltas` the contract counters that moved
@@ -60,7 +25,7 @@ pub fn judge(
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some(wanted) = &expect.verdict
-        && !verdict_matches(wanted, result.verdict)
+        && !result.verdict.is(wanted)
     {
         findings.push(Finding::VerdictClass {
             expected: wanted.clone(),

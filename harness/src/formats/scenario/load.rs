@@ -129,7 +129,7 @@ pub enum ScenarioError {
     },
     /// The file is not a valid scenario, or something it names is not
     /// usable (a missing object, a stale fixture, a map of another size).
-    #[error("{}{}: {message}", .path.display(), location(*.line, *.column))]
+    #[error("{}{}: {message}", .path.display(), crate::formats::location(*.line, *.column))]
     Invalid {
         /// The scenario file.
         path: PathBuf,
@@ -140,14 +140,6 @@ pub enum ScenarioError {
         /// What is wrong and what was expected.
         message: String,
     },
-}
-
-fn location(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(":{l}:{c}"),
-        (Some(l), None) => format!(":{l}"),
-        _ => String::new(),
-    }
 }
 
 /// What `dsrlab check` prints for a scenario that loads: its programs and

@@ -5,7 +5,10 @@
 use dsrlab_abi::decap::Counter;
 
 use super::{Checked, Loader, ProgramSource, ScenarioError, fields, objects::Hook, tree::YPath};
-use crate::formats::scenario::model::Expect;
+use crate::{
+    formats::scenario::model::Expect,
+    verdict::{CLASSES, TC_NAMES, XDP_NAMES},
+};
 
 impl Loader<'_> {
     /// Checks an expectation that applies to packets of every program.
@@ -34,32 +37,12 @@ impl Loader<'_> {
         verdict: &str,
         programs: &[Checked],
     ) -> Result<(), ScenarioError> {
-        const CLASSES: [&str; 4] = ["pass", "drop", "tx", "redirect"];
-        const XDP: [&str; 5] = [
-            "XDP_ABORTED",
-            "XDP_DROP",
-            "XDP_PASS",
-            "XDP_TX",
-            "XDP_REDIRECT",
-        ];
-        const TC: [&str; 10] = [
-            "TC_ACT_UNSPEC",
-            "TC_ACT_OK",
-            "TC_ACT_RECLASSIFY",
-            "TC_ACT_SHOT",
-            "TC_ACT_PIPE",
-            "TC_ACT_STOLEN",
-            "TC_ACT_QUEUED",
-            "TC_ACT_REPEAT",
-            "TC_ACT_REDIRECT",
-            "TC_ACT_TRAP",
-        ];
         if CLASSES.contains(&verdict) {
             return Ok(());
         }
-        let hook = if XDP.contains(&verdict) {
+        let hook = if XDP_NAMES.contains(&verdict) {
             Hook::Xdp
-        } else if TC.contains(&verdict) {
+        } else if TC_NAMES.contains(&verdict) {
             Hook::Tc
         } else {
             return Err(self.at_value(
@@ -67,8 +50,8 @@ impl Loader<'_> {
                 format!(
                     "unknown verdict `{verdict}`; expected a class ({}) or a kernel name ({}, {})",
                     CLASSES.join(", "),
-                    XDP.join(", "),
-                    TC.join(", ")
+                    XDP_NAMES.join(", "),
+                    TC_NAMES.join(", ")
                 ),
             ));
         };
