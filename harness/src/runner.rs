@@ -1,5 +1,6 @@
-//! Runs fixture suites through a loaded decap program in test-run mode and
-//! collects, per packet, what happened and what the oracles think of it.
+//! Runs fixture suites and scenarios ([`scenario`]) through loaded programs
+//! in test-run mode and collects, per packet, what happened and what the
+//! oracles think of it. Both go through one per-packet path.
 //!
 //! Building the world (loading, reading the counter map) fails with a
 //! [`SuiteError`]; a packet that behaves wrongly is a finding in the report,
@@ -7,16 +8,16 @@
 
 pub mod scenario;
 
-use dsrlab_abi::decap::{COUNTERS_MAP, Counter};
+use dsrlab_abi::decap::Counter;
 
 use crate::{
-    formats::fixture::{FixturePacket, FixtureSet},
-    load::{CounterError, LoadedProgram, ProgramKind},
-    oracles::{
-        Finding,
-        decap::{self, Expected},
+    formats::{
+        fixture::{FixturePacket, FixtureSet},
+        scenario::load::ScenarioPacket,
     },
-    testrun::{self, Quirks, RunError, RunResult},
+    load::{CounterError, LoadedProgram, ProgramKind},
+    oracles::Finding,
+    testrun::{Quirks, RunError, RunResult},
 };
 
 /// Quirks imposed on every packet of a run, on top of the fixture's own.
@@ -101,6 +102,16 @@ pub enum SuiteError {
     },
 }
 
+impl SuiteError {
+    /// The error for failing to read `program`'s counters.
+    pub fn counters(program: &LoadedProgram, source: CounterError) -> Self {
+        Self::Counters {
+            program: program.name().to_owned(),
+            source,
+        }
+    }
+}
+
 /// Runs every packet of `set` through the decap `program` and judges it
 /// against the decap contract.
 pub fn run_decap_suite(
@@ -122,7 +133,8 @@ pub fn run_decap_suite(
     })
 }
 
-/// Runs one fixture packet through the decap `program` and judges it.
+/// Runs one fixture packet through the decap `program` and judges it: the
+/// same per-packet path as a scenario's fixture stream.
 pub fn run_decap_packet(
     program: &LoadedProgram,
     number: usize,
@@ -133,49 +145,17 @@ pub fn run_decap_packet(
         checksum_complete: packet.quirks.checksum_complete || overrides.checksum_complete,
         linear: overrides.linear.or(packet.quirks.linear),
     };
-    let mut report = PacketReport {
-        number,
+    let as_scenario = ScenarioPacket {
+        stream: String::new(),
+        number: number as u32,
         name: packet.name.clone(),
+        bytes: packet.bytes.clone(),
         quirks,
-        skipped: skip_reason(program.kind(), quirks),
-        run: None,
-        counters: Vec::new(),
-        findings: Vec::new(),
+        expect: None,
+        fixture: Some(packet.expect),
+        expected_output: packet.expected_output(),
     };
-    if report.skipped.is_some() {
-        return Ok(report);
-    }
-    let counters = || {
-        program
-            .per_cpu_counters(COUNTERS_MAP)
-            .map_err(|source| SuiteError::Counters {
-                program: program.name().to_owned(),
-                source,
-            })
-    };
-    let before = counters()?;
-    let run = testrun::run(program, &packet.bytes, quirks);
-    let after = counters()?;
-    if let Err(RunError::Unrunnable { .. }) = &run {
-        report.skipped = run.err().map(|e| e.to_string());
-        return Ok(report);
-    }
-    report.counters = decap::counter_deltas(&before, &after);
-
-    let mut acceptable: Vec<Expected> = vec![decap::expected(packet, program.kind())];
-    if quirks
-        .linear
-        .is_some_and(|n| (n as usize) < packet.bytes.len())
-    {
-        acceptable.push(decap::untouched_non_linear(
-            &packet.bytes,
-            program.kind(),
-            true,
-        ));
-    }
-    report.findings = decap::judge(&acceptable, &run, &report.counters);
-    report.run = Some(run);
-    Ok(report)
+    scenario::run_packet(program, true, number, &as_scenario)
 }
 
 /// Why a packet with `quirks` cannot run on a program of `kind`, if it can't.

@@ -12,7 +12,7 @@ use std::{
 
 use dsrlab_abi::decap::{COUNTERS_MAP, GUE_PORT_GLOBAL};
 
-use super::{PacketReport, SuiteReport, skip_reason};
+use super::{PacketReport, SuiteError, SuiteReport, skip_reason};
 use crate::{
     datapath::{self, Object},
     formats::scenario::{
@@ -229,7 +229,7 @@ fn run_test_mode(
         }
         match run_packet(&loaded, counters, i + 1, packet) {
             Ok(report) => packets.push(report),
-            Err(why) => return RunOutcome::SetupFailed(why),
+            Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();
     }
@@ -249,15 +249,23 @@ fn run_test_mode(
     }
 }
 
-fn run_packet(
+/// Runs one packet and judges it: the fixture's expectation (decap
+/// contract, for programs implementing it: `counters`), then the packet's
+/// `expect:`. `number` is its 1-based position in the run.
+pub(crate) fn run_packet(
     program: &LoadedProgram,
     counters: bool,
     number: usize,
     packet: &ScenarioPacket,
-) -> Result<PacketReport, String> {
+) -> Result<PacketReport, SuiteError> {
+    let name = if packet.stream.is_empty() {
+        packet.name.clone()
+    } else {
+        format!("{}/{}", packet.stream, packet.name)
+    };
     let mut report = PacketReport {
         number,
-        name: format!("{}/{}", packet.stream, packet.name),
+        name,
         quirks: packet.quirks,
         skipped: skip_reason(program.kind(), packet.quirks),
         run: None,
@@ -271,7 +279,7 @@ fn run_packet(
         if counters {
             program
                 .per_cpu_counters(COUNTERS_MAP)
-                .map_err(|e| format!("program `{}`: {e}", program.name()))
+                .map_err(|e| SuiteError::counters(program, e))
         } else {
             Ok(Vec::new())
         }
