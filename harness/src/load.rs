@@ -272,25 +272,28 @@ impl LoadedProgram {
     /// index: counters are per-CPU so that the program never contends, and
     /// only the totals are meaningful to a test.
     pub fn per_cpu_counters(&self, map: &str) -> Result<Vec<u64>, CounterError> {
-        let raw = self
-            .ebpf
-            .map(map)
-            .ok_or_else(|| CounterError::NoSuchMap(map.to_owned()))?;
-        let array = PerCpuArray::<_, u64>::try_from(raw).map_err(|source| CounterError::Map {
-            map: map.to_owned(),
-            source: Box::new(source),
-        })?;
-        (0..array.len())
-            .map(|i| {
-                array
-                    .get(&i, 0)
-                    .map(|values| values.iter().sum())
-                    .map_err(|source| CounterError::Map {
-                        map: map.to_owned(),
-                        source: Box::new(source),
-                    })
-            })
-            .collect()
+        let Some(aya::maps::Map::PerCpuArray(data)) = self.ebpf.map(map) else {
+            return Err(match self.ebpf.map(map) {
+                None => CounterError::NoSuchMap(map.to_owned()),
+                Some(_) => CounterError::NotPerCpuArray(map.to_owned()),
+            });
+        };
+        let entries = data
+            .info()
+            .map_err(|source| CounterError::Map {
+                map: map.to_owned(),
+                source: Box::new(source),
+            })?
+            .max_entries();
+        // One batched syscall for the whole map: the oracles read the
+        // counters around every packet, and a lookup per entry would make
+        // the harness syscall-bound on counters, not on test runs.
+        crate::maps::sum_per_cpu_u64(data.fd().as_fd(), entries).map_err(|source| {
+            CounterError::Batch {
+                map: map.to_owned(),
+                source,
+            }
+        })
     }
 
     /// Zeroes a per-CPU array of `u64` counters on every CPU.
@@ -333,6 +336,18 @@ pub enum CounterError {
         /// aya's error (boxed: it is large and errors are rare).
         #[source]
         source: Box<aya::maps::MapError>,
+    },
+    /// The map exists but is not a per-CPU array.
+    #[error("map {0} is not a per-CPU array")]
+    NotPerCpuArray(String),
+    /// The batched lookup failed.
+    #[error("map {map}: batched lookup failed: {source}")]
+    Batch {
+        /// The map.
+        map: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
     },
     /// The number of possible CPUs could not be read.
     #[error("cannot read the number of possible CPUs: {0}")]

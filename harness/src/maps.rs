@@ -4,7 +4,7 @@
 //! back summed, since the CPU a test run lands on is not part of what a
 //! scenario asserts.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 
 use aya::maps::{MapFd, MapInfo, MapType};
 
@@ -205,4 +205,46 @@ impl RawMap {
 
 fn possible_cpus() -> usize {
     aya::util::nr_cpus().map_or(1, |n| n.get() as usize)
+}
+
+/// Reads all `entries` of a per-CPU array of `u64` with one batched lookup
+/// and sums each entry over the possible CPUs.
+pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<u64>> {
+    let cpus = possible_cpus();
+    let mut keys = vec![0u32; entries as usize];
+    let mut values = vec![0u64; entries as usize * cpus];
+    let mut count = entries;
+    let mut out_batch = 0u32;
+    let opts = libbpf_sys::bpf_map_batch_opts {
+        sz: size_of::<libbpf_sys::bpf_map_batch_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: keys and values hold `entries` keys and `entries * cpus`
+    // 8-byte values, the sizes the kernel writes for a per-CPU array of u64.
+    let rc = unsafe {
+        libbpf_sys::bpf_map_lookup_batch(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            (&raw mut out_batch).cast(),
+            keys.as_mut_ptr().cast(),
+            values.as_mut_ptr().cast(),
+            &mut count,
+            &opts,
+        )
+    };
+    // ENOENT: the batch reached the end of the map, which is what we asked.
+    if rc != 0 && rc != -libc::ENOENT {
+        return Err(std::io::Error::from_raw_os_error(-rc));
+    }
+    let mut sums = vec![0u64; entries as usize];
+    for (key, per_cpu) in keys
+        .iter()
+        .zip(values.chunks(cpus))
+        .take(count as usize)
+    {
+        if let Some(sum) = sums.get_mut(*key as usize) {
+            *sum = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+        }
+    }
+    Ok(sums)
 }
