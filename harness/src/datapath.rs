@@ -26,6 +26,8 @@ pub const TC_PASS: Object = object!("tc_pass");
 pub const XDP_DECAP: Object = object!("xdp_decap");
 /// TC (sched_cls) decapsulation.
 pub const TC_DECAP: Object = object!("tc_decap");
+/// XDP L4 load balancer (contract: `dsrlab_abi::lb`; loaded without frags).
+pub const XDP_LB: Object = object!("xdp_lb");
 
 /// Deliberately broken variants of the datapath, embedded only for the
 /// harness's own tests: each one proves that an oracle notices a class of bug.

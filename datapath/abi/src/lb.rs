@@ -94,6 +94,38 @@
 //!   makes the outer source: `IcmpErrorToReal`, XDP_TX. No VIP:
 //!   `PassNotVip`.
 //! - Any other ICMP: `PassNotVip`, untouched.
+//!
+//! ## Details both sides settled on
+//!
+//! - A frame shorter than Ethernet, or an IP version nibble that differs from
+//!   the EtherType's family, is `PassMalformed`.
+//! - "L4 header present" means, within the IP length: TCP 20 bytes (data
+//!   offset not checked), UDP 8, ICMP/ICMPv6 8, the IPv6 fragment header 8
+//!   (whose next header is the protocol looked up, with port 0).
+//! - Only TCP and UDP fragments can match a VIP; fragment rules come before
+//!   the options rule, and ICMP is handled before the options rule (an echo
+//!   request with options is answered with them, its IPv4 checksum
+//!   recomputed over IHL·4; an ICMP error with options is forwarded whole).
+//! - An ICMP error's quoted header must be of the message's own family; an
+//!   ICMP error too big to encapsulate is `DropTooBig`, never answered. ICMP
+//!   errors are never a SYN, use and fill the connection table, count in
+//!   per-VIP/per-real traffic and count `IcmpErrorToReal` instead of `Tx`.
+//! - `LruHit`/`LruMiss` count every selection, also one that then ends in
+//!   `DropNoReal`, `DropEncap`, `DropTooBig` or `TooBigSent`. The table is
+//!   updated at selection, before the family and MTU checks.
+//! - Bytes after the IP length (Ethernet padding) stay after the inner
+//!   packet; outer lengths come from the inner IP header; traffic bytes are
+//!   frame lengths. The family check comes before the MTU check.
+//! - Too-big replies carry ToS / traffic class / flow label 0. The echo
+//!   reply's ICMP checksum is updated incrementally (RFC 1624), so a wrong
+//!   input checksum stays wrong.
+//! - A real whose family is non-zero but neither 4 nor 6 is in use and gives
+//!   `DropEncap`.
+//! - Flow hash known answers (Linux `jhash_3words(a, b, c, seed)`):
+//!   (0, 0, 0, 0) → 0x1b68e557; (1, 2, 3, 0) → 0xa46158f5;
+//!   (0xc6120101, 0x9c400050, 6, 0) → 0xa3ba3736, with seed 0x12345678 →
+//!   0xd62ca848; (0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff) →
+//!   0xc343af0b.
 
 /// Maximum number of VIPs (`LB_VIPS`, per-VIP stats, ring slots).
 pub const MAX_VIPS: u32 = 64;
