@@ -9,6 +9,7 @@ pub mod bench;
 pub mod datapath;
 pub mod formats;
 pub mod kernel;
+pub mod lb;
 pub mod load;
 pub mod maps;
 pub mod oracles;

@@ -110,6 +110,9 @@ pub struct LoadOptions<'a> {
     /// Read-only globals to override (`volatile const` in C, `static` read
     /// with `read_volatile` in Rust), as name → bytes in target byte order.
     pub globals: Vec<(&'a str, &'a [u8])>,
+    /// Maps whose `max_entries` differ from the object's, as name → entries
+    /// (`LB_RING` sized for a non-default ring, for instance).
+    pub max_entries: Vec<(&'a str, u32)>,
 }
 
 /// A program loaded into the kernel, ready to be test-run or attached.
@@ -268,6 +271,12 @@ impl LoadedProgram {
         self.ebpf.map_mut(name)
     }
 
+    /// One of the object's maps by name, for reading it through aya's typed
+    /// maps without `&mut` (statistics, counters).
+    pub fn map(&self, name: &str) -> Option<&aya::maps::Map> {
+        self.ebpf.map(name)
+    }
+
     /// Sums a per-CPU array of `u64` counters over all possible CPUs, index by
     /// index: counters are per-CPU so that the program never contends, and
     /// only the totals are meaningful to a test.
@@ -358,6 +367,9 @@ fn loader<'a>(options: &LoadOptions<'a>) -> EbpfLoader<'a> {
     let mut loader = EbpfLoader::new();
     for &(name, bytes) in &options.globals {
         loader.override_global(name, bytes, true);
+    }
+    for &(name, entries) in &options.max_entries {
+        loader.map_max_entries(name, entries);
     }
     loader
 }

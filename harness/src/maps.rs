@@ -237,11 +237,7 @@ pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<
         return Err(std::io::Error::from_raw_os_error(-rc));
     }
     let mut sums = vec![0u64; entries as usize];
-    for (key, per_cpu) in keys
-        .iter()
-        .zip(values.chunks(cpus))
-        .take(count as usize)
-    {
+    for (key, per_cpu) in keys.iter().zip(values.chunks(cpus)).take(count as usize) {
         if let Some(sum) = sums.get_mut(*key as usize) {
             *sum = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
         }
