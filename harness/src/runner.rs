@@ -8,7 +8,7 @@
 
 pub mod scenario;
 
-use dsrlab_abi::decap::Counter;
+use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use crate::{
     formats::{
@@ -42,8 +42,10 @@ pub struct PacketReport {
     pub skipped: Option<String>,
     /// The run, if it ran.
     pub run: Option<Result<RunResult, RunError>>,
-    /// Counters that moved during its run.
+    /// Decap contract counters that moved during its run.
     pub counters: Vec<(Counter, i64)>,
+    /// Lb contract counters that moved during its run.
+    pub lb_counters: Vec<(LbCounter, i64)>,
     /// Everything the oracles found wrong; empty means it passed.
     pub findings: Vec<Finding>,
 }

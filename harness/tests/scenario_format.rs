@@ -14,14 +14,17 @@ use dsrlab::{
     formats::{
         fixture::Quirks,
         scenario::{
-            load::{self, ProgramSource, ScenarioError, load_str},
+            load::{self, LbOp, ProgramSource, ScenarioError, load_str},
             model::{Builtin, Contract, OutputExpect},
             scaffold::scaffold,
             schema::{SHIPPED_PATH, schema_json},
         },
     },
 };
-use dsrlab_abi::decap::Counter;
+use dsrlab_abi::{
+    decap::Counter,
+    lb::{Counter as LbCounter, vip_flags},
+};
 use rstest::rstest;
 
 const DATA: &str = "tests/data/scenarios";
@@ -60,7 +63,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_key(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expct: {verdict: pass}\n",
-    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, quirks, expect, packets"
+    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, quirks, expect, packets, lb_changes"
 )]
 #[case::unknown_top_level_key(
     "version: 1\nprogram: []\n",
@@ -72,7 +75,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_value(
     "version: 1\nprograms:\n  - builtin: xdp_decapp\ntraffic:\n  - pcap: two.pcap\n",
-    "t.yaml:3:14: unknown value `xdp_decapp` for `programs[0].builtin`; expected one of xdp_decap, tc_decap, xdp_pass, tc_pass"
+    "t.yaml:3:14: unknown value `xdp_decapp` for `programs[0].builtin`; expected one of xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb"
 )]
 #[case::missing_version(
     "programs:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n",
@@ -136,7 +139,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::no_program_source(
     "version: 1\nprograms:\n  - gue_port: 6080\ntraffic:\n  - pcap: two.pcap\n",
-    "t.yaml:3:5: a program needs `builtin` (one of xdp_decap, tc_decap, xdp_pass, tc_pass) or `object` and `program`"
+    "t.yaml:3:5: a program needs `builtin` (one of xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb) or `object` and `program`"
 )]
 #[case::gue_port_on_pass(
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    gue_port: 7000\ntraffic:\n  - pcap: two.pcap\n",
@@ -186,6 +189,149 @@ fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }
 
+/// A load balancer with one VIP and `lb` settings, then `rest` (starting
+/// at line 9, column 1).
+fn lb_error(rest: &str) -> String {
+    error(&format!(
+        "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb:\n      ring_size: 13\n      vips:\n        - vip: 198.18.0.10:80/tcp\n          reals: [198.18.10.1]\n{rest}"
+    ))
+}
+
+#[rstest]
+#[case::lb_on_a_decap(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\n    lb: {ring_size: 13}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:5: `lb` configures a load balancer: it goes with `builtin: xdp_lb` or an object with `contract: lb`, not with built-in xdp_decap"
+)]
+#[case::ring_size_not_prime(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {ring_size: 100}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:21: ring size 100 is not prime; Maglev needs a prime (13, 251, 65537)"
+)]
+#[case::mtu_out_of_range(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {mtu: 100}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:15: mtu 100 is out of range 116..=65535 (68 plus the largest encapsulation overhead, 48, up to the largest IP packet)"
+)]
+#[case::bad_gateway_mac(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {gateway_mac: \"02:00:00:00:fe\"}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:23: `02:00:00:00:fe` is not a MAC address: it needs six bytes"
+)]
+#[case::src_prefix_outside_ranges(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {src_v6_prefix: \"2001:db9::\"}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:25: src_v6_prefix 2001:db9:: is outside 198.18.0.0/15 and 2001:db8::/32, the only ranges dsrlab uses"
+)]
+#[case::src_prefix_of_other_family(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {src_v4_prefix: \"2001:db8::\"}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:25: src_v4_prefix must be an IPv4 address"
+)]
+#[case::unknown_key_in_lb(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {rings: 13}\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:10: unknown key `rings` in a load balancer's `lb`; expected one of ring_size, hash_seed, gateway_mac, mtu, gue_port, icmp_echo, send_too_big, src_v4_prefix, src_v6_prefix, vips"
+)]
+#[case::gue_port_on_lb(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    gue_port: 6081\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:5: `gue_port` applies only to the decap builtins (xdp_decap, tc_decap), not to built-in xdp_lb (the load balancer's GUE port is `lb.gue_port`)"
+)]
+#[case::contract_lb_on_a_decap(
+    "version: 1\nprograms:\n  - builtin: tc_decap\n    contract: lb\ntraffic:\n  - pcap: two.pcap\n",
+    "t.yaml:4:15: built-in tc_decap does not implement the lb contract"
+)]
+#[case::lb_changes_without_lb(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    lb_changes: [{remove_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.1}}]\n",
+    "t.yaml:6:5: `lb_changes` changes load balancers, and no program here is one (`builtin: xdp_lb` or `contract: lb`)"
+)]
+fn lb_load_errors(#[case] text: &str, #[case] expected: &str) {
+    assert_eq!(error(text), format!("{DATA}/{expected}"));
+}
+
+#[rstest]
+#[case::vip_without_proto(
+    "        - vip: 198.18.0.11:80\n",
+    "9:16: VIP `198.18.0.11:80` has no `/proto`; expected `address:port/proto` (198.18.0.10:80/tcp, \"[2001:db8::10]:443/udp\"; port 0 for all ports)"
+)]
+#[case::vip_without_port(
+    "        - vip: 198.18.0.11/tcp\n",
+    "9:16: VIP `198.18.0.11/tcp`: expected `address:port/proto` (198.18.0.10:80/tcp, \"[2001:db8::10]:443/udp\"; port 0 for all ports)"
+)]
+#[case::vip_protocol(
+    "        - vip: 198.18.0.11:80/sctp\n",
+    "9:16: VIP `198.18.0.11:80/sctp`: protocol `sctp` is not balanced; expected tcp or udp"
+)]
+#[case::vip_ipv6_without_brackets(
+    "        - vip: \"2001:db8::10:80/tcp\"\n",
+    "9:16: VIP `2001:db8::10:80/tcp`: an IPv6 VIP is written in brackets, `[address]:port/proto`"
+)]
+#[case::vip_ipv6_unquoted(
+    "        - vip: [2001:db8::10]:80/tcp\n",
+    "9:30: invalid YAML: while parsing a block mapping, did not find expected key; quote an IPv6 VIP, \"[2001:db8::10]:80/tcp\" (YAML reads `[` as the start of a list)"
+)]
+#[case::vip_ipv6_unquoted_without_port(
+    "        - vip: [2001:db8::10]\n",
+    "9:16: `programs[0].lb.vips[1].vip`: expected string scalar: quote an IPv6 VIP, \"[2001:db8::10]:80/tcp\" (YAML reads `[` as the start of a list)"
+)]
+#[case::vip_outside_ranges(
+    "        - vip: 10.0.0.1:80/tcp\n",
+    "9:16: VIP 10.0.0.1 is outside 198.18.0.0/15 and 2001:db8::/32, the only ranges dsrlab uses"
+)]
+#[case::vip_twice(
+    "        - vip: 198.18.0.10:80/tcp\n",
+    "9:16: VIP 198.18.0.10:80/tcp is listed twice (first as lb.vips[0])"
+)]
+#[case::unknown_flag(
+    "        - vip: 198.18.0.11:80/tcp\n          flags: [gue, no_sprot]\n",
+    "10:24: unknown value `no_sprot` for `programs[0].lb.vips[1].flags[1]`; expected one of no_sport, no_lru, dport_only, gue"
+)]
+#[case::flag_twice(
+    "        - vip: 198.18.0.11:80/tcp\n          flags: [gue, gue]\n",
+    "10:24: flag gue is given twice"
+)]
+#[case::real_outside_ranges(
+    "        - vip: 198.18.0.11:80/tcp\n          reals: [198.18.10.1, 192.0.2.1]\n",
+    "10:32: real 192.0.2.1 is outside 198.18.0.0/15 and 2001:db8::/32, the only ranges dsrlab uses"
+)]
+#[case::real_not_an_address(
+    "        - vip: 198.18.0.11:80/tcp\n          reals: [{addr: backend-1, weight: 2}]\n",
+    "10:26: real `backend-1` is not an IPv4 or IPv6 address"
+)]
+#[case::real_twice(
+    "        - vip: 198.18.0.11:80/tcp\n          reals: [198.18.10.1, {addr: 198.18.10.1, weight: 2}]\n",
+    "10:39: real 198.18.10.1 is listed twice in VIP 198.18.0.11:80/tcp"
+)]
+#[case::real_of_another_shape(
+    "        - vip: 198.18.0.11:80/tcp\n          reals: [{address: 198.18.10.1}]\n",
+    "10:19: `programs[0].lb.vips[1].reals[0]`: expected an address or `{addr: ADDRESS, weight: N}`"
+)]
+#[case::per_packet_counter(
+    "traffic:\n  - pcap: two.pcap\n    expect: {counter: tx}\n",
+    "11:23: `counter` is the one counter a decap packet moves; program `xdp_lb` is a load balancer, whose packets move several counters (tx and lru_miss, ...), all of which the reference model checks for every packet; check totals with `after.counters`"
+)]
+#[case::unknown_lb_counter(
+    "traffic:\n  - pcap: two.pcap\nafter:\n  counters: {tx: 2, decap_ip4_in_ip4: 0}\n",
+    "12:21: unknown counter `decap_ip4_in_ip4` of the lb contract; expected one of tx, pass_not_vip, lru_hit, lru_miss, icmp_echo_reply, icmp_error_to_real, too_big_sent, drop_too_big, drop_fragment, pass_ip_options, drop_no_real, drop_encap, pass_malformed"
+)]
+#[case::change_to_unknown_vip(
+    "traffic:\n  - pcap: two.pcap\n    lb_changes:\n      - add_real: {vip: 198.18.0.11:80/tcp, addr: 198.18.10.2}\n",
+    "12:25: program `xdp_lb` has no VIP 198.18.0.11:80/tcp (see its lb.vips)"
+)]
+#[case::change_removes_a_missing_real(
+    "traffic:\n  - pcap: two.pcap\n    lb_changes:\n      - remove_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.2}\n",
+    "12:54: program `xdp_lb`: real 198.18.10.2 is not a backend of VIP 198.18.0.10:80/tcp"
+)]
+#[case::change_adds_a_real_twice(
+    "traffic:\n  - pcap: two.pcap\n    lb_changes:\n      - add_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.2}\n  - name: again\n    generate: {flows: 1}\n    lb_changes:\n      - add_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.2}\n",
+    "16:51: program `xdp_lb`: real 198.18.10.2 is already a backend of VIP 198.18.0.10:80/tcp"
+)]
+#[case::change_of_unknown_kind(
+    "traffic:\n  - pcap: two.pcap\n    lb_changes:\n      - drain_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.1}\n",
+    "12:9: unknown value `drain_real` for `traffic[0].lb_changes[0]`; expected one of add_real, remove_real, set_weight"
+)]
+fn lb_config_errors(#[case] rest: &str, #[case] expected: &str) {
+    let rest = if rest.starts_with("traffic:") {
+        rest.to_owned()
+    } else {
+        format!("{rest}traffic:\n  - pcap: two.pcap\n")
+    };
+    assert_eq!(lb_error(&rest), format!("{DATA}/t.yaml:{expected}"));
+}
+
 #[test]
 fn a_missing_file_is_named() {
     let e = load::load(&data("nope.yaml")).unwrap_err();
@@ -196,8 +342,9 @@ fn a_missing_file_is_named() {
     );
 }
 
-/// A user object: the built-in `xdp_decap` written to a temporary file
-/// (map `DECAP_COUNTERS`: per-CPU array, 4-byte keys, 8-byte values).
+/// User objects: the built-in `xdp_decap` written to a temporary file
+/// (map `DECAP_COUNTERS`: per-CPU array, 4-byte keys, 8-byte values), and
+/// the built-in `xdp_lb` (the lb contract's maps).
 struct UserObject {
     dir: tempfile::TempDir,
 }
@@ -206,6 +353,7 @@ impl UserObject {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("decap.o"), datapath::XDP_DECAP.elf).unwrap();
+        std::fs::write(dir.path().join("lb.o"), datapath::XDP_LB.elf).unwrap();
         std::fs::write(dir.path().join("junk.o"), b"#!/bin/sh\n").unwrap();
         std::fs::copy(data("two.pcap"), dir.path().join("two.pcap")).unwrap();
         Self { dir }
@@ -266,10 +414,18 @@ impl UserObject {
     "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS: [{key: '0x01zz', value: '00'}]\n",
     "6:30: map DECAP_COUNTERS: key: `0x01zz` is not hex bytes: `z` is not a hex digit"
 )]
+#[case::lb_contract_without_its_maps(
+    "  - object: decap.o\n    program: xdp_decap\n    contract: lb\n",
+    "5:15: the lb contract (dsrlab_abi::lb) needs a map `LB_VIPS` with 20-byte keys and 8-byte values; {decap.o} has maps: DECAP_COUNTERS"
+)]
+#[case::lb_config_without_the_contract(
+    "  - object: lb.o\n    program: xdp_lb\n    lb: {ring_size: 13}\n",
+    "5:5: `lb` configures a load balancer: it goes with `builtin: xdp_lb` or an object with `contract: lb`, not with {lb.o} (give it `contract: lb` if it implements the lb contract)"
+)]
 fn user_object_errors(#[case] program: &str, #[case] expected: &str) {
     let o = UserObject::new();
     let mut want = format!(":{expected}");
-    for name in ["decap.o", "nope.o", "junk.o"] {
+    for name in ["decap.o", "nope.o", "junk.o", "lb.o"] {
         want = want.replace(&format!("{{{name}}}"), &o.object(name));
     }
     assert_eq!(format!(":{}", o.error(program)), want);
@@ -289,7 +445,7 @@ fn a_user_object_without_a_contract_has_no_counters() {
         e,
         format!(
             "{}:7:23: counter `pass_not_tunnel` needs programs with a contract; program \
-             `xdp_decap` has none (give it `contract: decap` if it implements it)",
+             `xdp_decap` has none (give it `contract: decap` or `contract: lb` if it implements one)",
             o.scenario().display()
         )
     );
@@ -320,6 +476,106 @@ fn a_user_object_with_a_contract_and_maps_resolves() {
             vec![(vec![8, 0, 0, 0], vec![1, 0, 0, 0, 0, 0, 0, 0])]
         )]
     );
+}
+
+#[test]
+fn a_user_object_with_the_lb_contract_resolves() {
+    if datapath::XDP_LB.elf.is_empty() {
+        return; // AYA_BUILD_SKIP=1: no object to parse
+    }
+    let o = UserObject::new();
+    let s = o
+        .load("  - object: lb.o\n    program: xdp_lb\n    contract: lb\n    lb:\n      vips: [{vip: 198.18.0.10:80/tcp, reals: [198.18.10.1]}]\n")
+        .unwrap();
+    let p = &s.programs[0];
+    assert_eq!(p.contract, Some(Contract::Lb));
+    let lb = p.lb.as_ref().unwrap();
+    assert_eq!(lb.vips.len(), 1);
+    assert_eq!(lb.settings.ring_size, 65537, "the default ring");
+}
+
+#[test]
+fn a_load_balancer_resolves_with_its_changes_and_counters() {
+    let text = "version: 1
+programs:
+  - builtin: xdp_lb
+    lb:
+      ring_size: 251
+      hash_seed: 7
+      gateway_mac: 02:00:00:00:00:aa
+      mtu: 9000
+      gue_port: 6081
+      icmp_echo: false
+      send_too_big: false
+      src_v4_prefix: 198.18.200.0
+      src_v6_prefix: \"2001:db8:ffff::\"
+      vips:
+        - vip: 198.18.0.10:0/udp
+          flags: [no_sport, gue]
+          reals: [198.18.10.1, {addr: \"2001:db8:10::1\", weight: 3}]
+        - vip: \"[2001:db8::10]:443/tcp\"
+          flags: [no_lru, dport_only]
+          reals: [198.18.10.2]
+traffic:
+  - generate: {flows: 2}
+  - name: after-change
+    generate: {flows: 3}
+    lb_changes:
+      - set_weight: {vip: 198.18.0.10:0/udp, addr: 198.18.10.1, weight: 0}
+      - remove_real: {vip: \"[2001:db8::10]:443/tcp\", addr: 198.18.10.2}
+      - add_real: {vip: \"[2001:db8::10]:443/tcp\", addr: \"2001:db8:10::9\"}
+after:
+  counters: {tx: 5, drop_encap: 0}
+";
+    let s = load_str(text, &data("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = &s.programs[0];
+    assert_eq!(p.source, ProgramSource::Builtin(Builtin::XdpLb));
+    assert_eq!(p.contract, Some(Contract::Lb));
+    let lb = p.lb.as_ref().unwrap();
+    let st = lb.settings;
+    assert_eq!(
+        (st.ring_size, st.hash_seed, st.mtu, st.gue_port),
+        (251, 7, 9000, 6081)
+    );
+    assert_eq!(st.gateway_mac, [2, 0, 0, 0, 0, 0xaa]);
+    assert!(!st.icmp_echo && !st.send_too_big);
+    assert_eq!(st.src_v4_prefix.to_string(), "198.18.200.0");
+    assert_eq!(st.src_v6_prefix.to_string(), "2001:db8:ffff::");
+    let (udp, reals) = &lb.vips[0];
+    assert_eq!(udp.vip().to_string(), "198.18.0.10:0/udp");
+    assert_eq!(udp.flags, vip_flags::NO_SPORT | vip_flags::GUE);
+    assert_eq!(
+        reals,
+        &[
+            ("198.18.10.1".parse().unwrap(), 1),
+            ("2001:db8:10::1".parse().unwrap(), 3)
+        ]
+    );
+    // An IPv6 VIP with an IPv4 real loads: its packets are dropped
+    // (drop_encap), which the reference model expects too.
+    let (tcp6, reals) = &lb.vips[1];
+    assert_eq!(tcp6.vip().to_string(), "[2001:db8::10]:443/tcp");
+    assert_eq!(tcp6.flags, vip_flags::NO_LRU | vip_flags::DPORT_ONLY);
+    assert_eq!(reals, &[("198.18.10.2".parse().unwrap(), 1)]);
+    assert_eq!(s.lb_changes.len(), 1);
+    let c = &s.lb_changes[0];
+    assert_eq!(
+        (c.stream.as_str(), c.before, c.ops.len()),
+        ("after-change", 2, 3)
+    );
+    assert_eq!(
+        c.ops[0],
+        LbOp::SetWeight {
+            vip: udp.vip(),
+            real: "198.18.10.1".parse().unwrap(),
+            weight: 0
+        }
+    );
+    assert_eq!(
+        s.after_lb_counters,
+        [(LbCounter::DropEncap, 0), (LbCounter::Tx, 5)]
+    );
+    assert!(s.after_counters.is_empty());
 }
 
 #[test]

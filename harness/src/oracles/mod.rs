@@ -3,6 +3,7 @@
 
 pub mod decap;
 pub mod expect;
+pub mod lb;
 
 use std::fmt;
 
@@ -42,6 +43,14 @@ pub enum Finding {
     After(String),
     /// The output packet differs; the text is a layer-by-layer diff.
     Output(String),
+    /// The counters moved otherwise than the reference model says (every
+    /// counter that moved or should have, by name, with its delta).
+    CounterDeltas {
+        /// What the model expects to move.
+        expected: Vec<(&'static str, i64)>,
+        /// What moved.
+        actual: Vec<(&'static str, i64)>,
+    },
     /// The counters moved differently: the expected counter should have
     /// gone up by one and nothing else.
     Counters {
@@ -75,6 +84,21 @@ impl fmt::Display for Finding {
             },
             Self::After(what) => write!(f, "after the run: {what}"),
             Self::Output(diff) => write!(f, "output differs:\n{diff}"),
+            Self::CounterDeltas { expected, actual } => {
+                let list = |d: &[(&str, i64)]| {
+                    if d.is_empty() {
+                        return "no counter moved".to_owned();
+                    }
+                    let moved: Vec<String> = d.iter().map(|(c, n)| format!("{c} {n:+}")).collect();
+                    moved.join(", ")
+                };
+                write!(
+                    f,
+                    "counters: expected {}, actual {}",
+                    list(expected),
+                    list(actual)
+                )
+            }
             Self::Counters { expected, actual } => {
                 write!(f, "counters: expected {} +1, actual ", expected.name())?;
                 if actual.is_empty() {

@@ -102,14 +102,34 @@ fn write_skips(out: &mut String, at: &str, packets: &[PacketReport]) {
         }
     }
     for (why, numbers) in reasons {
-        let list: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
         let _ = writeln!(
             out,
             "\nskipped {at}: {} packet(s): {why}\n    {}",
             numbers.len(),
-            list.join(" ")
+            ranges(&numbers)
         );
     }
+}
+
+/// `#1-#3 #7 #9-#12` for ascending packet numbers.
+fn ranges(numbers: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end + 1 {
+            i += 1;
+            end = numbers[i];
+        }
+        parts.push(if end == start {
+            format!("#{start}")
+        } else {
+            format!("#{start}-#{end}")
+        });
+        i += 1;
+    }
+    parts.join(" ")
 }
 
 fn write_packet(out: &mut String, at: &str, p: &PacketReport, written: &[(String, Vec<PathBuf>)]) {

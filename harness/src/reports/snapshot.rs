@@ -50,6 +50,12 @@ pub fn dissection_of(inputs: &[&[u8]], report: &SuiteReport) -> String {
                     .counters
                     .iter()
                     .map(|(c, d)| format!("{} {d:+}", c.name()))
+                    .chain(
+                        packet
+                            .lb_counters
+                            .iter()
+                            .map(|(c, d)| format!("{} {d:+}", c.name())),
+                    )
                     .collect();
                 let _ = writeln!(
                     out,

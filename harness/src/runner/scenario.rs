@@ -4,6 +4,13 @@
 //! Setting up (loading a program, filling its maps) fails loudly and
 //! separately from the oracles' verdicts: a program that cannot be set up is
 //! reported as a setup failure, never as failing packets.
+//!
+//! Programs of the lb contract run through [`lb`]: provisioned by the
+//! control plane, pinned to one CPU, judged by the reference model.
+
+mod lb;
+
+pub use lb::set_up_lb;
 
 use std::{
     path::PathBuf,
@@ -127,6 +134,7 @@ pub const fn builtin_object(builtin: Builtin) -> Object {
         Builtin::TcDecap => datapath::TC_DECAP,
         Builtin::XdpPass => datapath::XDP_PASS,
         Builtin::TcPass => datapath::TC_PASS,
+        Builtin::XdpLb => datapath::XDP_LB,
     }
 }
 
@@ -170,6 +178,9 @@ pub fn run(
                     "netns mode is not implemented yet; this scenario ran in test-run mode only"
                         .to_owned(),
                 ),
+                Mode::TestRun if program.contract == Some(Contract::Lb) => {
+                    lb::run(scenario, program, options, tick)
+                }
                 Mode::TestRun => run_test_mode(scenario, program, options, tick),
             };
             runs.push(ProgramRun {
@@ -188,7 +199,8 @@ pub fn run(
     }
 }
 
-/// Loads `program` and fills its maps: the setup phase.
+/// Loads `program` and fills its maps: the setup phase (for programs of the
+/// lb contract, which the control plane provisions, see [`set_up_lb`]).
 pub fn set_up(program: &ResolvedProgram) -> Result<LoadedProgram, String> {
     let port_bytes = program.gue_port.map(u16::to_ne_bytes);
     let mut options = LoadOptions::default();
@@ -258,18 +270,14 @@ pub(crate) fn run_packet(
     number: usize,
     packet: &ScenarioPacket,
 ) -> Result<PacketReport, SuiteError> {
-    let name = if packet.stream.is_empty() {
-        packet.name.clone()
-    } else {
-        format!("{}/{}", packet.stream, packet.name)
-    };
     let mut report = PacketReport {
         number,
-        name,
+        name: packet_name(packet),
         quirks: packet.quirks,
         skipped: skip_reason(program.kind(), packet.quirks),
         run: None,
         counters: Vec::new(),
+        lb_counters: Vec::new(),
         findings: Vec::new(),
     };
     if report.skipped.is_some() {
@@ -334,6 +342,15 @@ pub(crate) fn run_packet(
     Ok(report)
 }
 
+/// `stream/name`, or the name alone outside a scenario.
+fn packet_name(packet: &ScenarioPacket) -> String {
+    if packet.stream.is_empty() {
+        packet.name.clone()
+    } else {
+        format!("{}/{}", packet.stream, packet.name)
+    }
+}
+
 fn after_checks(
     scenario: &LoadedScenario,
     program: &LoadedProgram,
@@ -356,6 +373,13 @@ fn after_checks(
             }
         }
     }
+    findings.extend(after_maps(scenario, program));
+    findings
+}
+
+/// The `after.maps` checks.
+fn after_maps(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for (map, key, want) in &scenario.after_maps {
         let actual = RawMap::find(program, map).and_then(|raw| raw.lookup_summed(key));
         match actual {

@@ -567,7 +567,11 @@ impl Walker<'_> {
             None
         };
         let uend = if problem.is_some() { end } else { off + len };
-        let csum = if r.checksum == 0 && matches!(ctx, IpCtx::V4(..)) {
+        // Zero means "no checksum" over IPv4, and over IPv6 for tunnel
+        // protocols such as GUE (RFC 6935/6936); elsewhere over IPv6 it is
+        // a wrong checksum.
+        let csum = if r.checksum == 0 && (matches!(ctx, IpCtx::V4(..)) || r.dport == self.gue_port)
+        {
             ChecksumStatus::Absent
         } else if partial || problem.is_some() {
             ChecksumStatus::Unverified

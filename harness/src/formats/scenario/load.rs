@@ -15,6 +15,7 @@
 
 mod expect;
 mod fields;
+mod lb;
 mod messages;
 mod objects;
 mod programs;
@@ -24,10 +25,11 @@ mod tree;
 use std::{
     collections::HashMap,
     fmt,
+    net::IpAddr,
     path::{Component, Path, PathBuf},
 };
 
-use dsrlab_abi::decap::Counter;
+use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use self::{
     messages::{bare_message, serde_message},
@@ -35,7 +37,10 @@ use self::{
     tree::{Node, Pos, YPath},
 };
 use super::model::{Builtin, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION};
-use crate::formats::fixture::{Expectation, Quirks};
+use crate::{
+    formats::fixture::{Expectation, Quirks},
+    lb::{LbSettings, Vip, VipSpec, control::Plane},
+};
 
 /// A scenario read, checked and expanded.
 #[derive(Clone, Debug)]
@@ -52,8 +57,13 @@ pub struct LoadedScenario {
     pub modes: Vec<Mode>,
     /// Every packet of every stream, in order.
     pub packets: Vec<ScenarioPacket>,
-    /// Contract counters expected after the run.
+    /// Decap contract counters expected after the run.
     pub after_counters: Vec<(Counter, u64)>,
+    /// Lb contract counters expected after the run.
+    pub after_lb_counters: Vec<(LbCounter, u64)>,
+    /// Load balancer changes, each applied before a stream's first packet,
+    /// in traffic order.
+    pub lb_changes: Vec<LbChanges>,
     /// Raw map values expected after the run: (map, key, value).
     pub after_maps: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
@@ -87,6 +97,62 @@ pub struct ResolvedProgram {
     /// Map entries to write before the traffic: (map, [(key, value)]),
     /// sizes already checked against the object.
     pub maps: Vec<(String, MapEntries)>,
+    /// For programs of the lb contract: the configuration to give the
+    /// control plane.
+    pub lb: Option<LbSetup>,
+}
+
+/// A load balancer's configuration, checked: what the control plane is
+/// given before any traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbSetup {
+    /// Deployment settings (ring size, seed, MTU, ...).
+    pub settings: LbSettings,
+    /// The VIPs in file order, each with its reals and their weights.
+    pub vips: Vec<(VipSpec, Vec<(IpAddr, u32)>)>,
+}
+
+/// One change to the load balancers' configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbOp {
+    /// Adds `real` to `vip` with `weight`.
+    AddReal {
+        /// The VIP.
+        vip: Vip,
+        /// The real.
+        real: IpAddr,
+        /// Its weight.
+        weight: u32,
+    },
+    /// Removes `real` from `vip`.
+    RemoveReal {
+        /// The VIP.
+        vip: Vip,
+        /// The real.
+        real: IpAddr,
+    },
+    /// Gives `real` of `vip` another weight.
+    SetWeight {
+        /// The VIP.
+        vip: Vip,
+        /// The real.
+        real: IpAddr,
+        /// The new weight.
+        weight: u32,
+    },
+}
+
+/// A stream's `lb_changes:`, applied to every lb program before the
+/// stream's first packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbChanges {
+    /// The stream.
+    pub stream: String,
+    /// 0-based index in [`LoadedScenario::packets`] of the stream's first
+    /// packet.
+    pub before: usize,
+    /// The changes, in order.
+    pub ops: Vec<LbOp>,
 }
 
 /// A map's entries as raw (key, value) bytes.
@@ -273,6 +339,9 @@ struct Checked {
     object: String,
     /// Where it runs.
     hook: Hook,
+    /// For lb programs: the control plane's bookkeeping as the traffic so
+    /// far has changed it (`lb_changes:`).
+    plane: Option<Plane>,
 }
 
 impl<'a> Loader<'a> {
@@ -288,10 +357,15 @@ impl<'a> Loader<'a> {
                 line: l.line(),
                 column: l.column(),
             });
-            invalid(
-                pos.filter(|p| p.line > 0),
-                format!("invalid YAML: {}", bare_message(&e)),
-            )
+            let pos = pos.filter(|p| p.line > 0);
+            // An unquoted IPv6 VIP is a flow sequence to YAML.
+            let hint = pos
+                .and_then(|p| text.lines().nth(p.line as usize - 1))
+                .filter(|line| line.contains("vip: ["))
+                .map_or("", |_| {
+                    "; quote an IPv6 VIP, \"[2001:db8::10]:80/tcp\" (YAML reads `[` as the start of a list)"
+                });
+            invalid(pos, format!("invalid YAML: {}{hint}", bare_message(&e)))
         })?;
         match &tree.kind {
             tree::Kind::Map(_) => {}
@@ -382,7 +456,7 @@ impl<'a> Loader<'a> {
                 "`traffic` is empty; expected at least one stream",
             ));
         }
-        let programs = self
+        let mut programs = self
             .spec
             .programs
             .iter()
@@ -392,6 +466,7 @@ impl<'a> Loader<'a> {
         self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
         let mut packets = Vec::new();
         let mut names: Vec<String> = Vec::new();
+        let mut lb_changes = Vec::new();
         for i in 0..self.spec.traffic.len() {
             let p = root.key("traffic").index(i);
             let name = stream_name(&self.spec.traffic[i]);
@@ -409,9 +484,18 @@ impl<'a> Loader<'a> {
                 ));
             }
             names.push(name.clone());
+            let changes = self.spec.traffic[i].lb_changes.clone();
+            let ops = self.lb_changes(&p, &changes, &mut programs)?;
+            if !ops.is_empty() {
+                lb_changes.push(LbChanges {
+                    stream: name.clone(),
+                    before: packets.len(),
+                    ops,
+                });
+            }
             packets.extend(self.stream(&p, i, &name, &programs)?);
         }
-        let (after_counters, after_maps) = self.after(&programs)?;
+        let (after_counters, after_lb_counters, after_maps) = self.after(&programs)?;
         let name = self.spec.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
@@ -425,7 +509,9 @@ impl<'a> Loader<'a> {
             programs: programs.into_iter().map(|c| c.program).collect(),
             packets,
             after_counters,
+            after_lb_counters,
             after_maps,
+            lb_changes,
             spec: self.spec,
         })
     }

@@ -94,14 +94,21 @@ pub struct ProgramSpec {
     /// The program's name in `object` (its function / section symbol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
-    /// UDP port of GUE tunnels (decap programs; default 6080).
+    /// UDP port of GUE tunnels (decap programs; default 6080). For the load
+    /// balancer it is `lb.gue_port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gue_port: Option<u16>,
     /// The contract the program claims to implement, which turns on the
     /// oracles for it (counters by name). dsrlab's decap programs implement
-    /// `decap` without saying so.
+    /// `decap` and `xdp_lb` implements `lb` without saying so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<Contract>,
+    /// The load balancer's configuration (`xdp_lb`, or an object with
+    /// `contract: lb`): settings, VIPs and their reals, given to the
+    /// control plane before any traffic. Default: the default settings and
+    /// no VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<LbSpec>,
     /// Entries to write into the object's maps before any traffic, by map
     /// name; keys and values as raw bytes in hex (user objects).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -120,6 +127,9 @@ pub enum Builtin {
     XdpPass,
     /// Returns TC_ACT_OK: a floor and a control.
     TcPass,
+    /// The XDP L4 load balancer (contract `lb`): configured by the
+    /// program's `lb:` key, every packet judged by the reference model.
+    XdpLb,
 }
 
 impl Builtin {
@@ -130,6 +140,7 @@ impl Builtin {
             Self::TcDecap => "tc_decap",
             Self::XdpPass => "xdp_pass",
             Self::TcPass => "tc_pass",
+            Self::XdpLb => "xdp_lb",
         }
     }
 
@@ -137,6 +148,7 @@ impl Builtin {
     pub const fn contract(self) -> Option<Contract> {
         match self {
             Self::XdpDecap | Self::TcDecap => Some(Contract::Decap),
+            Self::XdpLb => Some(Contract::Lb),
             Self::XdpPass | Self::TcPass => None,
         }
     }
@@ -149,6 +161,159 @@ pub enum Contract {
     /// The decap ABI: a per-CPU `DECAP_COUNTERS` array of u64 with the
     /// counters of `dsrlab_abi::decap::Counter`, one increment per packet.
     Decap,
+    /// The load balancer ABI and behaviour of `dsrlab_abi::lb` (its maps,
+    /// `LB_COUNTERS` with the counters of `dsrlab_abi::lb::Counter`). An XDP
+    /// program. Every packet's verdict, output bytes and counter increments
+    /// are compared with the reference model's, and per-VIP and per-real
+    /// statistics after the run. The run is pinned to one CPU, because the
+    /// connection table (`LB_LRU`) is per CPU.
+    Lb,
+}
+
+/// The load balancer's configuration: deployment settings and VIPs. Every
+/// address must be in 198.18.0.0/15 or 2001:db8::/32.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbSpec {
+    /// Maglev ring slots per VIP; a prime (default 65537). Small primes
+    /// (13, 251) make runs faster and rings easy to reason about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_size: Option<u32>,
+    /// Seed of the flow hash (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_seed: Option<u32>,
+    /// MAC address every encapsulated packet is sent to
+    /// (default `02:00:00:00:00:fe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<String>,
+    /// Largest IP packet, outer header included, the path to the reals
+    /// carries: 116 to 65535 (default 1500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// UDP destination port of GUE encapsulation (default 6080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
+    /// Answer ICMP / ICMPv6 echo requests to VIP addresses (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_echo: Option<bool>,
+    /// Answer packets too big to encapsulate with ICMP fragmentation-needed
+    /// / ICMPv6 packet-too-big (default true; false drops them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_too_big: Option<bool>,
+    /// Outer IPv4 source: its first two bytes, then two bytes of the flow
+    /// hash (default 198.19.0.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_v4_prefix: Option<String>,
+    /// Outer IPv6 source: its first twelve bytes, then four bytes of the
+    /// flow hash (default `2001:db8:5352::`; quote it in YAML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_v6_prefix: Option<String>,
+    /// The VIPs, each with its reals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<VipEntry>,
+}
+
+/// A VIP and its reals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VipEntry {
+    /// `address:port/proto`: `198.18.0.10:80/tcp`, or
+    /// `"[2001:db8::10]:443/udp"` (quoted: YAML reads `[` as a list).
+    /// Port 0 is the "all ports" VIP, used when no VIP has the packet's
+    /// port; proto is `tcp` or `udp`.
+    pub vip: String,
+    /// How the real is chosen and reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<VipFlag>,
+    /// The reals (backends): an address (weight 1) or `{addr, weight}`.
+    /// A real of another family than the VIP is allowed: an IPv4 VIP
+    /// reaches an IPv6 real as IPv4-in-IPv6; an IPv6 VIP cannot reach an
+    /// IPv4 real, and its packets are dropped (`drop_encap`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reals: Vec<RealSpec>,
+}
+
+/// A VIP flag (`dsrlab_abi::lb::vip_flags`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VipFlag {
+    /// Hash without the source port: all of a client's connections go to
+    /// one real.
+    NoSport,
+    /// Never use or fill the connection table.
+    NoLru,
+    /// Hash on the destination port only.
+    DportOnly,
+    /// Encapsulate in GUE (UDP to `gue_port`) instead of IP in IP.
+    Gue,
+}
+
+impl VipFlag {
+    /// The flag's name as written in scenarios.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoSport => "no_sport",
+            Self::NoLru => "no_lru",
+            Self::DportOnly => "dport_only",
+            Self::Gue => "gue",
+        }
+    }
+}
+
+/// A real: an address (weight 1) or an address with a weight.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RealSpec {
+    /// An address, weight 1.
+    Addr(String),
+    /// An address and its weight.
+    Weighted(WeightedReal),
+}
+
+/// A real with a weight.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedReal {
+    /// The real's address.
+    pub addr: String,
+    /// Relative share of the VIP's ring slots (default 1; 0 keeps the real
+    /// provisioned without slots).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+/// A change to the load balancers' configuration, applied (through the
+/// control plane, to every `lb` program, and to the reference model) before
+/// the stream's first packet.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LbChange {
+    /// Adds a real to a VIP.
+    AddReal {
+        /// The VIP, as in `lb.vips[].vip`.
+        vip: String,
+        /// The real's address.
+        addr: String,
+        /// Its weight (default 1).
+        #[serde(default = "one")]
+        weight: u32,
+    },
+    /// Removes a real from a VIP.
+    RemoveReal {
+        /// The VIP, as in `lb.vips[].vip`.
+        vip: String,
+        /// The real's address.
+        addr: String,
+    },
+    /// Changes a real's weight in a VIP.
+    SetWeight {
+        /// The VIP, as in `lb.vips[].vip`.
+        vip: String,
+        /// The real's address.
+        addr: String,
+        /// The new weight (0 takes all its slots away).
+        weight: u32,
+    },
 }
 
 /// One map entry as raw bytes.
@@ -191,6 +356,11 @@ pub struct Stream {
     /// Per-packet overrides by 1-based packet number in the stream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub packets: BTreeMap<u32, PacketOverride>,
+    /// Load balancer changes applied before this stream's first packet (to
+    /// every `lb` program): established flows keep their real through the
+    /// connection table, new ones (and TCP SYNs) follow the new ring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lb_changes: Vec<LbChange>,
 }
 
 /// Quirks and expectation for one packet of a stream.
@@ -359,7 +529,9 @@ pub struct Expect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<PathBuf>,
     /// The one contract counter this packet increments (e.g.
-    /// `decap_ip4_in_ip4`); needs a program with a contract.
+    /// `decap_ip4_in_ip4`); needs a program with the decap contract (an
+    /// `lb` packet moves several counters, which the reference model
+    /// checks per packet; use `after.counters` for totals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<String>,
 }
@@ -379,7 +551,9 @@ pub enum OutputExpect {
 #[serde(deny_unknown_fields)]
 pub struct After {
     /// Contract counters by name → exact total over all CPUs (counters not
-    /// listed are not checked).
+    /// listed are not checked): `dsrlab_abi::decap::Counter` names for the
+    /// decap contract, `dsrlab_abi::lb::Counter` names (`tx`, `lru_hit`,
+    /// ...) for the lb contract.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
     /// Raw map values (user objects). Per-CPU values are summed as

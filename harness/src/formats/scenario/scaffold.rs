@@ -45,9 +45,10 @@ description: >
 
 # The programs under test: every packet runs through each of them, each
 # with its own maps. `builtin:` is one of dsrlab's programs (xdp_decap,
-# tc_decap, xdp_pass, tc_pass); your own BPF object is
-# `object: path/to/prog.o` with `program: NAME` (add `contract: decap` if it
-# implements dsrlab's decap counters, and `maps:` to fill its maps).
+# tc_decap, xdp_lb with an `lb:` section, xdp_pass, tc_pass); your own BPF
+# object is `object: path/to/prog.o` with `program: NAME` (add
+# `contract: decap` if it implements dsrlab's decap counters, and `maps:` to
+# fill its maps).
 programs:
   - builtin: xdp_decap
   - builtin: tc_decap

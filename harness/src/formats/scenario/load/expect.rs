@@ -2,13 +2,22 @@
 //! names that the programs can return, field paths the dissection has,
 //! counters of the programs' contract).
 
-use dsrlab_abi::decap::Counter;
+use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use super::{Checked, Loader, ProgramSource, ScenarioError, fields, objects::Hook, tree::YPath};
 use crate::{
-    formats::scenario::model::Expect,
+    formats::scenario::model::{Contract, Expect},
     verdict::{CLASSES, TC_NAMES, XDP_NAMES},
 };
+
+/// A counter name resolved in each contract of the programs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct CounterRef {
+    /// The decap counter, when a program has the decap contract.
+    pub decap: Option<Counter>,
+    /// The lb counter, when a program has the lb contract.
+    pub lb: Option<LbCounter>,
+}
 
 impl Loader<'_> {
     /// Checks an expectation that applies to packets of every program.
@@ -26,7 +35,23 @@ impl Loader<'_> {
             fields::check(path).map_err(|e| self.at_key(&at.key("fields").key(path), e))?;
         }
         if let Some(counter) = &expect.counter {
-            self.check_counter(&at.key("counter"), false, counter, programs)?;
+            let at = at.key("counter");
+            if let Some(c) = programs
+                .iter()
+                .find(|c| c.program.contract == Some(Contract::Lb))
+            {
+                return Err(self.at_value(
+                    &at,
+                    format!(
+                        "`counter` is the one counter a decap packet moves; program `{}` is a \
+                         load balancer, whose packets move several counters (tx and lru_miss, \
+                         ...), all of which the reference model checks for every packet; \
+                         check totals with `after.counters`",
+                        c.program.name
+                    ),
+                ));
+            }
+            self.check_counter(&at, false, counter, programs)?;
         }
         Ok(())
     }
@@ -71,14 +96,15 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Checks that `name` is a counter of every program's contract.
+    /// Checks that `name` is a counter of every program's contract, and
+    /// resolves it in each.
     pub(super) fn check_counter(
         &self,
         at: &YPath,
         is_key: bool,
         name: &str,
         programs: &[Checked],
-    ) -> Result<Counter, ScenarioError> {
+    ) -> Result<CounterRef, ScenarioError> {
         let err = |m: String| {
             if is_key {
                 self.at_key(at, m)
@@ -89,20 +115,34 @@ impl Loader<'_> {
         if let Some(c) = programs.iter().find(|c| c.program.contract.is_none()) {
             let hint = match c.program.source {
                 ProgramSource::Builtin(_) => "",
-                ProgramSource::File { .. } => " (give it `contract: decap` if it implements it)",
+                ProgramSource::File { .. } => {
+                    " (give it `contract: decap` or `contract: lb` if it implements one)"
+                }
             };
             return Err(err(format!(
                 "counter `{name}` needs programs with a contract; program `{}` has none{hint}",
                 c.program.name
             )));
         }
-        // Decap is the only contract so far: every program has it.
-        Counter::from_name(name).ok_or_else(|| {
-            let names: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+        let mut resolved = CounterRef::default();
+        let has = |k: Contract| programs.iter().any(|c| c.program.contract == Some(k));
+        let unknown = |contract: &str, names: Vec<&str>| {
             err(format!(
-                "unknown counter `{name}` of the decap contract; expected one of {}",
+                "unknown counter `{name}` of the {contract} contract; expected one of {}",
                 names.join(", ")
             ))
-        })
+        };
+        if has(Contract::Decap) {
+            resolved.decap = Some(Counter::from_name(name).ok_or_else(|| {
+                unknown("decap", Counter::ALL.iter().map(|c| c.name()).collect())
+            })?);
+        }
+        if has(Contract::Lb) {
+            resolved.lb =
+                Some(LbCounter::from_name(name).ok_or_else(|| {
+                    unknown("lb", LbCounter::ALL.iter().map(|c| c.name()).collect())
+                })?);
+        }
+        Ok(resolved)
     }
 }

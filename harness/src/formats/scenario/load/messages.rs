@@ -27,6 +27,11 @@ fn noun(path: &YPath) -> String {
         [a, Index(_), b, Key(_), Index(_)] if key(a, "programs") && key(b, "maps") => {
             "a map entry".into()
         }
+        [a, Index(_), b] if key(a, "programs") && key(b, "lb") => "a load balancer's `lb`".into(),
+        [.., a, Index(_)] if key(a, "vips") => "a VIP".into(),
+        [.., a, Index(_)] if key(a, "reals") => "a real".into(),
+        [.., a, Index(_)] if key(a, "lb_changes") => "an lb change".into(),
+        [.., a, Index(_), Key(k)] if key(a, "lb_changes") => format!("`{k}`"),
         [a, Index(_)] if key(a, "traffic") => "a stream".into(),
         [a, Index(_), b] if key(a, "traffic") && key(b, "generate") => "a generator".into(),
         [.., a, Key(_)] if key(a, "packets") => "a packet override".into(),
@@ -155,11 +160,28 @@ pub(super) fn serde_message(e: &serde_saphyr::Error, tree: &Node) -> (Option<Pos
             if m.contains("untagged enum Range") {
                 m = "expected a number or a range `first-last`".into();
             }
+            if m.contains("untagged enum RealSpec") {
+                m = "expected an address or `{addr: ADDRESS, weight: N}`".into();
+            }
             match value {
                 Some((p, _, _)) if !p.segs().is_empty() => format!("`{p}`: {m}"),
                 _ => m,
             }
         }
     };
+    // An unquoted IPv6 VIP (`vip: [2001:db8::10]`) is a list to YAML.
+    let unquoted_vip = value.is_some_and(|(p, _, n)| {
+        matches!(p.segs().last(), Some(Seg::Key(k)) if k == "vip")
+            && matches!(n.kind, super::tree::Kind::Seq(_))
+    });
+    if unquoted_vip {
+        return (
+            pos,
+            format!(
+                "{message}: quote an IPv6 VIP, \"[2001:db8::10]:80/tcp\" (YAML reads `[` as \
+                 the start of a list)"
+            ),
+        );
+    }
     (pos, message)
 }

@@ -17,7 +17,7 @@ use crate::{
 impl Loader<'_> {
     /// Checks and resolves one program.
     pub(super) fn program(&self, p: &YPath, spec: &ProgramSpec) -> Result<Checked, ScenarioError> {
-        let builtins = "xdp_decap, tc_decap, xdp_pass, tc_pass";
+        let builtins = "xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb";
         let (source, info, object, hook) = match (spec.builtin, &spec.object) {
             (Some(_), Some(_)) => {
                 return Err(self.at_key(
@@ -52,7 +52,7 @@ impl Loader<'_> {
                     })?)
                 };
                 let hook = match b {
-                    Builtin::XdpDecap | Builtin::XdpPass => Hook::Xdp,
+                    Builtin::XdpDecap | Builtin::XdpPass | Builtin::XdpLb => Hook::Xdp,
                     Builtin::TcDecap | Builtin::TcPass => Hook::Tc,
                 };
                 (
@@ -108,11 +108,18 @@ impl Loader<'_> {
             ProgramSource::Builtin(b) => b.name().to_owned(),
             ProgramSource::File { program, .. } => program.clone(),
         };
-        if spec.gue_port.is_some() && !matches!(spec.builtin, Some(b) if b.contract().is_some()) {
+        if spec.gue_port.is_some()
+            && !matches!(spec.builtin, Some(b) if b.contract() == Some(Contract::Decap))
+        {
+            let hint = if spec.builtin == Some(Builtin::XdpLb) {
+                " (the load balancer's GUE port is `lb.gue_port`)"
+            } else {
+                ""
+            };
             return Err(self.at_key(
                 &p.key("gue_port"),
                 format!(
-                    "`gue_port` applies only to the decap builtins (xdp_decap, tc_decap), not to {object}"
+                    "`gue_port` applies only to the decap builtins (xdp_decap, tc_decap), not to {object}{hint}"
                 ),
             ));
         }
@@ -152,6 +159,30 @@ impl Loader<'_> {
                 ));
             }
         }
+        if spec.builtin.is_none() && contract == Some(Contract::Lb) {
+            self.check_lb_object(p, hook, info.as_ref(), &object)?;
+        }
+        let (lb, plane) = if contract == Some(Contract::Lb) {
+            let (setup, plane) = self.lb_setup(p, spec.lb.as_ref())?;
+            (Some(setup), Some(plane))
+        } else {
+            if spec.lb.is_some() {
+                let hint = match (&source, contract) {
+                    (ProgramSource::File { .. }, None) => {
+                        " (give it `contract: lb` if it implements the lb contract)"
+                    }
+                    _ => "",
+                };
+                return Err(self.at_key(
+                    &p.key("lb"),
+                    format!(
+                        "`lb` configures a load balancer: it goes with `builtin: xdp_lb` or an \
+                         object with `contract: lb`, not with {object}{hint}"
+                    ),
+                ));
+            }
+            (None, None)
+        };
         let mut maps = Vec::new();
         for (map, entries) in &spec.maps {
             let at = p.key("maps").key(map);
@@ -165,10 +196,12 @@ impl Loader<'_> {
                 gue_port: spec.gue_port,
                 contract,
                 maps,
+                lb,
             },
             info,
             object,
             hook,
+            plane,
         })
     }
 
@@ -244,11 +277,13 @@ fn builtin_object(b: Builtin) -> datapath::Object {
         Builtin::TcDecap => datapath::TC_DECAP,
         Builtin::XdpPass => datapath::XDP_PASS,
         Builtin::TcPass => datapath::TC_PASS,
+        Builtin::XdpLb => datapath::XDP_LB,
     }
 }
 
 pub(super) const fn contract_name(c: Contract) -> &'static str {
     match c {
         Contract::Decap => "decap",
+        Contract::Lb => "lb",
     }
 }

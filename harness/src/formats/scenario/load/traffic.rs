@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dsrlab_abi::decap::Counter;
+use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use super::{
     Checked, Loader, ScenarioError, ScenarioPacket, fixture_quirks_over, merge, tree::YPath,
@@ -15,8 +15,13 @@ use crate::formats::{
     scenario::generate,
 };
 
-/// `after:` decoded: contract counters, and (map, key, value) checks.
-type After = (Vec<(Counter, u64)>, Vec<(String, Vec<u8>, Vec<u8>)>);
+/// `after:` decoded: decap and lb contract counters, and (map, key, value)
+/// checks.
+type After = (
+    Vec<(Counter, u64)>,
+    Vec<(LbCounter, u64)>,
+    Vec<(String, Vec<u8>, Vec<u8>)>,
+);
 
 impl Loader<'_> {
     /// Checks, reads and expands one stream.
@@ -186,13 +191,15 @@ impl Loader<'_> {
     /// Checks and decodes `after:`: (counters, map checks).
     pub(super) fn after(&self, programs: &[Checked]) -> Result<After, ScenarioError> {
         let Some(after) = &self.spec.after else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
         };
         let at = YPath::root().key("after");
         let mut counters = Vec::new();
+        let mut lb_counters = Vec::new();
         for (name, &total) in &after.counters {
             let c = self.check_counter(&at.key("counters").key(name), true, name, programs)?;
-            counters.push((c, total));
+            counters.extend(c.decap.map(|c| (c, total)));
+            lb_counters.extend(c.lb.map(|c| (c, total)));
         }
         let mut maps = Vec::new();
         for (j, check) in after.maps.iter().enumerate() {
@@ -230,6 +237,6 @@ impl Loader<'_> {
             )?;
             maps.push((check.map.clone(), key, value));
         }
-        Ok((counters, maps))
+        Ok((counters, lb_counters, maps))
     }
 }
