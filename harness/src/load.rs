@@ -2,7 +2,8 @@
 //! ELF files, through aya.
 //!
 //! A [`LoadedProgram`] owns the aya [`Ebpf`] instance, so the program and its
-//! maps live exactly as long as it does; nothing is pinned.
+//! maps live exactly as long as it does, unless the caller pins them
+//! ([`LoadedProgram::pin`], `Map::pin`), as `lb::instance` does.
 
 use std::{
     os::fd::{AsFd as _, BorrowedFd},
@@ -263,6 +264,17 @@ impl LoadedProgram {
             .and_then(|p| p.info().ok())
             .and_then(|info| info.map_ids().ok().flatten())
             .unwrap_or_default()
+    }
+
+    /// Pins the program at `path` on a BPF filesystem: it stays loaded after
+    /// `self` is dropped until the pin is removed (`dsrlab lb load`).
+    pub fn pin(&mut self, path: &Path) -> Result<(), aya::pin::PinError> {
+        let program = self.program.clone();
+        let prog = self
+            .ebpf
+            .program_mut(&program)
+            .expect("program existed at load time");
+        prog.pin(path)
     }
 
     /// One of the object's maps by name, for callers that know its type and

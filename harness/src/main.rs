@@ -15,6 +15,7 @@ use dsrlab::{
         fixture::FixtureSet,
         scenario::{load as scenario_load, model::Mode, scaffold, schema},
     },
+    lb::{LbSettings, fuzz, instance},
     load::{LoadOptions, LoadedProgram},
     reports::{self, pcap_diff},
     runner::scenario::{self as scenario_runner, RunOptions},
@@ -71,9 +72,12 @@ enum Command {
     },
     /// Print the JSON Schema of the scenario format.
     Schema,
-    /// Measure ns/packet of the decap programs per tunnel kind, next to the
-    /// trivial programs of their types.
+    /// Measure ns/packet of the decap programs per tunnel kind and of
+    /// xdp_lb per packet class, next to the trivial programs of their types.
     Bench {
+        /// Which programs: the decap pair, the load balancer, or both.
+        #[arg(long, value_enum, default_value_t = BenchPrograms::All)]
+        programs: BenchPrograms,
         /// Directory of fixture definitions (packets are taken from them).
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
@@ -87,6 +91,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Differential fuzzing of a datapath program against its reference
+    /// model; exits 1 on a mismatch.
+    Fuzz {
+        #[command(subcommand)]
+        command: FuzzCommand,
+    },
+    /// A long-lived xdp_lb instance, pinned under /sys/fs/bpf/dsrlab-lb-NAME
+    /// with its control-plane state in /run/dsrlab/lb-NAME.json.
+    Lb {
+        #[command(subcommand)]
+        command: LbCommand,
+    },
     /// Fixture definitions and their pcaps.
     Fixtures {
         #[command(subcommand)]
@@ -97,6 +113,184 @@ enum Command {
         #[command(subcommand)]
         command: PcapCommand,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchPrograms {
+    /// xdp_decap and tc_decap.
+    Decap,
+    /// xdp_lb.
+    Lb,
+    /// Both.
+    All,
+}
+
+#[derive(Subcommand)]
+enum FuzzCommand {
+    /// xdp_lb against lb::model: random worlds, well-formed and malformed
+    /// frames, byte for byte; prints a summary.
+    Lb {
+        /// Frames to compare (at least: whole cases run).
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Seed of the first case (decimal or 0x hex); case k has seed + k.
+        #[arg(long, value_parser = parse_u64, default_value = "0x0d5e1ab0")]
+        seed: u64,
+        /// Only well-formed traffic (no truncations or byte flips).
+        #[arg(long)]
+        well_formed_only: bool,
+        /// CPU to pin to (the connection table is per CPU).
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+        /// On a mismatch, write the case's frames and the failing frame's
+        /// input, expected and actual output as pcaps here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LbCommand {
+    /// Load xdp_lb as instance NAME and pin it.
+    Load {
+        /// Instance name (A-Z a-z 0-9 _ -).
+        name: String,
+        /// Maglev ring size per VIP (prime).
+        #[arg(long, default_value_t = dsrlab_abi::lb::DEFAULT_RING_SIZE)]
+        ring_size: u32,
+        /// Seed of the flow hash (decimal or 0x hex).
+        #[arg(long, value_parser = parse_u32, default_value = "0")]
+        seed: u32,
+        /// MAC every encapsulated packet is sent to.
+        #[arg(long, default_value = "02:00:00:00:00:fe")]
+        gateway_mac: String,
+        /// Largest IP packet, outer header included, the path carries.
+        #[arg(long, default_value_t = 1500)]
+        mtu: u32,
+        /// UDP destination port of GUE encapsulation.
+        #[arg(long, default_value_t = dsrlab_abi::lb::DEFAULT_GUE_PORT)]
+        gue_port: u16,
+        /// Do not answer ICMP echo requests to VIPs.
+        #[arg(long)]
+        no_icmp_echo: bool,
+        /// Drop packets too big to encapsulate instead of answering them.
+        #[arg(long)]
+        no_send_too_big: bool,
+        /// Outer IPv4 source prefix (first two bytes used).
+        #[arg(long, default_value = "198.19.0.0")]
+        src_v4_prefix: std::net::Ipv4Addr,
+        /// Outer IPv6 source prefix (first twelve bytes used).
+        #[arg(long, default_value = "2001:db8:5352::")]
+        src_v6_prefix: std::net::Ipv6Addr,
+    },
+    /// Add or remove a VIP.
+    Vip {
+        #[command(subcommand)]
+        command: LbVipCommand,
+    },
+    /// Add or remove a real of a VIP.
+    Real {
+        #[command(subcommand)]
+        command: LbRealCommand,
+    },
+    /// Change a real's weight (0 keeps it provisioned with no ring slots).
+    Weight {
+        /// Instance name.
+        name: String,
+        /// The VIP: ADDRESS:PORT/PROTO, e.g. 198.18.0.10:80/tcp.
+        vip: String,
+        /// The real's address.
+        real: std::net::IpAddr,
+        /// The new weight.
+        weight: u32,
+    },
+    /// Settings, VIPs, reals, weights and each real's share of the ring.
+    Show {
+        /// Instance name.
+        name: String,
+    },
+    /// Global, per-VIP and per-real counters.
+    Counters {
+        /// Instance name.
+        name: String,
+    },
+    /// Run the frames of a pcap through the instance (BPF_PROG_TEST_RUN):
+    /// verdicts, and the output frames as a pcap with --out.
+    TestRun {
+        /// Instance name.
+        name: String,
+        /// The frames.
+        pcap: PathBuf,
+        /// Write the output frames here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Instances with pins or state on this machine.
+    List,
+    /// Remove the instance's pins and state (the pins even without state).
+    Unload {
+        /// Instance name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LbVipCommand {
+    /// Add a VIP (no reals yet: its traffic is dropped until one is added).
+    Add {
+        /// Instance name.
+        name: String,
+        /// ADDRESS:PORT/PROTO, e.g. 198.18.0.10:80/tcp or [2001:db8::10]:0/udp.
+        vip: String,
+        /// Comma-separated: no_sport, no_lru, dport_only, gue.
+        #[arg(long, default_value = "")]
+        flags: String,
+    },
+    /// Remove a VIP and release its reals.
+    Remove {
+        /// Instance name.
+        name: String,
+        /// The VIP.
+        vip: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LbRealCommand {
+    /// Add a real to a VIP.
+    Add {
+        /// Instance name.
+        name: String,
+        /// The VIP.
+        vip: String,
+        /// The real's address.
+        real: std::net::IpAddr,
+        /// Its weight.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+    },
+    /// Remove a real from a VIP.
+    Remove {
+        /// Instance name.
+        name: String,
+        /// The VIP.
+        vip: String,
+        /// The real's address.
+        real: std::net::IpAddr,
+    },
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| format!("`{s}` is not a number (decimal or 0x hex): {e}"))
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    parse_u64(s)
+        .and_then(|v| u32::try_from(v).map_err(|_| format!("`{s}` does not fit in 32 bits")))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -200,11 +394,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
+            programs,
             fixtures,
             calls,
             cpu,
             format,
-        } => run_bench(&fixtures, calls, cpu, format).map(|()| ExitCode::SUCCESS),
+        } => run_bench(programs, &fixtures, calls, cpu, format).map(|()| ExitCode::SUCCESS),
+        Command::Fuzz {
+            command:
+                FuzzCommand::Lb {
+                    count,
+                    seed,
+                    well_formed_only,
+                    cpu,
+                    out,
+                },
+        } => fuzz_lb(
+            &fuzz::FuzzOptions {
+                packets: count,
+                seed,
+                malformed: !well_formed_only,
+                cpu,
+            },
+            out.as_deref(),
+        ),
+        Command::Lb { command } => lb_command(command),
         Command::Fixtures {
             command: FixturesCommand::Gen { fixtures },
         } => {
@@ -384,11 +598,82 @@ fn fixture_sets(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<FixtureS
     Ok(sets)
 }
 
-fn run_bench(fixtures: &Path, calls: u32, cpu: usize, format: Format) -> anyhow::Result<()> {
+fn run_bench(
+    programs: BenchPrograms,
+    fixtures: &Path,
+    calls: u32,
+    cpu: usize,
+    format: Format,
+) -> anyhow::Result<()> {
     if format == Format::Junit {
         bail!("bench reports figures, not test cases: use --format human or json");
     }
     bench::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
+    let mut rows = Vec::new();
+    let mut human = String::new();
+    if programs != BenchPrograms::Lb {
+        let (r, table) = bench_decap(fixtures, calls)?;
+        rows.extend(r);
+        human.push_str(&table);
+    }
+    if programs != BenchPrograms::Decap {
+        let (r, table) = bench_lb(calls)?;
+        if !human.is_empty() {
+            human.push('\n');
+        }
+        rows.extend(r);
+        human.push_str(&table);
+    }
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Human => print!("{human}"),
+        Format::Junit => unreachable!("refused above"),
+    }
+    Ok(())
+}
+
+/// xdp_lb per packet class next to xdp_pass, and where it stands against
+/// the targets of DESIGN.md.
+fn bench_lb(calls: u32) -> anyhow::Result<(Vec<bench::Measurement>, String)> {
+    let floor = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default())?;
+    let (lb, cases) = bench::lb_setup().context("setting up xdp_lb")?;
+    let mut rows = Vec::new();
+    for case in &cases {
+        bench::lb_prime(&lb, case).map_err(anyhow::Error::msg)?;
+        rows.push(bench::measure_cycling(
+            &floor,
+            case.name,
+            &case.packets,
+            calls,
+        )?);
+        rows.push(bench::measure_cycling(
+            lb.program(),
+            case.name,
+            &case.packets,
+            calls,
+        )?);
+    }
+    let pairing = bench::Pairing {
+        floor: "xdp_pass",
+        program: "xdp_lb",
+    };
+    let targets: Vec<bench::Target<'_>> = cases
+        .iter()
+        .filter_map(|c| {
+            c.target_ns.map(|max_ns| bench::Target {
+                case: c.name,
+                max_ns,
+            })
+        })
+        .collect();
+    let mut table = bench::table(&rows, &[pairing]);
+    table.push('\n');
+    table.push_str(&bench::against_targets(&rows, pairing, &targets));
+    Ok((rows, table))
+}
+
+/// xdp_decap and tc_decap per tunnel kind next to xdp_pass and tc_pass.
+fn bench_decap(fixtures: &Path, calls: u32) -> anyhow::Result<(Vec<bench::Measurement>, String)> {
     let sets = fixture_sets(fixtures, None)?;
     // One packet per decap kind plus a non-tunnel one: the first fixture
     // packet expected to hit that counter, preferring inner TCP.
@@ -437,10 +722,214 @@ fn run_bench(fixtures: &Path, calls: u32, cpu: usize, format: Format) -> anyhow:
             program: "tc_decap",
         },
     ];
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Human => print!("{}", bench::table(&rows, &pairings)),
-        Format::Junit => unreachable!("refused above"),
+    let table = bench::table(&rows, &pairings);
+    Ok((rows, table))
+}
+
+fn fuzz_lb(options: &fuzz::FuzzOptions, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let progress = ProgressBar::new(options.packets).with_style(
+        ProgressStyle::with_template("xdp_lb vs model [{bar:40}] {pos}/{len} frames {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let report = fuzz::run(options, &mut |p| progress.set_position(p.compared))?;
+    progress.finish_and_clear();
+    println!("{report}");
+    let Some(mismatch) = &report.mismatch else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(dir) = out {
+        for path in mismatch.write_pcaps(dir)? {
+            println!("wrote {}", path.display());
+        }
     }
-    Ok(())
+    Ok(ExitCode::FAILURE)
+}
+
+fn lb_command(command: LbCommand) -> anyhow::Result<ExitCode> {
+    let vip_of = |s: &str| instance::parse_vip(s).map_err(anyhow::Error::msg);
+    match command {
+        LbCommand::Load {
+            name,
+            ring_size,
+            seed,
+            gateway_mac,
+            mtu,
+            gue_port,
+            no_icmp_echo,
+            no_send_too_big,
+            src_v4_prefix,
+            src_v6_prefix,
+        } => {
+            let settings = LbSettings {
+                ring_size,
+                hash_seed: seed,
+                gateway_mac: instance::parse_mac(&gateway_mac).map_err(anyhow::Error::msg)?,
+                mtu,
+                gue_port,
+                icmp_echo: !no_icmp_echo,
+                send_too_big: !no_send_too_big,
+                src_v4_prefix,
+                src_v6_prefix,
+            };
+            let loaded = instance::load(&name, settings)?;
+            if let Some(m) = &loaded.mounted {
+                println!("{m}");
+            }
+            println!(
+                "loaded xdp_lb as instance {name}: program id {}{}, ring size {ring_size}",
+                loaded.program_id,
+                loaded
+                    .instructions
+                    .map_or(String::new(), |n| format!(" ({n} insns)")),
+            );
+            println!("pinned in {}", loaded.paths.pins.display());
+            println!("state in {}", loaded.paths.state.display());
+        }
+        LbCommand::Vip {
+            command: LbVipCommand::Add { name, vip, flags },
+        } => {
+            let vip = vip_of(&vip)?;
+            let flags = instance::parse_vip_flags(&flags).map_err(anyhow::Error::msg)?;
+            let mut inst = instance::Instance::open(&name)?;
+            inst.apply(instance::Op::AddVip {
+                vip: vip.to_string(),
+                flags,
+            })?;
+            println!(
+                "{name}: added VIP {vip} (#{}), flags {}",
+                inst.plane().vip_num(&vip).unwrap_or_default(),
+                instance::format_vip_flags(flags)
+            );
+        }
+        LbCommand::Vip {
+            command: LbVipCommand::Remove { name, vip },
+        } => {
+            let vip = vip_of(&vip)?;
+            let mut inst = instance::Instance::open(&name)?;
+            inst.apply(instance::Op::RemoveVip {
+                vip: vip.to_string(),
+            })?;
+            println!("{name}: removed VIP {vip}");
+        }
+        LbCommand::Real {
+            command:
+                LbRealCommand::Add {
+                    name,
+                    vip,
+                    real,
+                    weight,
+                },
+        } => {
+            let vip = vip_of(&vip)?;
+            let mut inst = instance::Instance::open(&name)?;
+            let slots = ring_slots(&inst, &vip, real);
+            inst.apply(instance::Op::AddReal {
+                vip: vip.to_string(),
+                real,
+                weight,
+            })?;
+            println!(
+                "{name}: added real {real} (id {}) to VIP {vip} with weight {weight}: {} → {} ring slots",
+                inst.plane().real_id(real).unwrap_or_default(),
+                slots,
+                ring_slots(&inst, &vip, real)
+            );
+        }
+        LbCommand::Real {
+            command: LbRealCommand::Remove { name, vip, real },
+        } => {
+            let vip = vip_of(&vip)?;
+            let mut inst = instance::Instance::open(&name)?;
+            inst.apply(instance::Op::RemoveReal {
+                vip: vip.to_string(),
+                real,
+            })?;
+            println!("{name}: removed real {real} from VIP {vip}");
+        }
+        LbCommand::Weight {
+            name,
+            vip,
+            real,
+            weight,
+        } => {
+            let vip = vip_of(&vip)?;
+            let mut inst = instance::Instance::open(&name)?;
+            let slots = ring_slots(&inst, &vip, real);
+            inst.apply(instance::Op::SetWeight {
+                vip: vip.to_string(),
+                real,
+                weight,
+            })?;
+            println!(
+                "{name}: real {real} of VIP {vip} now has weight {weight}: {} → {} ring slots",
+                slots,
+                ring_slots(&inst, &vip, real)
+            );
+        }
+        LbCommand::Show { name } => {
+            print!("{}", instance::Instance::open(&name)?.describe()?);
+        }
+        LbCommand::Counters { name } => {
+            print!("{}", instance::Instance::open(&name)?.describe_counters()?);
+        }
+        LbCommand::TestRun { name, pcap, out } => {
+            let frames = formats::pcap::read_file(&pcap)?;
+            let inst = instance::Instance::open(&name)?;
+            let mut outputs = Vec::new();
+            for (i, frame) in frames.iter().enumerate() {
+                let (verdict, output) = inst.test_run(frame, i + 1)?;
+                println!("#{} {} ({} bytes out)", i + 1, verdict.name(), output.len());
+                outputs.push(output);
+            }
+            if let Some(out) = out {
+                formats::pcap::write_file(&out, &outputs)?;
+                println!("wrote {}", out.display());
+            }
+        }
+        LbCommand::List => {
+            let all = instance::list()?;
+            if all.is_empty() {
+                println!("no xdp_lb instances");
+            }
+            for (name, pins, state) in all {
+                let what = match (pins, state) {
+                    (true, true) => "loaded",
+                    (true, false) => "pins without state (dsrlab lb unload removes them)",
+                    (false, true) => "state without pins (dsrlab lb unload removes it)",
+                    (false, false) => continue,
+                };
+                println!("{name}: {what}");
+            }
+        }
+        LbCommand::Unload { name } => {
+            let gone = instance::unload(&name)?;
+            match (&gone.pins, &gone.state) {
+                (Some(p), Some(s)) => println!(
+                    "{name}: removed the pins in {} and the state {}",
+                    p.display(),
+                    s.display()
+                ),
+                (Some(p), None) => println!(
+                    "{name}: removed the pins in {} (there was no state file)",
+                    p.display()
+                ),
+                (None, Some(s)) => println!(
+                    "{name}: removed the state {} (there were no pins)",
+                    s.display()
+                ),
+                (None, None) => unreachable!("unload fails when there is nothing"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ring slots of `real` in `vip` as the plane holds them.
+fn ring_slots(inst: &instance::Instance, vip: &dsrlab::lb::Vip, real: std::net::IpAddr) -> usize {
+    let plane = inst.plane();
+    match (plane.ring(vip), plane.real_id(real)) {
+        (Some(ring), Some(id)) => ring.iter().filter(|r| **r == id).count(),
+        _ => 0,
+    }
 }

@@ -6,9 +6,10 @@
 //!   built independently with the harness's packet builder (which derives
 //!   lengths and checksums itself) and compared byte for byte;
 //! - pure tests of the control plane's bookkeeping;
-//! - the differential test: generated VIP sets and traffic through the BPF
-//!   program and the model, compared byte for byte (needs root and the
-//!   `xdp_lb` object; says so and skips when either is missing).
+//! - the differential test: `dsrlab::lb::fuzz` (generated VIP sets,
+//!   well-formed and malformed traffic through the BPF program and the
+//!   model, compared byte for byte) at CI size (needs root and the `xdp_lb`
+//!   object; says so and skips when either is missing).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -1457,602 +1458,85 @@ fn control_plane_shares_real_ids_and_echo_entries() {
 mod differential {
     use std::collections::BTreeSet;
 
-    use aya::maps::PerCpuHashMap;
     use dsrlab::{
-        bench::pin_to_cpu,
         datapath,
-        formats::fixture::Quirks,
-        lb::{Lb, control::Counters},
-        testrun,
-    };
-    use dsrlab_abi::lb::{FlowState, LRU_MAP};
-    use proptest::{
-        prelude::*,
-        test_runner::{RngSeed, TestCaseError},
+        lb::{
+            Lb,
+            fuzz::{self, Case, FrameKind, FuzzOptions, Step},
+        },
     };
 
     use super::*;
 
-    /// The CPU the test runs on: the connection table is per CPU.
-    const CPU: usize = 0;
-
-    fn skip_reason() -> Option<String> {
-        if datapath::XDP_LB.elf.is_empty() {
-            return Some("the xdp_lb object is empty (built with AYA_BUILD_SKIP=1)".into());
-        }
-        if let Err(e) = dsrlab::kernel::check_bpf_capabilities() {
-            return Some(e.to_string());
-        }
-        None
-    }
-
-    // Address pools: VIPs, one non-VIP, clients, reals.
-    const VIPS4: [&str; 4] = ["198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.99"];
-    const VIPS6: [&str; 4] = [
-        "2001:db8::10",
-        "2001:db8::11",
-        "2001:db8::12",
-        "2001:db8::99",
-    ];
-    const CLIENTS4: [&str; 4] = ["198.18.2.1", "198.18.2.2", "198.18.2.3", "198.18.2.4"];
-    const CLIENTS6: [&str; 4] = [
-        "2001:db8:2::1",
-        "2001:db8:2::2",
-        "2001:db8:2::3",
-        "2001:db8:2::4",
-    ];
-    const REALS4: [&str; 5] = [
-        "198.18.1.1",
-        "198.18.1.2",
-        "198.18.1.3",
-        "198.18.1.4",
-        "198.18.1.5",
-    ];
-    const REALS6: [&str; 5] = [
-        "2001:db8:1::1",
-        "2001:db8:1::2",
-        "2001:db8:1::3",
-        "2001:db8:1::4",
-        "2001:db8:1::5",
-    ];
-    const PORTS: [u16; 4] = [80, 443, 8080, 53];
-
-    fn pool_addr(v6: bool, pool4: &[&str], pool6: &[&str], i: usize) -> IpAddr {
-        if v6 {
-            ip(pool6[i % pool6.len()])
-        } else {
-            ip(pool4[i % pool4.len()])
-        }
-    }
-
-    /// A VIP to provision: (IPv6, address index, port index or `None` for
-    /// port 0, UDP, flags, reals as (other family, index, weight)).
-    type VipRecipe = (
-        bool,
-        usize,
-        Option<usize>,
-        bool,
-        u32,
-        Vec<(bool, usize, u32)>,
-    );
-
-    #[derive(Clone, Debug)]
-    struct WorldSpec {
-        ring_size: u32,
-        seed: u32,
-        mtu: u32,
-        icmp_echo: bool,
-        send_too_big: bool,
-        vips: Vec<VipRecipe>,
-    }
-
-    #[derive(Clone, Copy, Debug)]
-    enum Kind {
-        Tcp,
-        Udp,
-        EchoRequest,
-        /// An unreachable / PTB from a router quoting the VIP → client
-        /// packet.
-        IcmpError,
-        /// Protocol 47.
-        Gre,
-    }
-
-    #[derive(Clone, Copy, Debug)]
-    enum Special {
-        None,
-        Options,
-        FirstFragment,
-        LaterFragment,
-        TruncatedL4,
-        Padding,
-    }
-
-    #[derive(Clone, Debug)]
-    struct PacketRecipe {
-        v6: bool,
-        client: usize,
-        dst: usize,
-        sport: u16,
-        dport: usize,
-        kind: Kind,
-        tcp_flags: &'static str,
-        payload: usize,
-        df: bool,
-        tos: u8,
-        special: Special,
-    }
-
-    #[derive(Clone, Debug)]
-    enum Event {
-        Packet(PacketRecipe),
-        /// (vip index, real index, weight), indices taken modulo the lists.
-        SetWeight(usize, usize, u32),
-        RemoveReal(usize, usize),
-    }
-
-    fn world_strategy() -> impl Strategy<Value = WorldSpec> {
-        let real = (prop::bool::weighted(0.2), 0..REALS4.len(), 0u32..4);
-        let vip = (
-            any::<bool>(),
-            0usize..3,
-            prop::option::weighted(0.7, 0usize..2),
-            any::<bool>(),
-            0u32..16,
-            prop::collection::vec(real, 0..4),
-        );
-        (
-            prop_oneof![3 => Just(13u32), 3 => Just(251), 1 => Just(65537)],
-            any::<u32>(),
-            prop_oneof![2 => Just(1500u32), 1 => 200u32..1500, 1 => Just(9000)],
-            prop::bool::weighted(0.8),
-            prop::bool::weighted(0.8),
-            prop::collection::vec(vip, 1..5),
-        )
-            .prop_map(
-                |(ring_size, seed, mtu, icmp_echo, send_too_big, vips)| WorldSpec {
-                    ring_size,
-                    seed,
-                    mtu,
-                    icmp_echo,
-                    send_too_big,
-                    vips,
-                },
-            )
-    }
-
-    fn packet_strategy() -> impl Strategy<Value = PacketRecipe> {
-        let kind = prop_oneof![
-            5 => Just(Kind::Tcp),
-            3 => Just(Kind::Udp),
-            1 => Just(Kind::EchoRequest),
-            1 => Just(Kind::IcmpError),
-            1 => Just(Kind::Gre),
-        ];
-        let special = prop_oneof![
-            12 => Just(Special::None),
-            1 => Just(Special::Options),
-            1 => Just(Special::FirstFragment),
-            1 => Just(Special::LaterFragment),
-            1 => Just(Special::TruncatedL4),
-            1 => Just(Special::Padding),
-        ];
-        let flags = prop::sample::select(vec!["S", "SA", "A", "PA", "FA", "R", "SE"]);
-        (
-            (any::<bool>(), 0..CLIENTS4.len(), 0..VIPS4.len()),
-            (
-                prop_oneof![Just(40000u16), Just(40001), any::<u16>()],
-                0..PORTS.len(),
-            ),
-            kind,
-            flags,
-            prop_oneof![3 => 0usize..64, 1 => 64usize..1500],
-            (any::<bool>(), any::<u8>()),
-            special,
-        )
-            .prop_map(
-                |(
-                    (v6, client, dst),
-                    (sport, dport),
-                    kind,
-                    tcp_flags,
-                    payload,
-                    (df, tos),
-                    special,
-                )| {
-                    PacketRecipe {
-                        v6,
-                        client,
-                        dst,
-                        sport,
-                        dport,
-                        kind,
-                        tcp_flags,
-                        payload,
-                        df,
-                        tos,
-                        special,
-                    }
-                },
-            )
-    }
-
-    fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
-        let event = prop_oneof![
-            30 => packet_strategy().prop_map(Event::Packet),
-            1 => (0usize..8, 0usize..8, 0u32..4).prop_map(|(v, r, w)| Event::SetWeight(v, r, w)),
-            1 => (0usize..8, 0usize..8).prop_map(|(v, r)| Event::RemoveReal(v, r)),
-        ];
-        prop::collection::vec(event, 60..140)
-    }
-
-    /// Provisions the world through the control plane; VIPs that collide
-    /// with one already there, and reals already in the VIP, are skipped.
-    fn provision(lb: &mut Lb, w: &WorldSpec) -> Result<(), LbError> {
-        for (v6, addr, port, is_udp, flags, reals) in &w.vips {
-            let spec = VipSpec {
-                addr: pool_addr(*v6, &VIPS4, &VIPS6, *addr),
-                port: port.map_or(0, |p| PORTS[p]),
-                proto: if *is_udp { Proto::Udp } else { Proto::Tcp },
-                flags: *flags,
-            };
-            match lb.add_vip(spec) {
-                Err(LbError::VipExists(_)) => continue,
-                other => other?,
-            }
-            for (other_family, i, weight) in reals {
-                let real = pool_addr(*v6 != *other_family, &REALS4, &REALS6, *i);
-                match lb.add_real(&spec.vip(), real, *weight) {
-                    Err(LbError::RealExists { .. }) => {}
-                    other => other?,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn build_packet(r: &PacketRecipe) -> Vec<u8> {
-        let client = pool_addr(r.v6, &CLIENTS4, &CLIENTS6, r.client).to_string();
-        let dst = pool_addr(r.v6, &VIPS4, &VIPS6, r.dst).to_string();
-        let dport = PORTS[r.dport];
-        let frag_mf = matches!(r.special, Special::FirstFragment);
-        let frag_off = if matches!(r.special, Special::LaterFragment) {
-            185
-        } else {
-            0
-        };
-        let fragment = matches!(r.special, Special::FirstFragment | Special::LaterFragment);
-        let mut layers = vec![LayerSpec::Eth(EthSpec {
-            src: Some(Mac(CLIENT_MAC)),
-            dst: Some(Mac(LB_MAC)),
-            pad_to: matches!(r.special, Special::Padding).then_some(128),
-            ..EthSpec::default()
-        })];
-        let (src, dst_for_ip) = match r.kind {
-            // A router on the way to the client reports to the VIP.
-            Kind::IcmpError => (
-                if r.v6 {
-                    "2001:db8:3::1".to_owned()
-                } else {
-                    "198.18.3.1".to_owned()
-                },
-                dst.clone(),
-            ),
-            _ => (client.clone(), dst.clone()),
-        };
-        if r.v6 {
-            layers.push(LayerSpec::Ipv6(Ipv6Spec {
-                tclass: Some(r.tos),
-                ..ipv6(&src, &dst_for_ip)
-            }));
-            if fragment {
-                layers.push(LayerSpec::Ipv6Ext(Ipv6ExtSpec {
-                    kind: ExtKind::Fragment,
-                    next_header: None,
-                    len: None,
-                    data: None,
-                    offset: Some(frag_off),
-                    mf: Some(frag_mf),
-                    ident: Some(9),
-                }));
-            }
-        } else {
-            layers.push(LayerSpec::Ipv4(Ipv4Spec {
-                tos: Some(r.tos),
-                df: Some(r.df),
-                mf: Some(frag_mf),
-                frag: Some(frag_off),
-                options: matches!(r.special, Special::Options).then(|| Hex(vec![1, 1, 1, 0])),
-                proto: matches!(r.kind, Kind::Gre).then_some(47),
-                ..ipv4(&src, &dst_for_ip)
-            }));
-        }
-        match r.kind {
-            Kind::Tcp => layers.push(tcp(r.sport, dport, r.tcp_flags)),
-            Kind::Udp => layers.push(udp(r.sport, dport)),
-            Kind::Gre => {}
-            Kind::EchoRequest => layers.push(if r.v6 {
-                LayerSpec::Icmpv6(IcmpSpec::default())
-            } else {
-                LayerSpec::Icmp(IcmpSpec::default())
-            }),
-            Kind::IcmpError => {
-                let (t, rest) = if r.v6 {
-                    (if r.sport % 2 == 0 { 2 } else { 1 }, 1280)
-                } else {
-                    (3, if r.df { 1200 } else { 0 })
-                };
-                let icmp = IcmpSpec {
-                    icmp_type: Some(t),
-                    code: Some(if r.v6 || t == 3 {
-                        (r.sport % 5) as u8
-                    } else {
-                        0
-                    }),
-                    rest: Some(rest),
-                    ..IcmpSpec::default()
-                };
-                if r.v6 {
-                    layers.push(LayerSpec::Icmpv6(icmp));
-                    layers.push(LayerSpec::Ipv6(ipv6(&dst, &client)));
-                } else {
-                    layers.push(LayerSpec::Icmp(icmp));
-                    layers.push(LayerSpec::Ipv4(ipv4(&dst, &client)));
-                }
-                if r.tcp_flags.len() % 2 == 0 {
-                    layers.push(udp(dport, r.sport));
-                } else {
-                    layers.push(tcp(dport, r.sport, "SA"));
-                }
-            }
-        }
-        layers.push(payload(r.payload));
-        let spec = PacketSpec {
-            layers,
-            cut: None,
-            mutate: vec![],
-        };
-        let built = spec.build().expect("generated specs build");
-        if matches!(r.special, Special::TruncatedL4) && !matches!(r.kind, Kind::Gre) {
-            // Consistently short: the IP length covers 3 bytes of L4.
-            let l3 = if r.v6 { 40 } else { 20 };
-            return PacketSpec {
-                cut: Some(14 + l3 + 3),
-                ..spec
-            }
-            .build()
-            .unwrap_or(built);
-        }
-        built
-    }
-
-    fn counters(lb: &Lb) -> Result<Counters, TestCaseError> {
-        lb.counters()
-            .map_err(|e| TestCaseError::fail(format!("reading counters: {e}")))
-    }
-
-    /// Re-weights (`Some`) or removes (`None`) a real of a VIP, picked by
-    /// index, and refreshes the model's maps (its connection table stays:
-    /// the kernel's did not change either).
-    fn control_event(
-        lb: &mut Lb,
-        model: &mut ModelState,
-        (v, r): (usize, usize),
-        weight: Option<u32>,
-        i: usize,
-    ) -> Result<(), TestCaseError> {
-        let vips: Vec<VipSpec> = lb.plane().vips().collect();
-        if vips.is_empty() {
-            return Ok(());
-        }
-        let vip = vips[v % vips.len()].vip();
-        let reals: Vec<IpAddr> = lb.plane().reals_of(&vip).unwrap().keys().copied().collect();
-        if reals.is_empty() {
-            return Ok(());
-        }
-        let real = reals[r % reals.len()];
-        match weight {
-            Some(w) => lb.set_weight(&vip, real, w),
-            None => lb.remove_real(&vip, real),
-        }
-        .map_err(|e| TestCaseError::fail(format!("event {i}: {e}")))?;
-        let lru = std::mem::take(&mut model.lru);
-        *model = ModelState {
-            lru,
-            ..lb.model_state()
-        };
-        Ok(())
-    }
-
-    fn run_case(world: &WorldSpec, events: &[Event]) -> Result<usize, TestCaseError> {
-        let settings = LbSettings {
-            ring_size: world.ring_size,
-            hash_seed: world.seed,
-            gateway_mac: GATEWAY_MAC,
-            mtu: world.mtu,
-            icmp_echo: world.icmp_echo,
-            send_too_big: world.send_too_big,
-            ..LbSettings::default()
-        };
-        let mut lb = Lb::load(datapath::XDP_LB, settings)
-            .map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
-        provision(&mut lb, world).map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
-        let mut model = lb.model_state();
-        let mut expected_vip: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
-        let mut expected_real: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
-        let mut packets = 0;
-        for (i, event) in events.iter().enumerate() {
-            let recipe = match event {
-                Event::Packet(r) => r,
-                Event::SetWeight(v, r, w) => {
-                    control_event(&mut lb, &mut model, (*v, *r), Some(*w), i)?;
-                    continue;
-                }
-                Event::RemoveReal(v, r) => {
-                    control_event(&mut lb, &mut model, (*v, *r), None, i)?;
-                    continue;
-                }
-            };
-            let frame = build_packet(recipe);
-            let expected = model.process(&frame);
-            let before = counters(&lb)?;
-            let actual = testrun::run(lb.program(), &frame, Quirks::default())
-                .map_err(|e| TestCaseError::fail(format!("event {i}: test run: {e}")))?;
-            let delta = counters(&lb)?.since(&before);
-            packets += 1;
-
-            let mut want = Counters::default();
-            for c in expected.counters() {
-                want.0[c as usize] += 1;
-            }
-            let context = || {
-                format!(
-                    "event {i}: {recipe:?}\ninput:\n{}",
-                    dissect_with(&frame, &DissectOptions::default())
-                )
-            };
-            prop_assert_eq!(
-                actual.verdict,
-                expected.verdict,
-                "verdict: expected {} with counters {}, got counters {}; {}",
-                expected.outcome.name(),
-                want,
-                delta,
-                context()
-            );
-            prop_assert_eq!(
-                delta,
-                want,
-                "counters: got {}, want {}; {}",
-                delta,
-                want,
-                context()
-            );
-            // A dropped frame's bytes are not observable: compare TX and PASS.
-            if expected.verdict != XDP_DROP && actual.output != expected.output {
-                let diff = diff_with(&expected.output, &actual.output, &DissectOptions::default())
-                    .unwrap_or_else(|| "(bytes differ outside the dissected fields)".into());
-                return Err(TestCaseError::fail(format!(
-                    "output differs ({}):\n{diff}\n{}",
-                    expected.outcome.name(),
-                    context()
-                )));
-            }
-            if let Some(s) = expected.stats {
-                let v = expected_vip.entry(s.vip_num).or_default();
-                *v = (v.0 + 1, v.1 + s.bytes);
-                let r = expected_real.entry(s.real).or_default();
-                *r = (r.0 + 1, r.1 + s.bytes);
-            }
-        }
-
-        // Statistics: per VIP and per real, as the model accumulated them.
-        for spec in lb.plane().vips().collect::<Vec<_>>() {
-            let num = lb.plane().vip_num(&spec.vip()).unwrap();
-            let got = lb
-                .vip_stats(&spec.vip())
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let want = expected_vip.get(&num).copied().unwrap_or_default();
-            prop_assert_eq!(
-                (got.packets, got.bytes),
-                want,
-                "stats of VIP {}",
-                spec.vip()
-            );
-        }
-        for (id, def) in &model.reals {
-            let addr = if def.family == FAMILY_V6 {
-                IpAddr::V6(def.addr.into())
-            } else {
-                IpAddr::V4(Ipv4Addr::new(
-                    def.addr[0],
-                    def.addr[1],
-                    def.addr[2],
-                    def.addr[3],
-                ))
-            };
-            if lb.plane().real_id(addr) != Some(*id) {
-                continue;
-            }
-            let got = lb
-                .real_stats(addr)
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let want = expected_real.get(id).copied().unwrap_or_default();
-            prop_assert_eq!((got.packets, got.bytes), want, "stats of real {}", addr);
-        }
-
-        // The connection table, on this CPU.
-        let map = lb
-            .program()
-            .map(LRU_MAP)
-            .ok_or_else(|| TestCaseError::fail("no LB_LRU map"))?;
-        let lru = PerCpuHashMap::<_, FlowKey, FlowState>::try_from(map)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut kernel = BTreeSet::new();
-        for item in lru.iter() {
-            let (key, values) = item.map_err(|e| TestCaseError::fail(e.to_string()))?;
-            if values[CPU].real != 0 {
-                kernel.insert((format!("{key:?}"), values[CPU].real));
-            }
-        }
-        let modeled: BTreeSet<(String, u32)> = model
-            .lru
-            .iter()
-            .filter(|(_, real)| **real != 0)
-            .map(|(k, r)| (format!("{k:?}"), *r))
-            .collect();
-        prop_assert_eq!(kernel, modeled, "connection table on CPU {}", CPU);
-        Ok(packets)
-    }
-
-    /// `cases` cases from a fixed seed, so CI runs the same traffic every
-    /// time; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` explore further.
-    fn config(cases: u32) -> ProptestConfig {
-        let from_env = ProptestConfig::default();
-        ProptestConfig {
-            cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-                from_env.cases
-            } else {
-                cases
-            },
-            rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-                from_env.rng_seed
-            } else {
-                RngSeed::Fixed(0x0d5e_1ab0)
-            },
-            max_shrink_iters: 200,
-            failure_persistence: None,
-            ..from_env
-        }
-    }
-
+    /// The CI-sized differential run: `dsrlab::lb::fuzz` (the same code as
+    /// `dsrlab fuzz lb`) from a fixed seed, a few thousand frames,
+    /// well-formed and malformed. `DSRLAB_FUZZ_PACKETS` and
+    /// `DSRLAB_FUZZ_SEED` explore further.
     #[test]
     fn datapath_matches_the_model() {
-        if let Some(reason) = skip_reason() {
+        if let Some(reason) = fuzz::unavailable() {
             eprintln!("SKIPPED datapath_matches_the_model: {reason}");
             return;
         }
-        pin_to_cpu(CPU).expect("pin the test thread: the connection table is per CPU");
-        let mut runner = proptest::test_runner::TestRunner::new(config(48));
-        let total = std::cell::Cell::new(0usize);
-        let result = runner.run(&(world_strategy(), events_strategy()), |(world, events)| {
-            total.set(total.get() + run_case(&world, &events)?);
-            Ok(())
-        });
-        if let Err(e) = result {
-            panic!("{e}");
+        let env = |name: &str| {
+            std::env::var(name).ok().map(|v| {
+                let parsed = match v.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => v.parse(),
+                };
+                parsed.unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+            })
+        };
+        let options = FuzzOptions {
+            packets: env("DSRLAB_FUZZ_PACKETS").unwrap_or(4000),
+            seed: env("DSRLAB_FUZZ_SEED").unwrap_or(0x0d5e_1ab0),
+            malformed: true,
+            cpu: 0,
+        };
+        let report = fuzz::run(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{report}");
+        if let Some(m) = &report.mismatch {
+            let dir = std::env::temp_dir().join(format!("dsrlab-fuzz-{}", std::process::id()));
+            let written = m.write_pcaps(&dir).map(|p| format!("{p:?}"));
+            panic!("{m}\npcaps: {}", written.unwrap_or_else(|e| e.to_string()));
         }
-        eprintln!(
-            "datapath_matches_the_model: {} packets compared",
-            total.get()
-        );
+        assert!(report.total() >= options.packets);
+        // Malformed frames were part of it, and the kernel refused only the
+        // frames shorter than Ethernet.
+        assert!(report.compared.len() == 4, "{:?}", report.compared);
+        for reason in report.skipped.keys() {
+            assert!(reason.contains("Ethernet header"), "{reason}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 8,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Property: for any world seed (VIPs, reals, weights, flags, ring
+        /// size, MTU, ICMP switches, traffic with reals changing mid-stream
+        /// and malformed frames), xdp_lb and the model agree on every frame.
+        /// proptest picks the seeds and reports the failing one, which
+        /// `dsrlab fuzz lb --seed S --count 1` replays alone.
+        #[test]
+        fn any_world_matches_the_model(seed in proptest::prelude::any::<u64>()) {
+            if let Some(reason) = fuzz::unavailable() {
+                eprintln!("SKIPPED any_world_matches_the_model: {reason}");
+                return Ok(());
+            }
+            let options = FuzzOptions { packets: 1, seed, malformed: true, cpu: 0 };
+            let report = fuzz::run(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert!(report.mismatch.is_none(), "seed {seed:#x}: {}", report);
+        }
     }
 
     /// The control plane's writes land: every map read back equals the
     /// plane's view, and a program loaded for another ring size is refused.
     #[test]
     fn control_plane_writes_what_the_plane_says() {
-        if let Some(reason) = skip_reason() {
+        if let Some(reason) = fuzz::unavailable() {
             eprintln!("SKIPPED control_plane_writes_what_the_plane_says: {reason}");
             return;
         }
@@ -2121,57 +1605,42 @@ mod differential {
         assert!(err.to_string().starts_with("LB_RING holds"), "{err}");
     }
 
-    /// The generator and the model work without a kernel: every generated
-    /// packet builds, the model never panics, and what it transmits has
-    /// valid checksums.
+    /// The generator and the model work without a kernel: cases are a
+    /// function of their seed, every generated frame runs through the model
+    /// without a panic, what it transmits of well-formed traffic has valid
+    /// checksums, and the
+    /// generator reaches every outcome the contract has.
     #[test]
     fn generated_traffic_runs_through_the_model() {
-        let mut runner = proptest::test_runner::TestRunner::new(config(64));
-        let outcomes = std::cell::RefCell::new(BTreeSet::new());
-        runner
-            .run(&(world_strategy(), events_strategy()), |(world, events)| {
-                let settings = LbSettings {
-                    ring_size: world.ring_size.min(251),
-                    hash_seed: world.seed,
-                    mtu: world.mtu,
-                    icmp_echo: world.icmp_echo,
-                    send_too_big: world.send_too_big,
-                    ..LbSettings::default()
-                };
-                let (mut plane, _) = Plane::new(settings).unwrap();
-                for (v6, addr, port, is_udp, flags, reals) in &world.vips {
-                    let spec = VipSpec {
-                        addr: pool_addr(*v6, &VIPS4, &VIPS6, *addr),
-                        port: port.map_or(0, |p| PORTS[p]),
-                        proto: if *is_udp { Proto::Udp } else { Proto::Tcp },
-                        flags: *flags,
-                    };
-                    if plane.add_vip(spec).is_err() {
-                        continue;
+        let a = Case::generate(7, true);
+        let b = Case::generate(7, true);
+        assert_eq!(
+            format!("{a:?}"),
+            format!("{b:?}"),
+            "a case is a function of its seed"
+        );
+        let mut outcomes = BTreeSet::new();
+        for seed in 0..64 {
+            let case = Case::generate(seed, true);
+            let (plane, _) = case.world.plane().unwrap();
+            let gue_port = plane.settings().gue_port;
+            let mut model = plane.model_state();
+            for step in &case.steps {
+                if let Step::Frame { bytes, kind, .. } = step {
+                    let e = model.process(bytes);
+                    // A damaged frame's own checksums stay damaged inside
+                    // the tunnel; the outer headers are the model's.
+                    if e.verdict == XDP_TX && *kind == FrameKind::WellFormed {
+                        assert_checksums_valid(&e.output, gue_port);
                     }
-                    for (other, i, weight) in reals {
-                        let real = pool_addr(*v6 != *other, &REALS4, &REALS6, *i);
-                        let _ = plane.add_real(&spec.vip(), real, *weight);
-                    }
+                    outcomes.insert(e.outcome);
                 }
-                let mut model = plane.model_state();
-                for event in &events {
-                    if let Event::Packet(r) = event {
-                        let e = model.process(&build_packet(r));
-                        if e.verdict == XDP_TX {
-                            assert_checksums_valid(&e.output, settings.gue_port);
-                        }
-                        outcomes.borrow_mut().insert(e.outcome);
-                    }
-                }
-                Ok(())
-            })
-            .unwrap();
-        // The generator reaches every outcome the contract has.
+            }
+        }
         let missing: Vec<&str> = Counter::ALL
             .into_iter()
             .filter(|c| !matches!(c, Counter::LruHit | Counter::LruMiss))
-            .filter(|c| !outcomes.borrow().contains(c))
+            .filter(|c| !outcomes.contains(c))
             .map(Counter::name)
             .collect();
         assert!(missing.is_empty(), "never generated: {missing:?}");

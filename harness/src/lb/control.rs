@@ -42,11 +42,11 @@ use std::{
     path::Path,
 };
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, MapError, PerCpuArray};
 use dsrlab_abi::lb::{
-    CONFIG_MAP, COUNTERS_MAP, Counter, DEFAULT_GUE_PORT, DEFAULT_RING_SIZE, FAMILY_V4, FAMILY_V6,
-    LbConfig, MAX_REALS, MAX_VIPS, REAL_STATS_MAP, REALS_MAP, RING_MAP, RING_SIZE_GLOBAL, RealDef,
-    Traffic, VIP_STATS_MAP, VIPS_MAP, VipKey, VipMeta, config_flags,
+    COUNTERS_MAP, Counter, DEFAULT_GUE_PORT, DEFAULT_RING_SIZE, FAMILY_V4, FAMILY_V6, LbConfig,
+    MAX_REALS, MAX_VIPS, REAL_STATS_MAP, RING_MAP, RING_SIZE_GLOBAL, RealDef, Traffic,
+    VIP_STATS_MAP, VipKey, VipMeta, config_flags,
 };
 
 use super::{
@@ -264,6 +264,9 @@ pub fn load_options(ring_size: u32, ring_size_le: &[u8; 4]) -> LoadOptions<'_> {
 /// What the control plane refuses, or what failed while applying it.
 #[derive(Debug, thiserror::Error)]
 pub enum LbError {
+    /// Writing the maps failed (the message names the map and entry).
+    #[error("{0}")]
+    Maps(String),
     /// Maglev needs a prime ring size.
     #[error("ring size {0} is not prime")]
     RingSizeNotPrime(u32),
@@ -895,10 +898,6 @@ impl Lb {
         self.program.map(name).ok_or(LbError::NoSuchMap(name))
     }
 
-    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, LbError> {
-        self.program.map_mut(name).ok_or(LbError::NoSuchMap(name))
-    }
-
     fn traffic(&self, map: &'static str, index: u32) -> Result<Traffic, LbError> {
         let array =
             PerCpuArray::<_, Traffic>::try_from(self.map(map)?).map_err(map_err(map, "open"))?;
@@ -915,53 +914,6 @@ impl Lb {
     /// before it while the plane already holds the new state: the `Lb`
     /// should then be dropped.
     fn apply(&mut self, writes: Vec<Write>) -> Result<(), LbError> {
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| LbError::Cpus(e))?;
-        for w in writes {
-            match w {
-                Write::Config(config) => {
-                    let mut m = Array::<_, LbConfig>::try_from(self.map_mut(CONFIG_MAP)?)
-                        .map_err(map_err(CONFIG_MAP, "open"))?;
-                    m.set(0, &config, 0)
-                        .map_err(map_err(CONFIG_MAP, "write entry 0"))?;
-                }
-                Write::Vip { key, meta } => {
-                    let mut m = BpfHashMap::<_, VipKey, VipMeta>::try_from(self.map_mut(VIPS_MAP)?)
-                        .map_err(map_err(VIPS_MAP, "open"))?;
-                    match meta {
-                        Some(meta) => m
-                            .insert(&key, &meta, 0)
-                            .map_err(map_err(VIPS_MAP, "insert"))?,
-                        None => m.remove(&key).map_err(map_err(VIPS_MAP, "delete"))?,
-                    }
-                }
-                Write::Real { id, def } => {
-                    let mut m = Array::<_, RealDef>::try_from(self.map_mut(REALS_MAP)?)
-                        .map_err(map_err(REALS_MAP, "open"))?;
-                    m.set(id, &def, 0)
-                        .map_err(map_err(REALS_MAP, format!("write entry {id}")))?;
-                }
-                Write::RingSlot { index, real } => {
-                    let mut m = Array::<_, u32>::try_from(self.map_mut(RING_MAP)?)
-                        .map_err(map_err(RING_MAP, "open"))?;
-                    m.set(index, &real, 0)
-                        .map_err(map_err(RING_MAP, format!("write slot {index}")))?;
-                }
-                Write::ResetVipStats(index) | Write::ResetRealStats(index) => {
-                    let map = if matches!(w, Write::ResetVipStats(_)) {
-                        VIP_STATS_MAP
-                    } else {
-                        REAL_STATS_MAP
-                    };
-                    let mut m = PerCpuArray::<_, Traffic>::try_from(self.map_mut(map)?)
-                        .map_err(map_err(map, "open"))?;
-                    let zeroes =
-                        PerCpuValues::try_from(vec![Traffic::default(); cpus.get() as usize])
-                            .map_err(LbError::Cpus)?;
-                    m.set(index, zeroes, 0)
-                        .map_err(map_err(map, format!("zero entry {index}")))?;
-                }
-            }
-        }
-        Ok(())
+        super::maps::apply(&mut self.program, writes).map_err(LbError::Maps)
     }
 }

@@ -5,10 +5,17 @@
 //! - [`control`]: the control plane over a loaded `xdp_lb` (VIPs, reals,
 //!   weights, rings, counters);
 //! - [`model`]: the reference model, the expected verdict, bytes, counters
-//!   and connection-table update of a frame, given the maps' contents.
+//!   and connection-table update of a frame, given the maps' contents;
+//! - [`fuzz`]: random worlds and traffic (well-formed and malformed)
+//!   through the BPF program and the model, compared byte for byte;
+//! - [`instance`]: a pinned, long-lived `xdp_lb` driven by `dsrlab lb …`;
+//! - [`maps`]: the control plane's writes applied to the maps of either.
 
 pub mod control;
+pub mod fuzz;
+pub mod instance;
 pub mod maglev;
+pub mod maps;
 pub mod model;
 
 pub use control::{Lb, LbError, LbSettings, Proto, Vip, VipSpec};
