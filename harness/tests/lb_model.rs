@@ -19,7 +19,7 @@ use dsrlab::{
         repr::Mac,
         spec::{
             EthSpec, ExtKind, GueSpec, Hex, IcmpSpec, Ipv4Spec, Ipv6ExtSpec, Ipv6Spec, LayerSpec,
-            Mutation, PacketSpec, PayloadSpec, TcpSpec, UdpSpec, VlanSpec,
+            Mutation, PacketSpec, PayloadSpec, UdpSpec, VlanSpec,
         },
     },
     lb::{
@@ -128,36 +128,11 @@ fn eth() -> LayerSpec {
 }
 
 fn ipv4(src: &str, dst: &str) -> Ipv4Spec {
-    Ipv4Spec {
-        src: Some(v4(src)),
-        dst: Some(v4(dst)),
-        ..Ipv4Spec::default()
-    }
+    Ipv4Spec::between(v4(src), v4(dst))
 }
 
 fn ipv6(src: &str, dst: &str) -> Ipv6Spec {
-    Ipv6Spec {
-        src: Some(v6(src)),
-        dst: Some(v6(dst)),
-        ..Ipv6Spec::default()
-    }
-}
-
-fn tcp(sport: u16, dport: u16, flags: &str) -> LayerSpec {
-    LayerSpec::Tcp(TcpSpec {
-        sport: Some(sport),
-        dport: Some(dport),
-        flags: Some(flags.into()),
-        ..TcpSpec::default()
-    })
-}
-
-fn udp(sport: u16, dport: u16) -> LayerSpec {
-    LayerSpec::Udp(UdpSpec {
-        sport: Some(sport),
-        dport: Some(dport),
-        ..UdpSpec::default()
-    })
+    Ipv6Spec::between(v6(src), v6(dst))
 }
 
 fn payload(len: usize) -> LayerSpec {
@@ -311,7 +286,7 @@ fn non_ip_frames_pass_untouched() {
         eth(),
         LayerSpec::Vlan(VlanSpec::default()),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        tcp(40000, 80, "S"),
+        LayerSpec::tcp(40000, 80, "S"),
     ]);
     for frame in [arp, vlan] {
         let e = m.process(&frame);
@@ -328,7 +303,7 @@ fn malformed_headers_pass_untouched() {
         vec![
             eth(),
             LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-            tcp(40000, 80, "S"),
+            LayerSpec::tcp(40000, 80, "S"),
             payload(10),
         ]
     };
@@ -366,7 +341,7 @@ fn malformed_headers_pass_untouched() {
             layers: vec![
                 eth(),
                 LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-                udp(40000, 53),
+                LayerSpec::udp(40000, 53),
             ],
             cut: Some(14 + 20 + 4),
             mutate: vec![],
@@ -390,7 +365,7 @@ fn malformed_headers_pass_untouched() {
             vec![
                 eth(),
                 LayerSpec::Ipv6(ipv6("2001:db8:2::1", "2001:db8::10")),
-                tcp(40000, 443, "S"),
+                LayerSpec::tcp(40000, 443, "S"),
             ],
             vec![Mutation::Truncate(14 + 40 + 10)],
         ),
@@ -414,13 +389,13 @@ fn non_vip_traffic_passes_untouched() {
         build(vec![
             eth(),
             LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.99")),
-            tcp(40000, 80, "S"),
+            LayerSpec::tcp(40000, 80, "S"),
         ]),
         // A VIP address, another port, no all-ports VIP for TCP.
         build(vec![
             eth(),
             LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-            tcp(40000, 81, "S"),
+            LayerSpec::tcp(40000, 81, "S"),
         ]),
         // A VIP address, another protocol (GRE).
         build(vec![
@@ -444,7 +419,7 @@ fn non_vip_traffic_passes_untouched() {
                 mf: None,
                 ident: None,
             }),
-            tcp(40000, 443, "S"),
+            LayerSpec::tcp(40000, 443, "S"),
         ]),
     ];
     for (i, frame) in frames.iter().enumerate() {
@@ -469,7 +444,7 @@ fn ipv4_options_to_a_vip_pass_to_the_stack() {
                 options: Some(Hex(vec![0x94, 0x04, 0, 0])),
                 ..ipv4("198.18.2.1", dst)
             }),
-            tcp(40000, 80, "S"),
+            LayerSpec::tcp(40000, 80, "S"),
         ])
     };
     let e = m.process(&with_options("198.18.0.10"));
@@ -492,9 +467,9 @@ fn fragments_to_a_vip_are_dropped() {
                 ..ipv4("198.18.2.1", dst)
             }),
             if dport == 53 {
-                udp(40000, dport)
+                LayerSpec::udp(40000, dport)
             } else {
-                tcp(40000, dport, "A")
+                LayerSpec::tcp(40000, dport, "A")
             },
             payload(16),
         ])
@@ -527,9 +502,9 @@ fn fragments_to_a_vip_are_dropped() {
                 ident: Some(7),
             }),
             if proto_udp {
-                udp(40000, 443)
+                LayerSpec::udp(40000, 443)
             } else {
-                tcp(40000, 443, "S")
+                LayerSpec::tcp(40000, 443, "S")
             },
         ])
     };
@@ -559,7 +534,7 @@ fn syn_v4(client: &str, dst: &str, sport: u16, dport: u16) -> Vec<LayerSpec> {
             df: Some(true),
             ..ipv4(client, dst)
         }),
-        tcp(sport, dport, "S"),
+        LayerSpec::tcp(sport, dport, "S"),
         payload(20),
     ]
 }
@@ -632,7 +607,7 @@ fn ipv6_to_an_ipv6_real_is_ip6ip6_with_flow_label() {
             tclass: Some(0x28),
             ..ipv6("2001:db8:2::1", "2001:db8::10")
         }),
-        tcp(40001, 443, "S"),
+        LayerSpec::tcp(40001, 443, "S"),
         payload(7),
     ];
     let e = m.process(&build(inner.clone()));
@@ -703,7 +678,7 @@ fn ipv6_to_an_ipv4_real_is_dropped() {
     let frame = build(vec![
         eth(),
         LayerSpec::Ipv6(ipv6("2001:db8:2::1", "2001:db8::11")),
-        tcp(40000, 80, "S"),
+        LayerSpec::tcp(40000, 80, "S"),
     ]);
     let e = m.process(&frame);
     assert_eq!((e.verdict, e.outcome), (XDP_DROP, Counter::DropEncap));
@@ -718,7 +693,7 @@ fn gue_puts_udp_between_outer_and_inner() {
     let inner = vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.7", "198.18.0.12")),
-        udp(5353, 80),
+        LayerSpec::udp(5353, 80),
         payload(30),
     ];
     let e = m.process(&build(inner.clone()));
@@ -753,7 +728,7 @@ fn gue_puts_udp_between_outer_and_inner() {
     let frame = build(vec![
         eth(),
         LayerSpec::Ipv6(ipv6("2001:db8:2::7", "2001:db8::12")),
-        udp(5353, 80),
+        LayerSpec::udp(5353, 80),
     ]);
     let e = m.process(&frame);
     assert_eq!((e.verdict, e.outcome), (XDP_TX, Counter::Tx));
@@ -774,7 +749,7 @@ fn all_ports_vip_catches_other_ports_and_hashes_the_real_port() {
     let frame = build(vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        udp(40000, 8080),
+        LayerSpec::udp(40000, 8080),
     ]);
     let e = m.process(&frame);
     assert_eq!((e.verdict, e.outcome), (XDP_TX, Counter::Tx));
@@ -827,7 +802,7 @@ fn connection_table_keeps_flows_on_their_real() {
     let ack = build(vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
     ]);
     let first = m.process(&syn);
     assert_eq!(first.selection, Some(Counter::LruMiss));
@@ -884,7 +859,7 @@ fn no_lru_vips_never_use_or_fill_the_table() {
     let ack = build(vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.20")),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
     ]);
     for _ in 0..2 {
         let e = m.process(&ack);
@@ -916,7 +891,7 @@ fn ethernet_padding_stays_after_the_inner_packet() {
             ..EthSpec::default()
         }),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
     ];
     let frame = build(layers);
     assert_eq!(frame.len(), 60);
@@ -948,7 +923,7 @@ fn too_big_ipv4_with_df_gets_frag_needed() {
             df: Some(true),
             ..ipv4("198.18.2.1", "198.18.0.10")
         }),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
         payload(600 - 40 - 20 + 1),
     ]);
     let e = m.process(&big);
@@ -980,7 +955,7 @@ fn too_big_ipv4_with_df_gets_frag_needed() {
     let fits = build(vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
         payload(600 - 40 - 20),
     ]);
     assert_eq!(m.process(&fits).outcome, Counter::Tx);
@@ -989,7 +964,7 @@ fn too_big_ipv4_with_df_gets_frag_needed() {
     let no_df = build(vec![
         eth(),
         LayerSpec::Ipv4(ipv4("198.18.2.1", "198.18.0.10")),
-        tcp(40000, 80, "A"),
+        LayerSpec::tcp(40000, 80, "A"),
         payload(600),
     ]);
     let e = m.process(&no_df);
@@ -1005,7 +980,7 @@ fn too_big_ipv6_gets_packet_too_big_and_off_means_drop() {
     let big = build(vec![
         eth(),
         LayerSpec::Ipv6(ipv6("2001:db8:2::1", "2001:db8::10")),
-        tcp(40000, 443, "A"),
+        LayerSpec::tcp(40000, 443, "A"),
         payload(1400),
     ]);
     let (_, mut m) = world_with(settings(), vips);
@@ -1151,7 +1126,7 @@ fn unreachable_v4(vip: &str, vip_port: u16, icmp_type: u8) -> Vec<LayerSpec> {
             ..IcmpSpec::default()
         }),
         LayerSpec::Ipv4(ipv4(vip, "198.18.2.1")),
-        tcp(vip_port, 40000, "SA"),
+        LayerSpec::tcp(vip_port, 40000, "SA"),
     ]
 }
 
@@ -1225,7 +1200,7 @@ fn icmpv6_packet_too_big_about_a_vip_flow_goes_to_its_real() {
             ..IcmpSpec::default()
         }),
         LayerSpec::Ipv6(ipv6("2001:db8::10", "2001:db8:2::1")),
-        tcp(443, 40000, "A"),
+        LayerSpec::tcp(443, 40000, "A"),
         payload(100),
     ]);
     let e = m.process(&frame);

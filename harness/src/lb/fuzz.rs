@@ -59,7 +59,7 @@ use crate::{
             repr::Mac,
             spec::{
                 EthSpec, ExtKind, Hex, IcmpSpec, Ipv4Spec, Ipv6ExtSpec, Ipv6Spec, LayerSpec,
-                PacketSpec, PayloadSpec, TcpSpec, UdpSpec,
+                PacketSpec, PayloadSpec,
             },
         },
         pcap,
@@ -454,8 +454,8 @@ impl Recipe {
             }));
         }
         match self.kind {
-            Kind::Tcp => layers.push(tcp(self.sport, self.dport, self.tcp_flags)),
-            Kind::Udp => layers.push(udp(self.sport, self.dport)),
+            Kind::Tcp => layers.push(LayerSpec::tcp(self.sport, self.dport, self.tcp_flags)),
+            Kind::Udp => layers.push(LayerSpec::udp(self.sport, self.dport)),
             Kind::Gre => {}
             Kind::EchoRequest => layers.push(if self.v6 {
                 LayerSpec::Icmpv6(IcmpSpec::default())
@@ -482,9 +482,9 @@ impl Recipe {
                     layers.push(LayerSpec::Ipv4(ipv4(&dst, &client)));
                 }
                 if self.tcp_flags.len() % 2 == 0 {
-                    layers.push(udp(self.dport, self.sport));
+                    layers.push(LayerSpec::udp(self.dport, self.sport));
                 } else {
-                    layers.push(tcp(self.dport, self.sport, "SA"));
+                    layers.push(LayerSpec::tcp(self.dport, self.sport, "SA"));
                 }
             }
         }
@@ -513,36 +513,17 @@ impl Recipe {
 }
 
 fn ipv4(src: &str, dst: &str) -> Ipv4Spec {
-    Ipv4Spec {
-        src: Some(src.parse().expect("pool address")),
-        dst: Some(dst.parse().expect("pool address")),
-        ..Ipv4Spec::default()
-    }
+    Ipv4Spec::between(
+        src.parse().expect("pool address"),
+        dst.parse().expect("pool address"),
+    )
 }
 
 fn ipv6(src: &str, dst: &str) -> Ipv6Spec {
-    Ipv6Spec {
-        src: Some(src.parse().expect("pool address")),
-        dst: Some(dst.parse().expect("pool address")),
-        ..Ipv6Spec::default()
-    }
-}
-
-fn tcp(sport: u16, dport: u16, flags: &str) -> LayerSpec {
-    LayerSpec::Tcp(TcpSpec {
-        sport: Some(sport),
-        dport: Some(dport),
-        flags: Some(flags.into()),
-        ..TcpSpec::default()
-    })
-}
-
-fn udp(sport: u16, dport: u16) -> LayerSpec {
-    LayerSpec::Udp(UdpSpec {
-        sport: Some(sport),
-        dport: Some(dport),
-        ..UdpSpec::default()
-    })
+    Ipv6Spec::between(
+        src.parse().expect("pool address"),
+        dst.parse().expect("pool address"),
+    )
 }
 
 /// What a frame is: well-formed or one of the malformed derivations.

@@ -381,7 +381,49 @@ pub const LAYER_KINDS: &[&str] = &[
     "payload",
 ];
 
+impl Ipv4Spec {
+    /// A header from `src` to `dst`, every other field derived.
+    pub fn between(src: Ipv4Addr, dst: Ipv4Addr) -> Self {
+        Self {
+            src: Some(src),
+            dst: Some(dst),
+            ..Self::default()
+        }
+    }
+}
+
+impl Ipv6Spec {
+    /// A header from `src` to `dst`, every other field derived.
+    pub fn between(src: Ipv6Addr, dst: Ipv6Addr) -> Self {
+        Self {
+            src: Some(src),
+            dst: Some(dst),
+            ..Self::default()
+        }
+    }
+}
+
 impl LayerSpec {
+    /// A TCP header with these ports and flags (`"S"`, `"SA"`, `"A"` ...),
+    /// every other field derived.
+    pub fn tcp(sport: u16, dport: u16, flags: &str) -> Self {
+        Self::Tcp(TcpSpec {
+            sport: Some(sport),
+            dport: Some(dport),
+            flags: Some(flags.into()),
+            ..TcpSpec::default()
+        })
+    }
+
+    /// A UDP header with these ports, every other field derived.
+    pub fn udp(sport: u16, dport: u16) -> Self {
+        Self::Udp(UdpSpec {
+            sport: Some(sport),
+            dport: Some(dport),
+            ..UdpSpec::default()
+        })
+    }
+
     /// The kind name (`ipv4`).
     pub const fn kind(&self) -> &'static str {
         match self {
