@@ -1,0 +1,163 @@
+//! `dsrlab bench`: the decap programs and the load balancer per packet
+//! class, next to the trivial programs of their types.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use dsrlab::{
+    bench, datapath,
+    formats::fixture::FixtureSet,
+    load::{LoadOptions, LoadedProgram},
+};
+use dsrlab_abi::decap::Counter;
+
+use super::{BenchPrograms, Format};
+
+fn fixture_sets(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<FixtureSet>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read fixture directory {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    paths.sort();
+    let mut sets = Vec::new();
+    for path in paths {
+        let set = FixtureSet::from_yaml_file(&path)?;
+        if filter.is_none_or(|f| set.name.contains(f)) {
+            set.check_pcap()?;
+            sets.push(set);
+        }
+    }
+    if sets.is_empty() {
+        bail!("no fixture sets in {} match", dir.display());
+    }
+    Ok(sets)
+}
+
+pub(super) fn run_bench(
+    programs: BenchPrograms,
+    fixtures: &Path,
+    calls: u32,
+    cpu: usize,
+    format: Format,
+) -> anyhow::Result<()> {
+    if format == Format::Junit {
+        bail!("bench reports figures, not test cases: use --format human or json");
+    }
+    bench::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
+    let mut rows = Vec::new();
+    let mut human = String::new();
+    if programs != BenchPrograms::Lb {
+        let (r, table) = bench_decap(fixtures, calls)?;
+        rows.extend(r);
+        human.push_str(&table);
+    }
+    if programs != BenchPrograms::Decap {
+        let (r, table) = bench_lb(calls)?;
+        if !human.is_empty() {
+            human.push('\n');
+        }
+        rows.extend(r);
+        human.push_str(&table);
+    }
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Human => print!("{human}"),
+        Format::Junit => unreachable!("refused above"),
+    }
+    Ok(())
+}
+
+/// xdp_lb per packet class next to xdp_pass, and where it stands against
+/// the targets of DESIGN.md.
+fn bench_lb(calls: u32) -> anyhow::Result<(Vec<bench::Measurement>, String)> {
+    let floor = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default())?;
+    let (lb, cases) = bench::lb_setup().context("setting up xdp_lb")?;
+    let mut rows = Vec::new();
+    for case in &cases {
+        bench::lb_prime(&lb, case).map_err(anyhow::Error::msg)?;
+        rows.push(bench::measure_cycling(
+            &floor,
+            case.name,
+            &case.packets,
+            calls,
+        )?);
+        rows.push(bench::measure_cycling(
+            lb.program(),
+            case.name,
+            &case.packets,
+            calls,
+        )?);
+    }
+    let pairing = bench::Pairing {
+        floor: "xdp_pass",
+        program: "xdp_lb",
+    };
+    let targets: Vec<bench::Target<'_>> = cases
+        .iter()
+        .filter_map(|c| {
+            c.target_ns.map(|max_ns| bench::Target {
+                case: c.name,
+                max_ns,
+            })
+        })
+        .collect();
+    let mut table = bench::table(&rows, &[pairing]);
+    table.push('\n');
+    table.push_str(&bench::against_targets(&rows, pairing, &targets));
+    Ok((rows, table))
+}
+
+/// xdp_decap and tc_decap per tunnel kind next to xdp_pass and tc_pass.
+fn bench_decap(fixtures: &Path, calls: u32) -> anyhow::Result<(Vec<bench::Measurement>, String)> {
+    let sets = fixture_sets(fixtures, None)?;
+    // One packet per decap kind plus a non-tunnel one: the first fixture
+    // packet expected to hit that counter, preferring inner TCP.
+    let mut cases: Vec<(Counter, Vec<u8>)> = Vec::new();
+    let wanted = Counter::ALL
+        .into_iter()
+        .filter(|c| c.is_decap() || *c == Counter::PassNotTunnel);
+    for counter in wanted {
+        let candidates: Vec<_> = sets
+            .iter()
+            .flat_map(|s| &s.packets)
+            .filter(|p| p.expect.counter == counter && p.quirks == Default::default())
+            .collect();
+        let pick = candidates
+            .iter()
+            .find(|p| p.name.contains("tcp"))
+            .or(candidates.first());
+        if let Some(p) = pick {
+            cases.push((counter, p.bytes.clone()));
+        }
+    }
+    // Each program next to the trivial program of its own type: an skb
+    // test run costs more than an XDP one before the program does anything.
+    let programs = [
+        datapath::XDP_PASS,
+        datapath::XDP_DECAP,
+        datapath::TC_PASS,
+        datapath::TC_DECAP,
+    ]
+    .into_iter()
+    .map(|o| LoadedProgram::builtin(o, &LoadOptions::default()))
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for (counter, packet) in &cases {
+        for program in &programs {
+            rows.push(bench::measure(program, counter.name(), packet, calls)?);
+        }
+    }
+    let pairings = [
+        bench::Pairing {
+            floor: "xdp_pass",
+            program: "xdp_decap",
+        },
+        bench::Pairing {
+            floor: "tc_pass",
+            program: "tc_decap",
+        },
+    ];
+    let table = bench::table(&rows, &pairings);
+    Ok((rows, table))
+}

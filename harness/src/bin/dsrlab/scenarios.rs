@@ -1,0 +1,125 @@
+//! `dsrlab run` and `dsrlab check`: scenario files found, loaded, run and
+//! reported.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use dsrlab::{
+    formats::scenario::load as scenario_load,
+    reports,
+    runner::scenario::{self as scenario_runner, RunOptions},
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Format;
+
+/// Scenario files named by `paths`: files as given, directories' `*.yaml`
+/// (sorted).
+fn scenario_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read directory {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            found.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+            found.sort();
+            if found.is_empty() {
+                bail!("{} holds no scenario (*.yaml)", path.display());
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            bail!("{}: no such file or directory", path.display());
+        }
+    }
+    Ok(files)
+}
+
+pub(super) fn check_scenarios(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for file in scenario_files(paths)? {
+        match scenario_load::load(&file) {
+            Ok(scenario) => println!(
+                "{}: ok: {} program(s), {} packet(s), modes {}",
+                file.display(),
+                scenario.programs.len(),
+                scenario.packets.len(),
+                scenario
+                    .modes
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) fn run_scenarios(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    options: &RunOptions,
+    format: Format,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut scenarios = Vec::new();
+    for file in scenario_files(paths)? {
+        let scenario = scenario_load::load(&file)?;
+        if filter.is_none_or(|f| scenario.name.contains(f)) {
+            scenarios.push(scenario);
+        }
+    }
+    if scenarios.is_empty() {
+        bail!("no scenario matches");
+    }
+    let total: u64 = scenarios
+        .iter()
+        .map(|s| scenario_runner::planned_runs(s, options))
+        .sum();
+    // Hidden by indicatif when stderr is not a terminal (CI logs).
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos}/{len} packets {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for scenario in &scenarios {
+        progress.set_prefix(scenario.name.clone());
+        let report = scenario_runner::run(scenario, options, &mut || progress.inc(1));
+        if let Some(dir) = out {
+            written.extend(
+                reports::scenario::write_failure_pcaps(dir, scenario, &report)
+                    .with_context(|| format!("cannot write pcaps under {}", dir.display()))?,
+            );
+        }
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    match format {
+        Format::Human => print!("{}", reports::scenario::human(&reports, &written)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&reports::scenario::json(&reports))?
+        ),
+        Format::Junit => println!("{}", reports::scenario::junit(&reports)),
+    }
+    Ok(if reports.iter().all(|r| r.ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
