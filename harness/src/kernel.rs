@@ -23,15 +23,14 @@ pub struct MissingCapabilities {
 /// Checks that the effective capability set allows loading BPF programs.
 pub fn check_bpf_capabilities() -> Result<(), MissingCapabilities> {
     let effective = effective_capabilities().unwrap_or(0);
-    let missing: Vec<&str> = [
-        (CAP_BPF, "CAP_BPF"),
-        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
-        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| effective & (1u64 << bit) == 0)
-    .map(|(_, name)| name)
-    .collect();
+    let missing = missing(
+        effective,
+        &[
+            (CAP_BPF, "CAP_BPF"),
+            (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+            (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        ],
+    );
     // CAP_SYS_ADMIN implies what CAP_BPF grants on kernels that have it.
     if missing.is_empty() || (missing == ["CAP_BPF"] && effective & (1 << CAP_SYS_ADMIN) != 0) {
         return Ok(());
@@ -39,6 +38,34 @@ pub fn check_bpf_capabilities() -> Result<(), MissingCapabilities> {
     Err(MissingCapabilities {
         missing: missing.join(", "),
     })
+}
+
+/// Checks that the effective capability set allows creating and
+/// configuring network namespaces (live mode).
+pub fn check_netns_capabilities() -> Result<(), MissingCapabilities> {
+    let effective = effective_capabilities().unwrap_or(0);
+    let missing = missing(
+        effective,
+        &[
+            (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+            (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        ],
+    );
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(MissingCapabilities {
+        missing: missing.join(", "),
+    })
+}
+
+/// The names of the capabilities of `wanted` that `effective` lacks.
+fn missing(effective: u64, wanted: &[(u32, &'static str)]) -> Vec<&'static str> {
+    wanted
+        .iter()
+        .filter(|(bit, _)| effective & (1u64 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 /// The effective capability set of the calling thread (capabilities are per

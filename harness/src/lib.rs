@@ -10,6 +10,7 @@ pub mod datapath;
 pub mod formats;
 pub mod kernel;
 pub mod lb;
+pub mod live;
 pub mod load;
 pub mod maps;
 pub mod oracles;

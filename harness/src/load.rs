@@ -228,6 +228,13 @@ impl LoadedProgram {
         prog.fd().expect("program was loaded in finish()").as_fd()
     }
 
+    /// The aya program, for attaching it (`live::attach`).
+    pub fn program_mut(&mut self) -> &mut Program {
+        self.ebpf
+            .program_mut(&self.program)
+            .expect("program existed at load time")
+    }
+
     /// XDP or sched_cls.
     pub const fn kind(&self) -> ProgramKind {
         self.kind

@@ -1,0 +1,112 @@
+//! Attaching a loaded program at a link end: XDP (native or generic) or TC
+//! (TCX where the kernel has it, else a clsact filter), through aya.
+//!
+//! Attachment is by interface index, resolved inside the link end's
+//! namespace; the link that aya keeps lives as long as the program, and the
+//! kernel detaches it when the interface (or its namespace) goes away.
+
+use aya::programs::{Program, ProgramError, TcAttachType, XdpMode};
+
+use super::netns::Namespace;
+use crate::load::LoadedProgram;
+
+/// Where on a link end a program sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// XDP in the driver (veth has a native XDP path).
+    XdpNative,
+    /// XDP in the stack (generic XDP), for any device.
+    XdpGeneric,
+    /// TC on ingress (clsact / TCX).
+    TcIngress,
+    /// TC on egress.
+    TcEgress,
+}
+
+impl Hook {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::XdpNative => "xdp (native)",
+            Self::XdpGeneric => "xdp (generic)",
+            Self::TcIngress => "tc ingress",
+            Self::TcEgress => "tc egress",
+        }
+    }
+}
+
+/// A program the kernel would not attach.
+#[derive(Debug, thiserror::Error)]
+#[error("attaching `{program}` at {} of {interface} in {namespace}: {source}{hint}", hook.name())]
+pub struct AttachError {
+    /// The program.
+    pub program: String,
+    /// The hook.
+    pub hook: Hook,
+    /// The interface.
+    pub interface: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// aya's error (the kernel's errno inside).
+    #[source]
+    pub source: Box<ProgramError>,
+    /// What the errno usually means here.
+    pub hint: String,
+}
+
+/// Attaches `program` at `hook` of interface `ifindex` (named `interface`,
+/// for messages) in `ns`.
+pub fn attach(
+    program: &mut LoadedProgram,
+    ns: &Namespace,
+    interface: &str,
+    ifindex: u32,
+    hook: Hook,
+) -> Result<(), AttachError> {
+    let name = program.name().to_owned();
+    let fail = |source: ProgramError| AttachError {
+        hint: hint(&source, hook),
+        program: name.clone(),
+        hook,
+        interface: interface.to_owned(),
+        namespace: ns.name().to_owned(),
+        source: Box::new(source),
+    };
+    let entered = ns.enter().map_err(|e| fail(ProgramError::IOError(e)))?;
+    let result = match (program.program_mut(), hook) {
+        (Program::Xdp(xdp), Hook::XdpNative) => xdp.attach(ifindex, XdpMode::Driver).map(drop),
+        (Program::Xdp(xdp), Hook::XdpGeneric) => xdp.attach(ifindex, XdpMode::Skb).map(drop),
+        (Program::SchedClassifier(cls), Hook::TcIngress | Hook::TcEgress) => {
+            let at = if hook == Hook::TcIngress {
+                TcAttachType::Ingress
+            } else {
+                TcAttachType::Egress
+            };
+            // TCX (6.6+) needs no qdisc; before it, aya falls back to a
+            // clsact filter, which needs the qdisc: add it and retry.
+            cls.attach(ifindex, at).map(drop).or_else(|e| match e {
+                ProgramError::TcError(_) => {
+                    aya::programs::tc::qdisc_add_clsact(ifindex)?;
+                    cls.attach(ifindex, at).map(drop)
+                }
+                e => Err(e),
+            })
+        }
+        _ => Err(ProgramError::UnexpectedProgramType),
+    };
+    drop(entered);
+    result.map_err(fail)
+}
+
+fn hint(error: &ProgramError, hook: Hook) -> String {
+    let text = error.to_string();
+    if matches!(hook, Hook::XdpNative | Hook::XdpGeneric)
+        && text.contains("Numerical result out of range")
+    {
+        return "; a non-frags XDP program cannot attach where the veth peer's MTU is above about 3.5 KB (use an xdp.frags program or a smaller MTU)".to_owned();
+    }
+    if matches!(error, ProgramError::UnexpectedProgramType) {
+        return format!("; the program's type does not fit the {} hook", hook.name());
+    }
+    String::new()
+}

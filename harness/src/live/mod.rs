@@ -1,0 +1,19 @@
+//! Live mode: programs attached in network namespaces joined by veth pairs,
+//! carrying real frames, observed from outside.
+//!
+//! - [`netns`]: namespaces owned by this process, entered per thread,
+//!   removed on drop, reaped when their owner is gone;
+//! - [`netlink`]: the rtnetlink requests that build links, addresses,
+//!   routes and neighbours;
+//! - [`topology`]: nodes and links from a spec, built and torn down;
+//! - [`attach`]: a loaded program at a link end (XDP or TC);
+//! - [`packet_socket`]: AF_PACKET injection and capture;
+//! - [`replay`]: frames injected at one end, the program's verdict observed
+//!   at the other.
+
+pub mod attach;
+pub mod netlink;
+pub mod netns;
+pub mod packet_socket;
+pub mod replay;
+pub mod topology;

@@ -1,0 +1,497 @@
+//! Topologies: nodes (network namespaces) joined by veth pairs, with
+//! addresses, routes, static neighbours and sysctls, built with rtnetlink
+//! from a [`TopologySpec`] and torn down when the [`Topology`] drops.
+//!
+//! Nothing touches the root namespace: each veth is created inside its
+//! first node's namespace with its peer placed directly in the second's.
+//! Neighbour entries are permanent, so no ARP or neighbour discovery
+//! crosses a link (captures hold only the traffic of the run), and IPv6
+//! duplicate address detection is skipped, so addresses work at once.
+
+use std::{
+    collections::HashMap,
+    fs, io,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use super::{
+    netlink::{NetlinkError, Rtnl},
+    netns::{Namespace, NetnsError},
+};
+
+/// A node: one network namespace.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSpec {
+    /// Its name in the topology (and the label of its namespace's name).
+    pub name: String,
+    /// `net.*` sysctls, as (`ipv4.ip_forward`, `1`): paths below
+    /// `/proc/sys/net/`, applied before any link exists, so `default`
+    /// settings reach every link.
+    pub sysctls: Vec<(String, String)>,
+    /// Addresses on `lo` (VIPs), with their prefix lengths.
+    pub loopback: Vec<(IpAddr, u8)>,
+    /// Routes of this node.
+    pub routes: Vec<RouteSpec>,
+}
+
+/// A route in a node.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// Destination network.
+    pub dst: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// The next hop, or `None` for an on-link route.
+    pub via: Option<IpAddr>,
+    /// The node's link the route goes out of.
+    pub dev: String,
+}
+
+/// One end of a veth pair.
+#[derive(Clone, Debug, Default)]
+pub struct EndSpec {
+    /// The node it is in.
+    pub node: String,
+    /// The interface's name in that node (at most 15 bytes).
+    pub name: String,
+    /// MTU (default 1500).
+    pub mtu: Option<u32>,
+    /// MAC address (default: derived from the link's position).
+    pub mac: Option<[u8; 6]>,
+    /// Addresses with prefix lengths.
+    pub addresses: Vec<(IpAddr, u8)>,
+}
+
+/// A veth pair between two nodes.
+#[derive(Clone, Debug, Default)]
+pub struct LinkSpec {
+    /// The first end (created in its node; the second is its peer).
+    pub a: EndSpec,
+    /// The second end.
+    pub b: EndSpec,
+}
+
+/// A whole topology.
+#[derive(Clone, Debug, Default)]
+pub struct TopologySpec {
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// The links.
+    pub links: Vec<LinkSpec>,
+}
+
+/// Why a topology could not be built. Whatever was built is removed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The spec contradicts itself.
+    #[error("topology: {0}")]
+    Invalid(String),
+    /// A namespace could not be made.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The kernel refused a request.
+    #[error("node {node}: {source}")]
+    Netlink {
+        /// The node the request was made in.
+        node: String,
+        /// The request and the kernel's reason.
+        #[source]
+        source: NetlinkError,
+    },
+    /// A system call failed.
+    #[error("node {node}: {what}: {source}")]
+    Io {
+        /// The node.
+        node: String,
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A built topology; dropping it removes every namespace (and so every
+/// link) it made.
+#[derive(Debug)]
+pub struct Topology {
+    nodes: Vec<(String, Namespace)>,
+    interfaces: HashMap<(String, String), Interface>,
+}
+
+/// A link end as built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Its index in its node.
+    pub index: u32,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+}
+
+/// Whether `addr` is in the ranges dsrlab may use (198.18.0.0/15,
+/// 2001:db8::/32), or the addresses of `lo` itself.
+pub fn allowed_address(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let [x, y, ..] = a.octets();
+            (x == 198 && (y & 0xfe) == 18) || a == Ipv4Addr::LOCALHOST
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            (s[0] == 0x2001 && s[1] == 0x0db8) || a == Ipv6Addr::LOCALHOST
+        }
+    }
+}
+
+/// The default MAC of end `end` (0 or 1) of link number `link`: locally
+/// administered, unicast, and readable in captures (`02:64:73:LL:EE:00`,
+/// "ds").
+pub const fn default_mac(link: usize, end: u8) -> [u8; 6] {
+    [0x02, 0x64, 0x73, link as u8, end, 0x00]
+}
+
+impl Topology {
+    /// Builds `spec`. On failure, everything built so far is removed.
+    pub fn build(spec: &TopologySpec) -> Result<Self, TopologyError> {
+        validate(spec)?;
+        let mut topology = Self {
+            nodes: Vec::with_capacity(spec.nodes.len()),
+            interfaces: HashMap::new(),
+        };
+        for node in &spec.nodes {
+            let ns = Namespace::create(&node.name)?;
+            topology.nodes.push((node.name.clone(), ns));
+            topology.in_node(&node.name, "sysctls", || apply_sysctls(node))??;
+        }
+        for (i, link) in spec.links.iter().enumerate() {
+            topology.add_link(i, link)?;
+        }
+        for node in &spec.nodes {
+            topology.configure_node(node)?;
+        }
+        topology.add_neighbours(spec)?;
+        Ok(topology)
+    }
+
+    /// The namespace of `node`.
+    pub fn node(&self, node: &str) -> Option<&Namespace> {
+        self.nodes.iter().find(|(n, _)| n == node).map(|(_, ns)| ns)
+    }
+
+    /// The interface `name` of `node`.
+    pub fn interface(&self, node: &str, name: &str) -> Option<Interface> {
+        self.interfaces
+            .get(&(node.to_owned(), name.to_owned()))
+            .copied()
+    }
+
+    /// The namespaces' names, in node order.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(_, ns)| ns.name().to_owned())
+            .collect()
+    }
+
+    fn add_link(&mut self, i: usize, link: &LinkSpec) -> Result<(), TopologyError> {
+        let peer_ns = self.namespace(&link.b.node)?;
+        let peer_fd = peer_ns
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|source| TopologyError::Io {
+                node: link.b.node.clone(),
+                what: "dup namespace fd".into(),
+                source,
+            })?;
+        let (a, b) = (&link.a, &link.b);
+        self.in_node(&a.node, "veth", || {
+            let mut rtnl = Rtnl::open().map_err(|e| io_err(&a.node, "open rtnetlink", e))?;
+            use std::os::fd::AsFd;
+            rtnl.add_veth(&a.name, &b.name, peer_fd.as_fd())
+                .map_err(|source| TopologyError::Netlink {
+                    node: a.node.clone(),
+                    source,
+                })
+        })??;
+        for (end, n) in [(a, 0u8), (b, 1u8)] {
+            let mac = end.mac.unwrap_or(default_mac(i, n));
+            let index = self.in_node(&end.node, "link set", || {
+                let index = ifindex(&end.name).map_err(|e| io_err(&end.node, &end.name, e))?;
+                let mut rtnl = Rtnl::open().map_err(|e| io_err(&end.node, "open rtnetlink", e))?;
+                let netlink = |source| TopologyError::Netlink {
+                    node: end.node.clone(),
+                    source,
+                };
+                rtnl.set_link(index, end.mtu, Some(mac), Some(true))
+                    .map_err(netlink)?;
+                for &(addr, prefix) in &end.addresses {
+                    rtnl.add_address(index, addr, prefix).map_err(netlink)?;
+                }
+                Ok::<_, TopologyError>(index)
+            })??;
+            self.interfaces.insert(
+                (end.node.clone(), end.name.clone()),
+                Interface { index, mac },
+            );
+        }
+        Ok(())
+    }
+
+    fn configure_node(&self, node: &NodeSpec) -> Result<(), TopologyError> {
+        let interfaces = &self.interfaces;
+        self.in_node(&node.name, "configure", || {
+            let netlink = |source| TopologyError::Netlink {
+                node: node.name.clone(),
+                source,
+            };
+            let mut rtnl = Rtnl::open().map_err(|e| io_err(&node.name, "open rtnetlink", e))?;
+            let lo = ifindex("lo").map_err(|e| io_err(&node.name, "lo", e))?;
+            rtnl.set_link(lo, None, None, Some(true)).map_err(netlink)?;
+            for &(addr, prefix) in &node.loopback {
+                rtnl.add_address(lo, addr, prefix).map_err(netlink)?;
+            }
+            for route in &node.routes {
+                let dev = interfaces
+                    .get(&(node.name.clone(), route.dev.clone()))
+                    .ok_or_else(|| {
+                        TopologyError::Invalid(format!(
+                            "node {}: route to {}/{} via unknown link {}",
+                            node.name, route.dst, route.prefix, route.dev
+                        ))
+                    })?;
+                rtnl.add_route(route.dst, route.prefix, route.via, dev.index)
+                    .map_err(netlink)?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Each end learns the MAC of its peer's addresses, permanently.
+    fn add_neighbours(&self, spec: &TopologySpec) -> Result<(), TopologyError> {
+        for link in &spec.links {
+            for (here, there) in [(&link.a, &link.b), (&link.b, &link.a)] {
+                if there.addresses.is_empty() {
+                    continue;
+                }
+                let me = self.interfaces[&(here.node.clone(), here.name.clone())];
+                let peer = self.interfaces[&(there.node.clone(), there.name.clone())];
+                self.in_node(&here.node, "neighbours", || {
+                    let mut rtnl =
+                        Rtnl::open().map_err(|e| io_err(&here.node, "open rtnetlink", e))?;
+                    for &(addr, _) in &there.addresses {
+                        rtnl.add_neighbour(me.index, addr, peer.mac)
+                            .map_err(|source| TopologyError::Netlink {
+                                node: here.node.clone(),
+                                source,
+                            })?;
+                    }
+                    Ok::<_, TopologyError>(())
+                })??;
+            }
+        }
+        Ok(())
+    }
+
+    fn namespace(&self, node: &str) -> Result<&Namespace, TopologyError> {
+        self.node(node)
+            .ok_or_else(|| TopologyError::Invalid(format!("unknown node {node}")))
+    }
+
+    fn in_node<T>(
+        &self,
+        node: &str,
+        what: &str,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, TopologyError> {
+        self.namespace(node)?
+            .run(f)
+            .map_err(|source| io_err(node, &format!("enter namespace ({what})"), source))
+    }
+}
+
+fn io_err(node: &str, what: &str, source: io::Error) -> TopologyError {
+    TopologyError::Io {
+        node: node.to_owned(),
+        what: what.to_owned(),
+        source,
+    }
+}
+
+/// The index of interface `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+fn apply_sysctls(node: &NodeSpec) -> Result<(), TopologyError> {
+    for (key, value) in &node.sysctls {
+        // Paths under /proc/sys/net resolve in the opening thread's
+        // namespace: this writes the node's own setting.
+        let path = format!("/proc/sys/net/{}", key.replace('.', "/"));
+        fs::write(&path, value).map_err(|source| TopologyError::Io {
+            node: node.name.clone(),
+            what: format!("sysctl net.{key} = {value}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
+    let invalid = |m: String| Err(TopologyError::Invalid(m));
+    let mut names = std::collections::HashSet::new();
+    for node in &spec.nodes {
+        if !names.insert(node.name.as_str()) {
+            return invalid(format!("node {} is declared twice", node.name));
+        }
+    }
+    let mut ends = std::collections::HashSet::new();
+    let mut addresses = HashMap::new();
+    let mut check_addr = |where_: String, addr: IpAddr| {
+        if !allowed_address(addr) {
+            return invalid(format!(
+                "{where_}: address {addr} is outside 198.18.0.0/15 and 2001:db8::/32"
+            ));
+        }
+        if let Some(first) = addresses.insert(addr, where_.clone()) {
+            return invalid(format!("{where_}: address {addr} is already on {first}"));
+        }
+        Ok(())
+    };
+    for node in &spec.nodes {
+        for &(addr, _) in &node.loopback {
+            check_addr(format!("{}/lo", node.name), addr)?;
+        }
+    }
+    for link in &spec.links {
+        for end in [&link.a, &link.b] {
+            if !names.contains(end.node.as_str()) {
+                return invalid(format!(
+                    "link end {} is in unknown node {}",
+                    end.name, end.node
+                ));
+            }
+            if end.name.is_empty() || end.name.len() > 15 || end.name == "lo" {
+                return invalid(format!(
+                    "node {}: interface name `{}` must be 1 to 15 bytes and not `lo`",
+                    end.node, end.name
+                ));
+            }
+            if !ends.insert((end.node.as_str(), end.name.as_str())) {
+                return invalid(format!(
+                    "node {}: interface {} is declared twice",
+                    end.node, end.name
+                ));
+            }
+            for &(addr, _) in &end.addresses {
+                check_addr(format!("{}/{}", end.node, end.name), addr)?;
+            }
+        }
+    }
+    for node in &spec.nodes {
+        for route in &node.routes {
+            for addr in std::iter::once(route.dst).chain(route.via) {
+                if !allowed_address(addr) {
+                    return invalid(format!(
+                        "node {}: route {}/{}: address {addr} is outside 198.18.0.0/15 and 2001:db8::/32",
+                        node.name, route.dst, route.prefix
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_nodes() -> TopologySpec {
+        TopologySpec {
+            nodes: vec![
+                NodeSpec {
+                    name: "a".into(),
+                    ..Default::default()
+                },
+                NodeSpec {
+                    name: "b".into(),
+                    ..Default::default()
+                },
+            ],
+            links: vec![LinkSpec {
+                a: EndSpec {
+                    node: "a".into(),
+                    name: "a0".into(),
+                    addresses: vec![("198.18.0.1".parse().unwrap(), 24)],
+                    ..Default::default()
+                },
+                b: EndSpec {
+                    node: "b".into(),
+                    name: "b0".into(),
+                    ..Default::default()
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn specs_are_checked_before_anything_is_built() {
+        assert!(validate(&two_nodes()).is_ok());
+        let mut outside = two_nodes();
+        outside.links[0]
+            .b
+            .addresses
+            .push(("10.0.0.1".parse().unwrap(), 8));
+        let err = validate(&outside).unwrap_err().to_string();
+        assert!(err.contains("b/b0: address 10.0.0.1 is outside"), "{err}");
+        let mut twice = two_nodes();
+        twice.links[0]
+            .b
+            .addresses
+            .push(("198.18.0.1".parse().unwrap(), 24));
+        let err = validate(&twice).unwrap_err().to_string();
+        assert!(err.contains("already on a/a0"), "{err}");
+        let mut unknown = two_nodes();
+        unknown.links[0].b.node = "c".into();
+        assert!(
+            validate(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown node c")
+        );
+        let mut long = two_nodes();
+        long.links[0].a.name = "a-very-long-name".into();
+        assert!(
+            validate(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 15 bytes")
+        );
+    }
+
+    #[test]
+    fn only_the_documentation_ranges_are_allowed() {
+        for ok in [
+            "198.18.0.1",
+            "198.19.255.255",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+        ] {
+            assert!(allowed_address(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "198.20.0.1",
+            "10.0.0.1",
+            "2001:db9::1",
+            "fe80::1",
+            "192.168.1.1",
+        ] {
+            assert!(!allowed_address(no.parse().unwrap()), "{no}");
+        }
+    }
+}
