@@ -6,6 +6,8 @@
 //! [`SuiteError`]; a packet that behaves wrongly is a finding in the report,
 //! never an error.
 
+pub mod cpu_pin;
+pub mod execution;
 pub mod scenario;
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
@@ -102,6 +104,9 @@ pub enum SuiteError {
         #[source]
         source: CounterError,
     },
+    /// The live rig failed (topology, attachment, sockets, a lost fence).
+    #[error("live mode: {0}")]
+    Live(#[source] crate::live::replay::ReplayError),
 }
 
 impl SuiteError {
@@ -157,7 +162,14 @@ pub fn run_decap_packet(
         fixture: Some(packet.expect),
         expected_output: packet.expected_output(),
     };
-    scenario::run_packet(program, true, number, &as_scenario)
+    scenario::run_packet(
+        program,
+        &mut execution::TestRun,
+        &execution::MarkerCost::default(),
+        true,
+        number,
+        &as_scenario,
+    )
 }
 
 /// Why a packet with `quirks` cannot run on a program of `kind`, if it can't.

@@ -112,12 +112,13 @@ fn junit_and_json_reports_parse_and_count() {
     assert!(out.status.success());
     let xml = text(&out.stdout);
     assert!(
-        xml.contains(r#"<testsuite name="decap-gue-port" tests="200""#),
+        xml.contains(r#"<testsuite name="decap-gue-port" tests="400""#),
         "{xml}"
     );
     let out = dsrlab(&["run", "scenarios/decap-gue-port.yaml", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["passed"], 200);
+    // 100 packets × (xdp_decap, tc_decap) × (test-run, netns)
+    assert_eq!(json["passed"], 400);
     assert_eq!(json["failed"], 0);
 }
 
@@ -126,8 +127,24 @@ fn run_one_packet_and_filter() {
     let out = dsrlab(&["run", "--filter", "gue-port", "--packet", "3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
     assert!(!stdout.contains("decap-tunnels"), "{stdout}");
+}
+
+#[test]
+fn a_mode_filter_that_matches_no_scenario_fails_instead_of_passing_empty() {
+    let out = dsrlab(&[
+        "run",
+        "scenarios/decap-unpulled-headers.yaml",
+        "--mode",
+        "netns",
+    ]);
+    assert!(!out.status.success(), "ran nothing and passed");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("in mode netns: nothing would be checked"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -827,6 +827,11 @@ impl Lb {
         Ok(lb)
     }
 
+    /// The loaded program, for attaching it (live mode).
+    pub fn program_mut(&mut self) -> &mut LoadedProgram {
+        &mut self.program
+    }
+
     /// The program, for test runs.
     pub const fn program(&self) -> &LoadedProgram {
         &self.program

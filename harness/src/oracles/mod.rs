@@ -1,6 +1,7 @@
 //! Oracles: given what a program did with a packet, decide whether it did the
 //! right thing. They see results only, never the kernel.
 
+pub mod agree;
 pub mod decap;
 pub mod expect;
 pub mod lb;
@@ -51,6 +52,9 @@ pub enum Finding {
         /// What moved.
         actual: Vec<(&'static str, i64)>,
     },
+    /// Test-run and live mode did different things with the same packet
+    /// (each difference, both sides named).
+    ModesDisagree(String),
     /// The counters moved differently: the expected counter should have
     /// gone up by one and nothing else.
     Counters {
@@ -83,6 +87,7 @@ impl fmt::Display for Finding {
                 ),
             },
             Self::After(what) => write!(f, "after the run: {what}"),
+            Self::ModesDisagree(what) => write!(f, "modes disagree: {what}"),
             Self::Output(diff) => write!(f, "output differs:\n{diff}"),
             Self::CounterDeltas { expected, actual } => {
                 let list = |d: &[(&str, i64)]| {

@@ -10,6 +10,8 @@
 
 mod lb;
 
+use super::execution::{Execution, Live, MarkerCost, TestRun};
+
 pub use lb::set_up_lb;
 
 use std::{
@@ -19,7 +21,7 @@ use std::{
 
 use dsrlab_abi::decap::{COUNTERS_MAP, GUE_PORT_GLOBAL};
 
-use super::{PacketReport, SuiteError, SuiteReport, skip_reason};
+use super::{PacketReport, SuiteError, SuiteReport};
 use crate::{
     datapath::{self, Object},
     formats::scenario::{
@@ -28,8 +30,8 @@ use crate::{
     },
     load::{LoadOptions, LoadedProgram},
     maps::RawMap,
-    oracles::{Finding, decap, expect},
-    testrun::{self, RunError},
+    oracles::{Finding, agree, decap, expect},
+    testrun::RunError,
 };
 
 /// What to run of a scenario.
@@ -145,9 +147,7 @@ pub fn planned_runs(scenario: &LoadedScenario, options: &RunOptions) -> u64 {
     } else {
         scenario.packets.len()
     };
-    let modes = modes(scenario, options)
-        .filter(|m| *m == Mode::TestRun)
-        .count();
+    let modes = modes(scenario, options).count();
     (packets * modes * scenario.programs.len()) as u64
 }
 
@@ -173,15 +173,10 @@ pub fn run(
     for program in &scenario.programs {
         for mode in modes(scenario, options) {
             let run_started = Instant::now();
-            let outcome = match mode {
-                Mode::Netns => RunOutcome::Skipped(
-                    "netns mode is not implemented yet; this scenario ran in test-run mode only"
-                        .to_owned(),
-                ),
-                Mode::TestRun if program.contract == Some(Contract::Lb) => {
-                    lb::run(scenario, program, options, tick)
-                }
-                Mode::TestRun => run_test_mode(scenario, program, options, tick),
+            let outcome = if program.contract == Some(Contract::Lb) {
+                lb::run(scenario, program, options, mode, tick)
+            } else {
+                run_mode(scenario, program, options, mode, tick)
             };
             runs.push(ProgramRun {
                 program: program.name.clone(),
@@ -191,6 +186,7 @@ pub fn run(
             });
         }
     }
+    compare_modes(&mut runs);
     ScenarioReport {
         name: scenario.name.clone(),
         path: scenario.path.clone(),
@@ -223,33 +219,79 @@ pub fn set_up(program: &ResolvedProgram) -> Result<LoadedProgram, String> {
     Ok(loaded)
 }
 
-fn run_test_mode(
+/// The execution of `mode` for `program`: test runs, or the program
+/// attached behind a live rig sized for the scenario's largest packet.
+pub(crate) fn execution(
+    scenario: &LoadedScenario,
+    program: &mut LoadedProgram,
+    mode: Mode,
+) -> Result<Box<dyn Execution>, String> {
+    match mode {
+        Mode::TestRun => Ok(Box::new(TestRun)),
+        Mode::Netns => {
+            crate::live::netns::reap_once();
+            let largest = scenario
+                .packets
+                .iter()
+                .map(|p| p.bytes.len())
+                .max()
+                .unwrap_or(0);
+            Ok(Box::new(
+                Live::attach(program, largest).map_err(|e| e.to_string())?,
+            ))
+        }
+    }
+}
+
+fn run_mode(
     scenario: &LoadedScenario,
     program: &ResolvedProgram,
     options: &RunOptions,
+    mode: Mode,
     tick: &mut dyn FnMut(),
 ) -> RunOutcome {
-    let loaded = match set_up(program) {
+    let mut loaded = match set_up(program) {
         Ok(loaded) => loaded,
         Err(why) => return RunOutcome::SetupFailed(why),
     };
+    let mut execution = match execution(scenario, &mut loaded, mode) {
+        Ok(execution) => execution,
+        Err(why) => return RunOutcome::SetupFailed(why),
+    };
+    let loaded = loaded;
     let counters = program.contract == Some(Contract::Decap);
+    let read = || {
+        let mut groups = vec![if counters {
+            loaded
+                .per_cpu_counters(COUNTERS_MAP)
+                .map_err(|e| SuiteError::counters(&loaded, e))?
+        } else {
+            Vec::new()
+        }];
+        groups.extend(after_map_words(scenario, &loaded));
+        Ok::<_, SuiteError>(groups)
+    };
+    let cost = match MarkerCost::measure(execution.as_mut(), read) {
+        Ok(cost) => cost,
+        Err(why) => return RunOutcome::SetupFailed(why.to_string()),
+    };
     let mut packets = Vec::new();
     for (i, packet) in scenario.packets.iter().enumerate() {
         if options.packet.is_some_and(|only| only != i + 1) {
             continue;
         }
-        match run_packet(&loaded, counters, i + 1, packet) {
+        match run_packet(&loaded, execution.as_mut(), &cost, counters, i + 1, packet) {
             Ok(report) => packets.push(report),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();
     }
-    let after = if options.packet.is_some() {
+    let mut after = if options.packet.is_some() {
         Vec::new() // the totals of a partial run mean nothing
     } else {
-        after_checks(scenario, &loaded, counters)
+        after_checks(scenario, &loaded, counters, &cost, execution.markers())
     };
+    after.extend(nothing_checked(&packets, mode));
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
@@ -266,6 +308,8 @@ fn run_test_mode(
 /// `expect:`. `number` is its 1-based position in the run.
 pub(crate) fn run_packet(
     program: &LoadedProgram,
+    execution: &mut dyn Execution,
+    cost: &MarkerCost,
     counters: bool,
     number: usize,
     packet: &ScenarioPacket,
@@ -274,7 +318,7 @@ pub(crate) fn run_packet(
         number,
         name: packet_name(packet),
         quirks: packet.quirks,
-        skipped: skip_reason(program.kind(), packet.quirks),
+        skipped: execution.skip_reason(program.kind(), &packet.bytes, packet.quirks),
         run: None,
         counters: Vec::new(),
         lb_counters: Vec::new(),
@@ -293,8 +337,9 @@ pub(crate) fn run_packet(
         }
     };
     let before = read()?;
-    let run = testrun::run(program, &packet.bytes, packet.quirks);
-    let after = read()?;
+    let run = execution.run(program, &packet.bytes, packet.quirks)?;
+    let mut after = read()?;
+    cost.remove(0, &mut after, 1);
     if let Err(RunError::Unrunnable { .. }) = &run {
         report.skipped = run.err().map(|e| e.to_string());
         return Ok(report);
@@ -342,6 +387,17 @@ pub(crate) fn run_packet(
     Ok(report)
 }
 
+/// A run in which every packet was skipped checked nothing, and must not
+/// pass as if it had.
+pub(crate) fn nothing_checked(packets: &[PacketReport], mode: Mode) -> Option<Finding> {
+    (!packets.is_empty() && packets.iter().all(|p| p.skipped.is_some())).then(|| {
+        Finding::After(format!(
+            "no packet ran in {} mode (every one was skipped, reasons above): a run that checked nothing does not pass",
+            mode.name()
+        ))
+    })
+}
+
 /// `stream/name`, or the name alone outside a scenario.
 fn packet_name(packet: &ScenarioPacket) -> String {
     if packet.stream.is_empty() {
@@ -355,12 +411,15 @@ fn after_checks(
     scenario: &LoadedScenario,
     program: &LoadedProgram,
     counters: bool,
+    cost: &MarkerCost,
+    markers: u64,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     if counters && !scenario.after_counters.is_empty() {
         match program.per_cpu_counters(COUNTERS_MAP) {
             Err(e) => findings.push(Finding::After(e.to_string())),
-            Ok(totals) => {
+            Ok(mut totals) => {
+                cost.remove(0, &mut totals, markers);
                 for &(counter, want) in &scenario.after_counters {
                     let actual = totals.get(counter as usize).copied().unwrap_or(0);
                     if actual != want {
@@ -373,15 +432,56 @@ fn after_checks(
             }
         }
     }
-    findings.extend(after_maps(scenario, program));
+    findings.extend(after_maps(scenario, program, cost, markers));
     findings
 }
 
-/// The `after.maps` checks.
-fn after_maps(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Finding> {
+/// The `after.maps` values as little-endian u64 words (absent: none),
+/// the groups 1.. of a [`MarkerCost`].
+fn after_map_words(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Vec<u64>> {
+    scenario
+        .after_maps
+        .iter()
+        .map(|(map, key, _)| {
+            let value = RawMap::find(program, map).and_then(|raw| raw.lookup_summed(key));
+            match value {
+                Ok(Some(bytes)) if bytes.len() % 8 == 0 => bytes
+                    .as_chunks::<8>()
+                    .0
+                    .iter()
+                    .map(|w| u64::from_le_bytes(*w))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The `after.maps` checks, less what `markers` marker frames added.
+pub(crate) fn after_maps(
+    scenario: &LoadedScenario,
+    program: &LoadedProgram,
+    cost: &MarkerCost,
+    markers: u64,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (map, key, want) in &scenario.after_maps {
+    for (i, (map, key, want)) in scenario.after_maps.iter().enumerate() {
         let actual = RawMap::find(program, map).and_then(|raw| raw.lookup_summed(key));
+        let actual = actual.map(|value| {
+            value.map(|mut bytes| {
+                if markers > 0 && bytes.len() % 8 == 0 {
+                    let mut words: Vec<u64> = bytes
+                        .as_chunks::<8>()
+                        .0
+                        .iter()
+                        .map(|w| u64::from_le_bytes(*w))
+                        .collect();
+                    cost.remove(i + 1, &mut words, markers);
+                    bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                }
+                bytes
+            })
+        });
         match actual {
             Err(e) => findings.push(Finding::After(e.to_string())),
             Ok(actual) if actual.as_deref() == Some(want.as_slice()) => {}
@@ -398,4 +498,61 @@ fn after_maps(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Finding
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a program ran in both modes, judges every packet both carried
+/// ([`agree`]); a disagreement is a finding of the live run's packet.
+fn compare_modes(runs: &mut [ProgramRun]) {
+    let ran = |run: &ProgramRun, mode: Mode| {
+        run.mode == mode && matches!(run.outcome, RunOutcome::Ran { .. })
+    };
+    for i in 0..runs.len() {
+        if !ran(&runs[i], Mode::TestRun) {
+            continue;
+        }
+        let Some(j) = (0..runs.len())
+            .find(|&j| runs[j].program == runs[i].program && ran(&runs[j], Mode::Netns))
+        else {
+            continue;
+        };
+        let (reference, live) = if i < j {
+            let (left, right) = runs.split_at_mut(j);
+            (&left[i], &mut right[0])
+        } else {
+            let (left, right) = runs.split_at_mut(i);
+            (&right[0], &mut left[j])
+        };
+        let (
+            RunOutcome::Ran {
+                report: reference, ..
+            },
+            RunOutcome::Ran { report: live, .. },
+        ) = (&reference.outcome, &mut live.outcome)
+        else {
+            continue;
+        };
+        for packet in &mut live.packets {
+            let Some(theirs) = reference.packets.iter().find(|p| p.number == packet.number) else {
+                continue;
+            };
+            let (Some(a), Some(b)) = (&theirs.run, &packet.run) else {
+                continue;
+            };
+            let finding = agree::judge(
+                agree::Side {
+                    mode: Mode::TestRun.name(),
+                    run: a,
+                    counters: &theirs.counters,
+                    lb_counters: &theirs.lb_counters,
+                },
+                agree::Side {
+                    mode: Mode::Netns.name(),
+                    run: b,
+                    counters: &packet.counters,
+                    lb_counters: &packet.lb_counters,
+                },
+            );
+            packet.findings.extend(finding);
+        }
+    }
 }

@@ -356,6 +356,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    remove_namespaces_on_termination();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
@@ -363,6 +364,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// On SIGINT or SIGTERM, removes the network namespaces of this process
+/// (live mode) before exiting: their guards will not run, and the next run
+/// would otherwise have to reap them.
+fn remove_namespaces_on_termination() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return; // no handler: the next run's reaper still cleans up
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            for name in dsrlab::live::netns::remove_own() {
+                eprintln!("dsrlab: removed network namespace {name}");
+            }
+            std::process::exit(128 + signal);
+        }
+    });
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

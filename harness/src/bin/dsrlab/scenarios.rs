@@ -78,12 +78,27 @@ pub(super) fn run_scenarios(
     let mut scenarios = Vec::new();
     for file in scenario_files(paths)? {
         let scenario = scenario_load::load(&file)?;
-        if filter.is_none_or(|f| scenario.name.contains(f)) {
+        let in_mode = options
+            .modes
+            .as_ref()
+            .is_none_or(|only| scenario.modes.iter().any(|m| only.contains(m)));
+        if filter.is_none_or(|f| scenario.name.contains(f)) && in_mode {
             scenarios.push(scenario);
         }
     }
     if scenarios.is_empty() {
-        bail!("no scenario matches");
+        match &options.modes {
+            Some(modes) => bail!(
+                "no scenario matches{} in mode {}: nothing would be checked",
+                filter.map(|f| format!(" `{f}`")).unwrap_or_default(),
+                modes
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => bail!("no scenario matches"),
+        }
     }
     let total: u64 = scenarios
         .iter()

@@ -5,16 +5,17 @@
 //! control plane ([`ModelState`]), which sees the same configuration
 //! changes (`lb_changes:`) at the same points of the traffic.
 
-use std::{collections::HashMap, io, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr};
 
 use aya::maps::PerCpuHashMap;
 use dsrlab_abi::lb::{COUNTERS_MAP, FlowKey, FlowState, LRU_MAP};
 
-use super::{RunOptions, RunOutcome, after_maps, packet_name};
+use super::{RunOptions, RunOutcome, after_maps, execution, packet_name};
 use crate::{
     formats::scenario::load::{
         LbChanges, LbOp, LbSetup, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket,
     },
+    formats::scenario::model::Mode,
     lb::{Lb, LbError, ModelState, Vip, control::Counters},
     load::ProgramKind,
     maps::RawMap,
@@ -22,55 +23,16 @@ use crate::{
         Finding, expect,
         lb::{self, Tally},
     },
-    runner::{PacketReport, SuiteError, SuiteReport, skip_reason},
-    testrun::{self, RunError},
+    runner::{
+        PacketReport, SuiteError, SuiteReport,
+        cpu_pin::CpuPin,
+        execution::{Execution, MarkerCost},
+    },
+    testrun::RunError,
 };
 
 /// Flows of the connection table listed when it differs from the model's.
 const TABLE_DIFF_LIMIT: usize = 10;
-
-/// The calling thread pinned to one CPU until drop, which restores the
-/// affinity it had.
-struct CpuPin {
-    saved: libc::cpu_set_t,
-    cpu: usize,
-}
-
-impl CpuPin {
-    /// Pins to the CPU the thread runs on (or the first it may run on).
-    fn here() -> io::Result<Self> {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: cpu_set_t is plain data; the libc calls write within it.
-        unsafe {
-            let mut saved: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, size, &mut saved) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let allowed =
-                |cpu: usize| cpu < libc::CPU_SETSIZE as usize && libc::CPU_ISSET(cpu, &saved);
-            let current = usize::try_from(libc::sched_getcpu()).ok();
-            let cpu = current
-                .filter(|c| allowed(*c))
-                .or_else(|| (0..libc::CPU_SETSIZE as usize).find(|c| allowed(*c)))
-                .ok_or_else(|| io::Error::other("the thread may run on no CPU"))?;
-            let mut one: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut one);
-            if libc::sched_setaffinity(0, size, &one) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Self { saved, cpu })
-        }
-    }
-}
-
-impl Drop for CpuPin {
-    fn drop(&mut self) {
-        // SAFETY: restores the set read in `here`.
-        unsafe {
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.saved);
-        }
-    }
-}
 
 /// Loads the program sized for the setup's ring, writes its configuration,
 /// provisions VIPs and reals, then the raw `maps:` entries: the setup
@@ -112,6 +74,7 @@ pub fn run(
     scenario: &LoadedScenario,
     program: &ResolvedProgram,
     options: &RunOptions,
+    mode: Mode,
     tick: &mut dyn FnMut(),
 ) -> RunOutcome {
     let default = LbSetup {
@@ -131,6 +94,23 @@ pub fn run(
         Ok(lb) => lb,
         Err(why) => return RunOutcome::SetupFailed(why),
     };
+    let mut execution = match execution(scenario, lb.program_mut(), mode) {
+        Ok(execution) => execution,
+        Err(why) => return RunOutcome::SetupFailed(why),
+    };
+    let cost = {
+        let judge = Judge {
+            lb: &lb,
+            gue_port: 0,
+            cost: &MarkerCost::default(),
+        };
+        match MarkerCost::measure(execution.as_mut(), || {
+            judge.counters().map(|c| vec![c.0.to_vec()])
+        }) {
+            Ok(cost) => cost,
+            Err(why) => return RunOutcome::SetupFailed(why.to_string()),
+        }
+    };
     let mut model = lb.model_state();
     let mut tally = Tally::default();
     let mut changes = scenario.lb_changes.iter().peekable();
@@ -145,18 +125,31 @@ pub fn run(
         if options.packet.is_some_and(|only| only != i + 1) {
             continue;
         }
-        let judge = Judge { lb: &lb, gue_port };
-        match judge.packet(&mut model, &mut tally, i + 1, packet) {
+        let judge = Judge {
+            lb: &lb,
+            gue_port,
+            cost: &cost,
+        };
+        match judge.packet(execution.as_mut(), &mut model, &mut tally, i + 1, packet) {
             Ok(report) => packets.push(report),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();
     }
-    let after = if options.packet.is_some() {
+    let mut after = if options.packet.is_some() {
         Vec::new() // the totals of a partial run mean nothing
     } else {
-        after_checks(scenario, &lb, &model, &tally, pin.cpu)
+        after_checks(
+            scenario,
+            &lb,
+            &model,
+            &tally,
+            pin.cpu,
+            &cost,
+            execution.markers(),
+        )
     };
+    after.extend(super::nothing_checked(&packets, mode));
     drop(pin);
     RunOutcome::Ran {
         report: SuiteReport {
@@ -186,6 +179,8 @@ fn change(lb: &mut Lb, model: &mut ModelState, c: &LbChanges) -> Result<(), Stri
 struct Judge<'a> {
     lb: &'a Lb,
     gue_port: u16,
+    /// What the execution's own marker frames add to the counters.
+    cost: &'a MarkerCost,
 }
 
 impl Judge<'_> {
@@ -207,6 +202,7 @@ impl Judge<'_> {
     /// `expect:`.
     fn packet(
         &self,
+        execution: &mut dyn Execution,
         model: &mut ModelState,
         tally: &mut Tally,
         number: usize,
@@ -217,7 +213,7 @@ impl Judge<'_> {
             number,
             name: packet_name(packet),
             quirks: packet.quirks,
-            skipped: skip_reason(program.kind(), packet.quirks),
+            skipped: execution.skip_reason(program.kind(), &packet.bytes, packet.quirks),
             run: None,
             counters: Vec::new(),
             lb_counters: Vec::new(),
@@ -237,8 +233,9 @@ impl Judge<'_> {
             return Ok(report);
         }
         let before = self.counters()?;
-        let run = testrun::run(program, &packet.bytes, packet.quirks);
-        let after = self.counters()?;
+        let run = execution.run(program, &packet.bytes, packet.quirks)?;
+        let mut after = self.counters()?;
+        self.cost.remove(0, &mut after.0, 1);
         if let Err(RunError::Unrunnable { .. }) = &run {
             // Neither side saw the packet: the model is not told of it.
             report.skipped = run.err().map(|e| e.to_string());
@@ -270,12 +267,15 @@ fn after_checks(
     model: &ModelState,
     tally: &Tally,
     cpu: usize,
+    cost: &MarkerCost,
+    markers: u64,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     if !scenario.after_lb_counters.is_empty() {
         match lb.counters() {
             Err(e) => findings.push(Finding::After(e.to_string())),
-            Ok(totals) => {
+            Ok(mut totals) => {
+                cost.remove(0, &mut totals.0, markers);
                 for &(counter, want) in &scenario.after_lb_counters {
                     let actual = totals.get(counter);
                     if actual != want {
@@ -288,7 +288,7 @@ fn after_checks(
             }
         }
     }
-    findings.extend(after_maps(scenario, lb.program()));
+    findings.extend(after_maps(scenario, lb.program(), cost, markers));
     let plane = lb.plane();
     let vips: Vec<Vip> = plane.vips().map(|s| s.vip()).collect();
     for vip in &vips {

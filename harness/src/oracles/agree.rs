@@ -1,0 +1,177 @@
+//! Modes agree: a packet that both test-run and live mode carried must have
+//! met the same fate in both — the same verdict class, the same delivered
+//! (or transmitted) bytes, and the same counter movements.
+//!
+//! Verdicts are compared by class because a live run sees effects, not
+//! return codes: XDP_ABORTED and XDP_DROP both drop, TC_ACT_UNSPEC and
+//! TC_ACT_OK both pass.
+
+use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
+
+use super::Finding;
+use crate::{
+    formats::packet,
+    testrun::{RunError, RunResult, Verdict},
+};
+
+/// One mode's account of a packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Side<'a> {
+    /// The mode's name (`test-run`, `netns`).
+    pub mode: &'a str,
+    /// What the run returned.
+    pub run: &'a Result<RunResult, RunError>,
+    /// Decap contract counters that moved.
+    pub counters: &'a [(Counter, i64)],
+    /// Lb contract counters that moved.
+    pub lb_counters: &'a [(LbCounter, i64)],
+}
+
+/// The verdict's class: what the kernel does with the packet.
+pub fn class(verdict: Verdict) -> &'static str {
+    if verdict.passes() {
+        "pass"
+    } else if verdict.drops() {
+        "drop"
+    } else if verdict.is("tx") {
+        "tx"
+    } else if verdict.is("redirect") {
+        "redirect"
+    } else {
+        "other"
+    }
+}
+
+/// Compares two modes' accounts of one packet; `None` when they agree.
+pub fn judge(a: Side<'_>, b: Side<'_>) -> Option<Finding> {
+    let (ra, rb) = match (a.run, b.run) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        // A packet one mode could not run is not compared.
+        _ => return None,
+    };
+    let mut differences = Vec::new();
+    let (ca, cb) = (class(ra.verdict), class(rb.verdict));
+    if ca != cb {
+        differences.push(format!(
+            "verdict: {} {} ({ca}), {} {} ({cb})",
+            a.mode, ra.verdict, b.mode, rb.verdict
+        ));
+    } else if ca != "drop"
+        && let Some(diff) = packet::diff(&ra.output, &rb.output)
+    {
+        differences.push(format!("output ({} → {}):\n{diff}", a.mode, b.mode));
+    }
+    if a.counters != b.counters {
+        let list = |d: &[(Counter, i64)]| list(d.iter().map(|(c, n)| (c.name(), *n)));
+        differences.push(format!(
+            "decap counters: {} {}, {} {}",
+            a.mode,
+            list(a.counters),
+            b.mode,
+            list(b.counters)
+        ));
+    }
+    if a.lb_counters != b.lb_counters {
+        let list = |d: &[(LbCounter, i64)]| list(d.iter().map(|(c, n)| (c.name(), *n)));
+        differences.push(format!(
+            "lb counters: {} {}, {} {}",
+            a.mode,
+            list(a.lb_counters),
+            b.mode,
+            list(b.lb_counters)
+        ));
+    }
+    (!differences.is_empty()).then(|| Finding::ModesDisagree(differences.join("; ")))
+}
+
+fn list<'a>(moved: impl Iterator<Item = (&'a str, i64)>) -> String {
+    let moved: Vec<String> = moved.map(|(c, n)| format!("{c} {n:+}")).collect();
+    if moved.is_empty() {
+        "(none moved)".to_owned()
+    } else {
+        moved.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn result(verdict: Verdict, output: &[u8]) -> Result<RunResult, RunError> {
+        Ok(RunResult {
+            verdict,
+            output: output.to_vec(),
+            kernel_ns: 0,
+            wall: Duration::ZERO,
+        })
+    }
+
+    fn side<'a>(
+        mode: &'a str,
+        run: &'a Result<RunResult, RunError>,
+        c: &'a [(Counter, i64)],
+    ) -> Side<'a> {
+        Side {
+            mode,
+            run,
+            counters: c,
+            lb_counters: &[],
+        }
+    }
+
+    #[test]
+    fn the_same_fate_agrees_whatever_the_return_code() {
+        let frame = [0u8; 60];
+        let aborted = result(Verdict::Xdp(0), &frame);
+        let dropped = result(Verdict::Xdp(1), &[]);
+        let counted = [(Counter::DropMalformedTunnel, 1)];
+        assert_eq!(
+            judge(
+                side("test-run", &aborted, &counted),
+                side("netns", &dropped, &counted)
+            ),
+            None
+        );
+        let ok = result(Verdict::Tc(0), &frame);
+        let unspec = result(Verdict::Tc(-1), &frame);
+        assert_eq!(
+            judge(side("test-run", &ok, &[]), side("netns", &unspec, &[])),
+            None
+        );
+    }
+
+    #[test]
+    fn another_verdict_output_or_counter_disagrees_and_shows_both_sides() {
+        let frame = [0u8; 60];
+        let mut other = frame;
+        other[59] = 1;
+        let pass = result(Verdict::Xdp(2), &frame);
+        let drop = result(Verdict::Xdp(1), &[]);
+        let pass_other = result(Verdict::Xdp(2), &other);
+        let Some(Finding::ModesDisagree(text)) =
+            judge(side("test-run", &pass, &[]), side("netns", &drop, &[]))
+        else {
+            panic!("a pass and a drop must disagree");
+        };
+        assert!(
+            text.contains("test-run XDP_PASS (pass), netns XDP_DROP (drop)"),
+            "{text}"
+        );
+        assert!(
+            judge(
+                side("test-run", &pass, &[]),
+                side("netns", &pass_other, &[])
+            )
+            .is_some()
+        );
+        let one = [(Counter::DecapIp4InIp4, 1)];
+        let Some(Finding::ModesDisagree(text)) =
+            judge(side("test-run", &pass, &one), side("netns", &pass, &[]))
+        else {
+            panic!("different counters must disagree");
+        };
+        assert!(text.contains("netns (none moved)"), "{text}");
+    }
+}

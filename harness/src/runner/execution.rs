@@ -1,0 +1,238 @@
+//! How a packet reaches a program — the one thing the modes differ in.
+//!
+//! The runner drives packets and the oracles judge results; an
+//! [`Execution`] only carries one packet through a program and says what
+//! came out, in the same [`RunResult`] shape for both modes. So oracles and
+//! reports never know which mode produced a result, and a scenario that
+//! runs in both modes can be compared packet by packet ([`agree`]).
+//!
+//! [`agree`]: crate::oracles::agree
+
+use std::time::Instant;
+
+use super::{SuiteError, cpu_pin::CpuPin};
+use crate::{
+    formats::scenario::model::Mode,
+    live::{
+        attach::Hook,
+        replay::{Observation, Replay},
+    },
+    load::{LoadedProgram, ProgramKind},
+    testrun::{self, Quirks, RunError, RunResult, Verdict},
+};
+
+/// One way of running packets through a loaded program.
+pub trait Execution {
+    /// The mode this is.
+    fn mode(&self) -> Mode;
+
+    /// Why `packet` with `quirks` cannot run this way on a program of
+    /// `kind`, if it cannot.
+    fn skip_reason(&self, kind: ProgramKind, packet: &[u8], quirks: Quirks) -> Option<String>;
+
+    /// Runs one packet. The outer error is a failure of the mode's own
+    /// machinery (never a verdict on the program), the inner one a run
+    /// that produced no result.
+    fn run(
+        &mut self,
+        program: &LoadedProgram,
+        packet: &[u8],
+        quirks: Quirks,
+    ) -> Result<Result<RunResult, RunError>, SuiteError>;
+
+    /// Sends one of the mode's own marker frames through the program, if
+    /// the mode has them (live fences); false if it has none. Counters read
+    /// around it show what each marker adds ([`MarkerCost`]).
+    fn send_marker(&mut self) -> Result<bool, SuiteError> {
+        Ok(false)
+    }
+
+    /// Marker frames the program has seen so far.
+    fn markers(&self) -> u64 {
+        0
+    }
+}
+
+/// What one marker frame of the execution adds to the state the oracles
+/// read, as groups of u64 words: group 0 is the contract's counters, the
+/// groups after it the `after.maps` values (summed little-endian words).
+/// The runner subtracts it from every packet's counter deltas and, times
+/// the number of markers, from the totals after the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MarkerCost(pub Vec<Vec<u64>>);
+
+impl MarkerCost {
+    /// Measures it with `read`, a snapshot of the groups.
+    pub fn measure<E>(
+        execution: &mut dyn Execution,
+        mut read: impl FnMut() -> Result<Vec<Vec<u64>>, E>,
+    ) -> Result<Self, E>
+    where
+        E: From<SuiteError>,
+    {
+        let before = read()?;
+        if !execution.send_marker()? {
+            return Ok(Self::default());
+        }
+        let after = read()?;
+        let groups = after
+            .iter()
+            .enumerate()
+            .map(|(g, words)| {
+                let old = before.get(g).map(Vec::as_slice).unwrap_or_default();
+                words
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| a.wrapping_sub(old.get(i).copied().unwrap_or(0)))
+                    .collect()
+            })
+            .collect();
+        Ok(Self(groups))
+    }
+
+    /// `snapshot` of `group` less `times` markers' worth.
+    pub fn remove(&self, group: usize, snapshot: &mut [u64], times: u64) {
+        let Some(cost) = self.0.get(group) else {
+            return;
+        };
+        for (value, cost) in snapshot.iter_mut().zip(cost) {
+            *value = value.wrapping_sub(cost.wrapping_mul(times));
+        }
+    }
+}
+
+/// `BPF_PROG_TEST_RUN`, one packet per syscall.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TestRun;
+
+impl Execution for TestRun {
+    fn mode(&self) -> Mode {
+        Mode::TestRun
+    }
+
+    fn skip_reason(&self, kind: ProgramKind, _packet: &[u8], quirks: Quirks) -> Option<String> {
+        super::skip_reason(kind, quirks)
+    }
+
+    fn run(
+        &mut self,
+        program: &LoadedProgram,
+        packet: &[u8],
+        quirks: Quirks,
+    ) -> Result<Result<RunResult, RunError>, SuiteError> {
+        Ok(testrun::run(program, packet, quirks))
+    }
+}
+
+/// The program attached in a namespace behind a veth pair; each packet is
+/// injected on the wire and its fate observed ([`Replay`]).
+pub struct Live {
+    replay: Replay,
+    // Frames are processed in order only within one CPU's queue, and the
+    // injecting thread's CPU runs their softirq: stay on it.
+    _pin: CpuPin,
+}
+
+impl Live {
+    /// Attaches `program` (XDP native, or TC ingress) behind a fresh rig
+    /// whose links carry frames up to `largest` bytes.
+    pub fn attach(program: &mut LoadedProgram, largest: usize) -> Result<Self, SuiteError> {
+        let hook = match program.kind() {
+            ProgramKind::Xdp => Hook::XdpNative,
+            ProgramKind::SchedCls => Hook::TcIngress,
+        };
+        let mtu = u32::try_from(largest.saturating_sub(14)).unwrap_or(u32::MAX);
+        let pin = CpuPin::here().map_err(|e| {
+            SuiteError::Live(crate::live::replay::ReplayError::Io {
+                what: "pinning the injecting thread to one CPU".to_owned(),
+                source: e,
+            })
+        })?;
+        let replay = Replay::new(program, hook, mtu).map_err(SuiteError::Live)?;
+        Ok(Self { replay, _pin: pin })
+    }
+}
+
+impl Execution for Live {
+    fn mode(&self) -> Mode {
+        Mode::Netns
+    }
+
+    fn skip_reason(&self, kind: ProgramKind, packet: &[u8], quirks: Quirks) -> Option<String> {
+        if packet.len() < 14 {
+            return Some(format!(
+                "{} bytes is shorter than an Ethernet header: no NIC delivers it",
+                packet.len()
+            ));
+        }
+        if kind == ProgramKind::SchedCls && matches!(packet[12..14], [0x81, 0x00] | [0x88, 0xa8]) {
+            return Some(
+                "VLAN-tagged at TC: the receiving kernel moves the tag into skb metadata before TC \
+                 and clears it before delivery (no VLAN device), so what the program left cannot be \
+                 observed byte for byte yet"
+                    .to_owned(),
+            );
+        }
+        if quirks.checksum_complete {
+            return Some(
+                "checksum: complete is not emulated live yet (a veth delivers CHECKSUM_NONE)"
+                    .to_owned(),
+            );
+        }
+        if quirks.linear.is_some() {
+            return Some(
+                "linear: N is not emulated live yet (a veth delivers linear frames)".to_owned(),
+            );
+        }
+        None
+    }
+
+    fn run(
+        &mut self,
+        program: &LoadedProgram,
+        packet: &[u8],
+        _quirks: Quirks,
+    ) -> Result<Result<RunResult, RunError>, SuiteError> {
+        let started = Instant::now();
+        let observation = self.replay.replay(packet).map_err(SuiteError::Live)?;
+        Ok(Ok(as_result(program.kind(), observation, started)))
+    }
+
+    fn send_marker(&mut self) -> Result<bool, SuiteError> {
+        self.replay.fence().map_err(SuiteError::Live)?;
+        Ok(true)
+    }
+
+    fn markers(&self) -> u64 {
+        self.replay.fences()
+    }
+}
+
+/// What a live observation means in test-run terms: delivered is a pass,
+/// sent back is a transmit (XDP) or a redirect (TC), nothing is a drop.
+/// A live run cannot tell XDP_ABORTED from XDP_DROP, nor TC_ACT_UNSPEC
+/// from TC_ACT_OK: the kernel does the same with both.
+fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> RunResult {
+    let Observation {
+        mut delivered,
+        mut sent_back,
+    } = observation;
+    let (verdict, output) = match kind {
+        ProgramKind::Xdp if !sent_back.is_empty() => (Verdict::Xdp(3), sent_back.swap_remove(0)),
+        ProgramKind::SchedCls if !sent_back.is_empty() => {
+            (Verdict::Tc(7), sent_back.swap_remove(0))
+        }
+        ProgramKind::Xdp if !delivered.is_empty() => (Verdict::Xdp(2), delivered.swap_remove(0)),
+        ProgramKind::SchedCls if !delivered.is_empty() => {
+            (Verdict::Tc(0), delivered.swap_remove(0))
+        }
+        ProgramKind::Xdp => (Verdict::Xdp(1), Vec::new()),
+        ProgramKind::SchedCls => (Verdict::Tc(2), Vec::new()),
+    };
+    RunResult {
+        verdict,
+        output,
+        kernel_ns: 0,
+        wall: started.elapsed(),
+    }
+}

@@ -1,0 +1,339 @@
+//! Live mode: topologies are built and removed without a trace, the root
+//! namespace never changes, a killed run's namespaces are reaped by the
+//! next one, and a program that behaves differently live than under
+//! BPF_PROG_TEST_RUN fails the scenario with both sides shown.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{IpAddr, UdpSocket},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use dsrlab::{
+    formats::scenario::load::load,
+    live::{
+        netns::{self, Namespace},
+        topology::{EndSpec, LinkSpec, NodeSpec, RouteSpec, Topology, TopologySpec},
+    },
+    oracles::Finding,
+    runner::scenario::{self as runner, RunOptions, RunOutcome},
+};
+
+fn addr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// client — router — server, the server with a VIP on `lo`.
+fn three_nodes() -> TopologySpec {
+    let node = |name: &str, routes: Vec<RouteSpec>, forwarding: bool| NodeSpec {
+        name: name.into(),
+        sysctls: vec![(
+            "ipv4.ip_forward".into(),
+            if forwarding { "1" } else { "0" }.into(),
+        )],
+        loopback: if name == "server" {
+            vec![(addr("198.18.100.1"), 32)]
+        } else {
+            vec![]
+        },
+        routes,
+    };
+    let end = |node: &str, name: &str, a: &str| EndSpec {
+        node: node.into(),
+        name: name.into(),
+        addresses: vec![(addr(a), 24)],
+        ..Default::default()
+    };
+    let route = |dst: &str, prefix, via: &str, dev: &str| RouteSpec {
+        dst: addr(dst),
+        prefix,
+        via: Some(addr(via)),
+        dev: dev.into(),
+    };
+    TopologySpec {
+        nodes: vec![
+            node(
+                "client",
+                vec![route("198.18.100.0", 24, "198.18.1.2", "c0")],
+                false,
+            ),
+            node(
+                "router",
+                vec![route("198.18.100.0", 24, "198.18.2.2", "r1")],
+                true,
+            ),
+            node(
+                "server",
+                vec![route("198.18.1.0", 24, "198.18.2.1", "s0")],
+                false,
+            ),
+        ],
+        links: vec![
+            LinkSpec {
+                a: end("client", "c0", "198.18.1.1"),
+                b: end("router", "r0", "198.18.1.2"),
+            },
+            LinkSpec {
+                a: end("router", "r1", "198.18.2.1"),
+                b: end("server", "s0", "198.18.2.2"),
+            },
+        ],
+    }
+}
+
+#[test]
+fn a_topology_carries_real_traffic_and_leaves_nothing_behind() {
+    let topology = Topology::build(&three_nodes()).unwrap_or_else(|e| panic!("{e}"));
+    let names = topology.namespace_names();
+    assert_eq!(names.len(), 3);
+    for name in &names {
+        assert!(
+            netns::list().contains(name),
+            "{name} is not under /var/run/netns"
+        );
+    }
+    // A UDP datagram from the client to the server's VIP crosses the router.
+    let server = topology.node("server").unwrap();
+    let client = topology.node("client").unwrap();
+    let listener = server
+        .run(|| UdpSocket::bind("198.18.100.1:7000"))
+        .unwrap()
+        .unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let sender = client
+        .run(|| UdpSocket::bind("198.18.1.1:0"))
+        .unwrap()
+        .unwrap();
+    sender
+        .send_to(b"through the router", "198.18.100.1:7000")
+        .unwrap();
+    let mut buf = [0; 64];
+    let (n, from) = listener.recv_from(&mut buf).expect("the datagram arrives");
+    assert_eq!(&buf[..n], b"through the router");
+    assert_eq!(from.ip(), addr("198.18.1.1"));
+    drop((listener, sender));
+    drop(topology);
+    for name in &names {
+        assert!(!netns::list().contains(name), "{name} survived the drop");
+    }
+}
+
+/// `spec` with every node renamed `prefix-NAME`, so that parallel tests can
+/// tell their namespaces apart.
+fn renamed(mut spec: TopologySpec, prefix: &str) -> TopologySpec {
+    let name = |n: &mut String| *n = format!("{prefix}-{n}");
+    spec.nodes.iter_mut().for_each(|n| name(&mut n.name));
+    for link in &mut spec.links {
+        name(&mut link.a.node);
+        name(&mut link.b.node);
+    }
+    spec
+}
+
+#[test]
+fn bad_specs_are_refused_and_a_half_built_topology_is_removed() {
+    let ours = |prefix: &str| -> Vec<String> {
+        netns::list()
+            .into_iter()
+            .filter(|n| n.contains(&format!("-{prefix}-")))
+            .collect()
+    };
+    let mut spec = renamed(three_nodes(), "badaddr");
+    spec.links[1].b.addresses.push((addr("10.1.2.3"), 8));
+    let err = Topology::build(&spec).unwrap_err().to_string();
+    assert!(
+        err.contains("badaddr-server/s0: address 10.1.2.3 is outside"),
+        "{err}"
+    );
+    assert!(ours("badaddr").is_empty());
+    // Refused half-way, after the namespaces and links exist.
+    let mut spec = renamed(three_nodes(), "badroute");
+    spec.nodes[0].routes[0].dev = "nope0".into();
+    let err = Topology::build(&spec).unwrap_err().to_string();
+    assert!(err.contains("unknown link nope0"), "{err}");
+    assert!(
+        ours("badroute").is_empty(),
+        "left behind: {:?}",
+        ours("badroute")
+    );
+    // The kernel's own refusal names the request and the reason.
+    let mut spec = renamed(three_nodes(), "badmtu");
+    spec.links[0].a.mtu = Some(70_000);
+    let err = Topology::build(&spec).unwrap_err().to_string();
+    assert!(
+        err.contains("link set") && err.contains("c0") || err.contains("mtu"),
+        "{err}"
+    );
+    assert!(
+        ours("badmtu").is_empty(),
+        "left behind: {:?}",
+        ours("badmtu")
+    );
+}
+
+/// What of the root namespace a run could change: links, addresses,
+/// routes, forwarding.
+fn root_namespace_state() -> String {
+    let mut state = String::new();
+    for file in [
+        "/proc/net/dev",
+        "/proc/net/route",
+        "/proc/net/ipv6_route",
+        "/proc/net/if_inet6",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/disable_ipv6",
+    ] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Interface counters move with any traffic; keep names only.
+        let text = if file == "/proc/net/dev" {
+            text.lines()
+                .filter_map(|l| l.split(':').next())
+                .map(|n| n.trim().to_owned() + "\n")
+                .collect()
+        } else {
+            text
+        };
+        state.push_str(&format!("== {file}\n{text}"));
+    }
+    state
+}
+
+#[test]
+fn live_runs_never_change_the_root_namespace() {
+    let before = root_namespace_state();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/decap-tunnels.yaml");
+    let loaded = load(&scenario).unwrap_or_else(|e| panic!("{e}"));
+    let options = RunOptions {
+        modes: Some(vec![dsrlab::formats::scenario::model::Mode::Netns]),
+        ..Default::default()
+    };
+    let report = runner::run(&loaded, &options, &mut || {});
+    assert!(report.ok() && report.passed() > 0, "{report:?}");
+    drop(report);
+    assert_eq!(before, root_namespace_state());
+}
+
+/// Not a test of its own: the child process of the reaper test, which
+/// makes a namespace, says its name and waits to be killed.
+#[test]
+#[ignore = "helper process of the reaper test, run by it"]
+fn helper_holds_a_namespace_until_killed() {
+    if std::env::var_os("DSRLAB_REAPER_HELPER").is_none() {
+        return;
+    }
+    let ns = Namespace::create("reaper-victim").unwrap();
+    println!("NAMESPACE {}", ns.name());
+    std::io::stdin().read_line(&mut String::new()).ok();
+    drop(ns);
+}
+
+#[test]
+fn a_killed_runs_namespaces_are_reaped_by_the_next() {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_holds_a_namespace_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("DSRLAB_REAPER_HELPER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let name = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("NAMESPACE ").map(str::to_owned))
+        .expect("the helper names its namespace");
+    assert!(netns::list().contains(&name));
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    assert!(
+        netns::list().contains(&name),
+        "SIGKILL removed nothing by itself"
+    );
+    let reaped = netns::reap();
+    assert!(reaped.contains(&name), "reaped {reaped:?}, not {name}");
+    assert!(!netns::list().contains(&name));
+}
+
+/// An XDP program that passes IPv4 on the loopback device and drops it
+/// everywhere else: BPF_PROG_TEST_RUN runs XDP on `lo` (ifindex 1), a live
+/// run on a veth. The two modes must disagree about every IPv4 packet.
+/// (Other frames pass, as the live rig's fences need.)
+const LO_ONLY: &str = r#"
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp")
+int xdp_lo_only(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return XDP_PASS;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	return ctx->ingress_ifindex == 1 ? XDP_PASS : XDP_DROP;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn modes_that_disagree_fail_the_scenario_and_show_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("lo_only.c");
+    let object = dir.path().join("lo_only.bpf.o");
+    std::fs::write(&source, LO_ONLY).unwrap();
+    let include = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let status = Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", &include, "-c"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .expect("clang (installed by ci/setup)");
+    assert!(status.success());
+    let scenario = dir.path().join("disagree.yaml");
+    std::fs::write(
+        &scenario,
+        "version: 1\nprograms:\n  - object: lo_only.bpf.o\n    program: xdp_lo_only\n\
+         modes: [test-run, netns]\ntraffic:\n  - generate: {flows: 3, protocols: [udp]}\n",
+    )
+    .unwrap();
+    let loaded = load(&scenario).unwrap_or_else(|e| panic!("{e}"));
+    let report = runner::run(&loaded, &RunOptions::default(), &mut || {});
+    assert!(!report.ok(), "disagreeing modes passed");
+    let live = report
+        .runs
+        .iter()
+        .find(|r| r.mode == dsrlab::formats::scenario::model::Mode::Netns)
+        .unwrap();
+    let RunOutcome::Ran { report: suite, .. } = &live.outcome else {
+        panic!("live run did not run: {:?}", live.outcome);
+    };
+    assert_eq!(suite.packets.len(), 3);
+    for packet in &suite.packets {
+        let disagreements: Vec<_> = packet
+            .findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::ModesDisagree(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            disagreements,
+            ["verdict: test-run XDP_PASS (pass), netns XDP_DROP (drop)"],
+            "packet {}",
+            packet.number
+        );
+    }
+}
