@@ -51,7 +51,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
-    let mut objects = vec!["xdp_pass", "tc_pass", "xdp_decap", "tc_decap", "xdp_lb"];
+    let mut objects = vec![
+        "xdp_pass",
+        "xdp_pass_frags",
+        "tc_pass",
+        "xdp_decap",
+        "tc_decap",
+        "xdp_lb",
+    ];
     if defects {
         objects.extend(DEFECT_OBJECTS);
     }

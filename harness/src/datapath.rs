@@ -20,6 +20,9 @@ macro_rules! object {
 
 /// Trivial XDP program returning XDP_PASS: the benchmark floor.
 pub const XDP_PASS: Object = object!("xdp_pass");
+/// XDP_PASS for multi-buffer frames: the live rig's wire end (an
+/// instrument, not datapath), attachable at any MTU.
+pub const XDP_PASS_FRAGS: Object = object!("xdp_pass_frags");
 /// Trivial sched_cls program returning TC_ACT_OK: the floor for TC.
 pub const TC_PASS: Object = object!("tc_pass");
 /// XDP decapsulation.

@@ -12,11 +12,15 @@ use std::{
 };
 
 use dsrlab::{
+    datapath,
     formats::scenario::load::load,
     live::{
+        attach::Hook,
         netns::{self, Namespace},
+        replay::Replay,
         topology::{EndSpec, LinkSpec, NodeSpec, RouteSpec, Topology, TopologySpec},
     },
+    load::{LoadOptions, LoadedProgram},
     oracles::Finding,
     runner::scenario::{self as runner, RunOptions, RunOutcome},
 };
@@ -164,6 +168,12 @@ fn bad_specs_are_refused_and_a_half_built_topology_is_removed() {
     let mut spec = renamed(three_nodes(), "badmtu");
     spec.links[0].a.mtu = Some(70_000);
     let err = Topology::build(&spec).unwrap_err().to_string();
+    assert!(
+        err.contains("node badmtu-client: netlink link set ifindex")
+            && err.contains("mtu 70000")
+            && err.contains("Invalid argument"),
+        "{err}"
+    );
     assert!(
         err.contains("link set") && err.contains("c0") || err.contains("mtu"),
         "{err}"
@@ -336,4 +346,95 @@ fn modes_that_disagree_fail_the_scenario_and_show_both_sides() {
             packet.number
         );
     }
+}
+
+#[test]
+fn jumbo_frames_need_frags_programs_and_the_refusal_says_so() {
+    let mut plain = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default()).unwrap();
+    let err = Replay::new(&mut plain, Hook::XdpNative, 9000)
+        .err()
+        .expect("a non-frags XDP program attaches at MTU 9000")
+        .to_string();
+    assert!(
+        err.contains("xdp_pass") && err.contains("above about 3.5 KB"),
+        "{err}"
+    );
+    // A frags program attaches, and a 5000-byte frame goes through the rig
+    // (whose own wire end must take jumbo frames too).
+    let mut frags = LoadedProgram::builtin(datapath::XDP_DECAP, &LoadOptions::default()).unwrap();
+    let mut replay =
+        Replay::new(&mut frags, Hook::XdpNative, 9000).unwrap_or_else(|e| panic!("{e}"));
+    let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb6];
+    frame.resize(5000, 0xab);
+    let seen = replay.replay(&frame).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(seen.delivered, vec![frame]);
+    assert!(seen.sent_back.is_empty());
+}
+
+/// Blocks until a namespace whose name starts with `prefix` appears under
+/// /var/run/netns (inotify: an event, not a poll), or 60 s pass.
+fn await_namespace(prefix: &str) -> Option<String> {
+    std::fs::create_dir_all(netns::NETNS_DIR).unwrap();
+    // SAFETY: plain syscalls on an fd this function owns and closes.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_CLOEXEC);
+        assert!(fd >= 0);
+        let dir = std::ffi::CString::new(netns::NETNS_DIR).unwrap();
+        assert!(libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_CREATE) >= 0);
+        let mut buf = [0u8; 4096];
+        let found = loop {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if libc::poll(&raw mut pfd, 1, 60_000) <= 0 {
+                break None;
+            }
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            let mut at = 0;
+            let mut hit = None;
+            while n > 0 && at + 16 <= n as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..at + 16 + len];
+                let name = String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap());
+                if name.starts_with(prefix) {
+                    hit = Some(name.into_owned());
+                }
+                at += 16 + len;
+            }
+            if hit.is_some() {
+                break hit;
+            }
+        };
+        libc::close(fd);
+        found
+    }
+}
+
+#[test]
+fn sigint_removes_the_runs_namespaces_before_it_exits() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsrlab"))
+        .args(["run", "--mode", "netns"])
+        .arg(&scenarios)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("{}{}-", netns::PREFIX, child.id());
+    let name = await_namespace(&prefix).expect("the run makes a namespace");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGINT),
+        "not ended by the signal"
+    );
+    let left: Vec<_> = netns::list()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{name} was seen; left behind: {left:?}");
 }

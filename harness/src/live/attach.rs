@@ -99,14 +99,27 @@ pub fn attach(
 }
 
 fn hint(error: &ProgramError, hook: Hook) -> String {
-    let text = error.to_string();
-    if matches!(hook, Hook::XdpNative | Hook::XdpGeneric)
-        && text.contains("Numerical result out of range")
-    {
+    let xdp = matches!(hook, Hook::XdpNative | Hook::XdpGeneric);
+    if xdp && errno(error) == Some(libc::ERANGE) {
         return "; a non-frags XDP program cannot attach where the veth peer's MTU is above about 3.5 KB (use an xdp.frags program or a smaller MTU)".to_owned();
     }
     if matches!(error, ProgramError::UnexpectedProgramType) {
         return format!("; the program's type does not fit the {} hook", hook.name());
     }
     String::new()
+}
+
+/// The kernel's errno somewhere in `error`'s chain of sources.
+fn errno(error: &ProgramError) -> Option<i32> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+        {
+            return Some(code);
+        }
+        source = e.source();
+    }
+    None
 }

@@ -117,7 +117,17 @@ impl Rtnl {
             msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
         self.request(RouteNetlinkMessage::SetLink(msg), 0, || {
-            format!("link set ifindex {index} (mtu {mtu:?}, address {mac:02x?}, up {up:?})")
+            let mut what = format!("link set ifindex {index}");
+            if let Some(mtu) = mtu {
+                what += &format!(" mtu {mtu}");
+            }
+            if let Some(mac) = mac {
+                what += &format!(" address {}", mac_text(mac));
+            }
+            if let Some(up) = up {
+                what += if up { " up" } else { " down" };
+            }
+            what
         })
     }
 
@@ -205,7 +215,12 @@ impl Rtnl {
         self.request(
             RouteNetlinkMessage::NewNeighbour(msg),
             NLM_F_CREATE | NLM_F_EXCL,
-            || format!("neighbour add {addr} lladdr {mac:02x?} dev ifindex {index}"),
+            || {
+                format!(
+                    "neighbour add {addr} lladdr {} dev ifindex {index}",
+                    mac_text(mac)
+                )
+            },
         )
     }
 
@@ -291,6 +306,11 @@ fn parse_ack(body: &[u8]) -> Result<(), (i32, Option<String>)> {
         attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
     }
     Err((-code, extack))
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    let bytes: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    bytes.join(":")
 }
 
 fn family(addr: IpAddr) -> AddressFamily {

@@ -25,8 +25,9 @@
 //!
 //! Both nodes are inert: IPv6 is off and no addresses exist, so the stack
 //! neither sends anything of its own nor answers what is delivered, and
-//! captures hold only the run's traffic. `wire0` carries `xdp_pass`, which
-//! gives the veth pair the NAPI path that XDP_TX needs to reach it.
+//! captures hold only the run's traffic. `wire0` carries `xdp_pass_frags`,
+//! which gives the veth pair the NAPI path that XDP_TX needs to reach it, at
+//! any MTU.
 
 use std::{collections::BTreeMap, io, time::Duration};
 
@@ -72,7 +73,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
     /// The wire end's helper program could not be loaded.
-    #[error("loading the wire end's xdp_pass: {0}")]
+    #[error("loading the wire end's xdp_pass_frags: {0}")]
     Helper(#[from] LoadError),
     /// The program under test (or the helper) could not be attached.
     #[error(transparent)]
@@ -114,7 +115,10 @@ pub struct Replay {
     _wire_helper: LoadedProgram,
     topology: Topology,
     dut_index: u32,
-    fence_frame: Vec<u8>,
+    /// Fence frames wire0 → dut0 and dut0 → wire0; the sequence number
+    /// is written in before each send.
+    fence_forward: Vec<u8>,
+    fence_back: Vec<u8>,
     sequence: u32,
     forward_fences: u64,
     buf: Vec<u8>,
@@ -131,7 +135,7 @@ impl Replay {
         let wire_if = topology.interface("wire", "wire0").expect("in the spec");
         let dut_if = topology.interface("dut", "dut0").expect("in the spec");
 
-        let mut helper = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default())?;
+        let mut helper = LoadedProgram::builtin(datapath::XDP_PASS_FRAGS, &LoadOptions::default())?;
         attach::attach(&mut helper, wire, "wire0", wire_if.index, Hook::XdpNative)?;
         attach::attach(program, dut, "dut0", dut_if.index, hook)?;
 
@@ -149,14 +153,6 @@ impl Replay {
             .and_then(|r| r)
             .map_err(io_err("opening the return fence socket"))?;
 
-        let mut fence_frame = Vec::with_capacity(64);
-        fence_frame.extend(dut_if.mac);
-        fence_frame.extend(wire_if.mac);
-        fence_frame.extend(FENCE_ETHERTYPE.to_be_bytes());
-        fence_frame.extend(FENCE_MAGIC);
-        fence_frame.extend(0u32.to_be_bytes());
-        fence_frame.resize(60, 0);
-
         let mut replay = Self {
             inject,
             sent_back,
@@ -166,7 +162,8 @@ impl Replay {
             _wire_helper: helper,
             topology,
             dut_index: dut_if.index,
-            fence_frame,
+            fence_forward: fence_frame(dut_if.mac, wire_if.mac),
+            fence_back: fence_frame(wire_if.mac, dut_if.mac),
             sequence: 0,
             forward_fences: 0,
             buf: vec![0; MAX_FRAME],
@@ -179,11 +176,6 @@ impl Replay {
             }
         }
         Ok(replay)
-    }
-
-    /// The namespaces of the rig (for reports and leak checks).
-    pub fn namespaces(&self) -> Vec<String> {
-        self.topology.namespace_names()
     }
 
     /// Injects `frame` on the wire and reports what the program did with it.
@@ -242,20 +234,15 @@ impl Replay {
     /// Sends the next fence forward (wire → dut) or back (dut → wire).
     fn send_fence(&mut self, back: bool) -> Result<u32, ReplayError> {
         self.sequence = self.sequence.wrapping_add(1);
-        let at = 14 + FENCE_MAGIC.len();
-        self.fence_frame[at..at + 4].copy_from_slice(&self.sequence.to_be_bytes());
-        if back {
-            // Swap the MACs: this one travels dut0 → wire0.
-            let (dst, src) = self.fence_frame.split_at_mut(6);
-            dst.swap_with_slice(&mut src[..6]);
-            let sent = self.return_fence.send(&self.fence_frame);
-            let (dst, src) = self.fence_frame.split_at_mut(6);
-            dst.swap_with_slice(&mut src[..6]);
-            sent.map_err(io_err("sending the return fence"))?;
+        let (frame, socket) = if back {
+            (&mut self.fence_back, &self.return_fence)
         } else {
-            self.inject
-                .send(&self.fence_frame)
-                .map_err(io_err("sending the fence"))?;
+            (&mut self.fence_forward, &self.inject)
+        };
+        let at = 14 + FENCE_MAGIC.len();
+        frame[at..at + 4].copy_from_slice(&self.sequence.to_be_bytes());
+        socket.send(frame).map_err(io_err("sending a fence"))?;
+        if !back {
             self.forward_fences += 1;
         }
         Ok(self.sequence)
@@ -330,6 +317,18 @@ impl Replay {
     }
 }
 
+/// A minimum-size fence frame from `src` to `dst`, sequence 0.
+fn fence_frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(60);
+    frame.extend(dst);
+    frame.extend(src);
+    frame.extend(FENCE_ETHERTYPE.to_be_bytes());
+    frame.extend(FENCE_MAGIC);
+    frame.extend(0u32.to_be_bytes());
+    frame.resize(60, 0);
+    frame
+}
+
 /// The sequence number of a fence frame, or `None` for any other frame.
 fn fence_sequence(frame: &[u8]) -> Option<u32> {
     let at = 14 + FENCE_MAGIC.len();
@@ -373,10 +372,8 @@ mod tests {
 
     #[test]
     fn fences_are_recognised_by_magic_and_sequence() {
-        let mut frame = vec![0; 12];
-        frame.extend(FENCE_ETHERTYPE.to_be_bytes());
-        frame.extend(FENCE_MAGIC);
-        frame.extend(7u32.to_be_bytes());
+        let mut frame = fence_frame([2; 6], [4; 6]);
+        frame[26..30].copy_from_slice(&7u32.to_be_bytes());
         assert_eq!(fence_sequence(&frame), Some(7));
         frame[14] = b'x';
         assert_eq!(fence_sequence(&frame), None);

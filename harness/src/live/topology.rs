@@ -12,6 +12,7 @@ use std::{
     collections::HashMap,
     fs, io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsFd,
 };
 
 use super::{
@@ -206,7 +207,6 @@ impl Topology {
         let (a, b) = (&link.a, &link.b);
         self.in_node(&a.node, "veth", || {
             let mut rtnl = Rtnl::open().map_err(|e| io_err(&a.node, "open rtnetlink", e))?;
-            use std::os::fd::AsFd;
             rtnl.add_veth(&a.name, &b.name, peer_fd.as_fd())
                 .map_err(|source| TopologyError::Netlink {
                     node: a.node.clone(),

@@ -61,36 +61,39 @@ pub fn judge(a: Side<'_>, b: Side<'_>) -> Option<Finding> {
     {
         differences.push(format!("output ({} → {}):\n{diff}", a.mode, b.mode));
     }
-    if a.counters != b.counters {
-        let list = |d: &[(Counter, i64)]| list(d.iter().map(|(c, n)| (c.name(), *n)));
-        differences.push(format!(
-            "decap counters: {} {}, {} {}",
-            a.mode,
-            list(a.counters),
-            b.mode,
-            list(b.counters)
-        ));
-    }
-    if a.lb_counters != b.lb_counters {
-        let list = |d: &[(LbCounter, i64)]| list(d.iter().map(|(c, n)| (c.name(), *n)));
-        differences.push(format!(
-            "lb counters: {} {}, {} {}",
-            a.mode,
-            list(a.lb_counters),
-            b.mode,
-            list(b.lb_counters)
-        ));
-    }
+    let mut counters = |what: &str, differ: bool, moved_a: String, moved_b: String| {
+        if differ {
+            differences.push(format!(
+                "{what}: {} {moved_a}, {} {moved_b}",
+                a.mode, b.mode
+            ));
+        }
+    };
+    counters(
+        "decap counters",
+        a.counters != b.counters,
+        moved(a.counters, Counter::name),
+        moved(b.counters, Counter::name),
+    );
+    counters(
+        "lb counters",
+        a.lb_counters != b.lb_counters,
+        moved(a.lb_counters, LbCounter::name),
+        moved(b.lb_counters, LbCounter::name),
+    );
     (!differences.is_empty()).then(|| Finding::ModesDisagree(differences.join("; ")))
 }
 
-fn list<'a>(moved: impl Iterator<Item = (&'a str, i64)>) -> String {
-    let moved: Vec<String> = moved.map(|(c, n)| format!("{c} {n:+}")).collect();
-    if moved.is_empty() {
-        "(none moved)".to_owned()
-    } else {
-        moved.join(", ")
+/// `name +n, ...` of the counters that moved, or `(none moved)`.
+fn moved<C: Copy>(deltas: &[(C, i64)], name: impl Fn(C) -> &'static str) -> String {
+    if deltas.is_empty() {
+        return "(none moved)".to_owned();
     }
+    let moved: Vec<String> = deltas
+        .iter()
+        .map(|&(c, n)| format!("{} {n:+}", name(c)))
+        .collect();
+    moved.join(", ")
 }
 
 #[cfg(test)]

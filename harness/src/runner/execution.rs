@@ -211,7 +211,8 @@ impl Execution for Live {
 /// What a live observation means in test-run terms: delivered is a pass,
 /// sent back is a transmit (XDP) or a redirect (TC), nothing is a drop.
 /// A live run cannot tell XDP_ABORTED from XDP_DROP, nor TC_ACT_UNSPEC
-/// from TC_ACT_OK: the kernel does the same with both.
+/// from TC_ACT_OK: the kernel does the same with both. A program that both
+/// delivers and sends back (a clone) is reported by what it sent back.
 fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> RunResult {
     let Observation {
         mut delivered,

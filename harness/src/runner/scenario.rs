@@ -258,7 +258,6 @@ fn run_mode(
         Ok(execution) => execution,
         Err(why) => return RunOutcome::SetupFailed(why),
     };
-    let loaded = loaded;
     let counters = program.contract == Some(Contract::Decap);
     let read = || {
         let mut groups = vec![if counters {
@@ -438,7 +437,7 @@ fn after_checks(
 
 /// The `after.maps` values as little-endian u64 words (absent: none),
 /// the groups 1.. of a [`MarkerCost`].
-fn after_map_words(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Vec<u64>> {
+pub(crate) fn after_map_words(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Vec<u64>> {
     scenario
         .after_maps
         .iter()

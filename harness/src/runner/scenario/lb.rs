@@ -10,7 +10,7 @@ use std::{collections::HashMap, net::IpAddr};
 use aya::maps::PerCpuHashMap;
 use dsrlab_abi::lb::{COUNTERS_MAP, FlowKey, FlowState, LRU_MAP};
 
-use super::{RunOptions, RunOutcome, after_maps, execution, packet_name};
+use super::{RunOptions, RunOutcome, after_map_words, after_maps, execution, packet_name};
 use crate::{
     formats::scenario::load::{
         LbChanges, LbOp, LbSetup, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket,
@@ -98,18 +98,18 @@ pub fn run(
         Ok(execution) => execution,
         Err(why) => return RunOutcome::SetupFailed(why),
     };
-    let cost = {
-        let judge = Judge {
-            lb: &lb,
-            gue_port: 0,
-            cost: &MarkerCost::default(),
-        };
-        match MarkerCost::measure(execution.as_mut(), || {
-            judge.counters().map(|c| vec![c.0.to_vec()])
-        }) {
-            Ok(cost) => cost,
-            Err(why) => return RunOutcome::SetupFailed(why.to_string()),
-        }
+    let read = || {
+        let program = lb.program();
+        let counters = program
+            .per_cpu_counters(COUNTERS_MAP)
+            .map_err(|e| SuiteError::counters(program, e))?;
+        let mut groups = vec![counters];
+        groups.extend(after_map_words(scenario, program));
+        Ok::<_, SuiteError>(groups)
+    };
+    let cost = match MarkerCost::measure(execution.as_mut(), read) {
+        Ok(cost) => cost,
+        Err(why) => return RunOutcome::SetupFailed(why.to_string()),
     };
     let mut model = lb.model_state();
     let mut tally = Tally::default();
