@@ -12,7 +12,10 @@
 use std::{
     fs, io,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
 };
 
 use netns_rs::NetNs;
@@ -23,6 +26,11 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 pub const PREFIX: &str = "dsrlab-";
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// Held while a namespace is made, and set once the process is shutting
+/// down ([`remove_own`]): a namespace is either made before the clean-up
+/// lists them, or not at all.
+static SHUTTING_DOWN: Mutex<bool> = Mutex::new(false);
 
 /// Failures to create, enter or remove a namespace.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,9 @@ pub enum NetnsError {
         #[source]
         source: netns_rs::Error,
     },
+    /// The process is being interrupted and has removed its namespaces.
+    #[error("not creating network namespace {0}: the process is shutting down")]
+    ShuttingDown(String),
     /// Creating network namespaces needs CAP_SYS_ADMIN.
     #[error(
         "creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): live mode cannot run as this user"
@@ -60,6 +71,10 @@ impl Namespace {
             sanitize(label)
         );
         crate::kernel::check_netns_capabilities().map_err(|_| NetnsError::NotPermitted)?;
+        let shutting_down = SHUTTING_DOWN.lock().unwrap_or_else(|e| e.into_inner());
+        if *shutting_down {
+            return Err(NetnsError::ShuttingDown(name));
+        }
         let ns = NetNs::new(&name).map_err(|source| NetnsError::Netns {
             name: name.clone(),
             source,
@@ -202,9 +217,13 @@ pub fn reap_once() {
     });
 }
 
-/// Removes every namespace of this process (for signal handlers: the
-/// process is about to exit, so its guards will not run).
+/// Removes every namespace of this process and refuses to make more (for
+/// signal handlers: the process is about to exit, so its guards will not
+/// run).
 pub fn remove_own() -> Vec<String> {
+    // Waits for a namespace being made, and makes no more.
+    let mut shutting_down = SHUTTING_DOWN.lock().unwrap_or_else(|e| e.into_inner());
+    *shutting_down = true;
     let own = format!("{PREFIX}{}-", owner_tag());
     list()
         .into_iter()
