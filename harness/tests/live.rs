@@ -43,6 +43,7 @@ fn three_nodes() -> TopologySpec {
             vec![]
         },
         routes,
+        local_routes: vec![],
     };
     let end = |node: &str, name: &str, a: &str| EndSpec {
         node: node.into(),

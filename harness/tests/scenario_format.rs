@@ -67,7 +67,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_top_level_key(
     "version: 1\nprogram: []\n",
-    "t.yaml:2:1: unknown key `program` in the scenario; expected one of version, name, description, programs, modes, traffic, quirks, expect, after, snapshot"
+    "t.yaml:2:1: unknown key `program` in the scenario; expected one of version, name, description, programs, modes, traffic, topology, services, clients, captures, quirks, expect, after, snapshot"
 )]
 #[case::wrong_type(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: many}\n",
@@ -87,7 +87,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::missing_traffic(
     "version: 1\nprograms:\n  - builtin: xdp_decap\n",
-    "t.yaml:1:1: missing key `traffic` in the scenario"
+    "t.yaml:1:1: `traffic` is empty or missing; expected at least one stream (or a `topology:` with `clients:`)"
 )]
 #[case::missing_key_in_item(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\nafter:\n  maps:\n    - {map: M, key: '00'}\n",
@@ -184,6 +184,54 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 #[case::duplicate_stream_name(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n  - name: two\n    generate: {flows: 1}\n",
     "t.yaml:6:11: stream name `two` is taken by traffic[0]; give each stream its own `name:`"
+)]
+#[case::topology_in_test_run_mode(
+    "version: 1\nprograms:\n  - builtin: tc_decap\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:1:1: a scenario with a `topology:` runs in netns mode only: `modes: [netns]`"
+)]
+#[case::unknown_client_node(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: clinet, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:7:12: unknown node `clinet`; the topology's nodes are client, router, lb, host, c1"
+)]
+#[case::vip_outside_the_ranges(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    containers: [{name: a, vips: [10.0.0.1]}]\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:7:35: 10.0.0.1 is outside 198.18.0.0/15 and 2001:db8::/32, the only ranges dsrlab uses"
+)]
+#[case::unknown_capture_interface(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\ncaptures:\n  - {name: x, node: router, interface: eth0}\n",
+    "t.yaml:9:40: node `router` has no interface `eth0`; it has to-client, to-lb, to-host"
+)]
+#[case::capture_field_path(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\ncaptures:\n  - {name: x, node: lb, interface: eth0, expect: [{match: {tcp.sprot: \"80\"}, none: true}]}\n",
+    "t.yaml:9:60: field `tcp.sprot`: tcp has no field `sprot`; expected one of ack, csum, csum_status, dport, flags, off, opts, res, seq, sport, urg, win"
+)]
+#[case::clients_expect_nothing(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}}\n",
+    "t.yaml:7:5: clients `clients-1` expect nothing, so their flows would check nothing: give `expect:` (outcome, served_by, reply)"
+)]
+#[case::program_without_a_place(
+    "version: 1\nprograms:\n  - builtin: tc_pass\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:3:5: program `tc_pass`: say where it goes in the topology with `attach: {node, interface, hook}` (the reference topology places lb and decap programs itself, nothing else)"
+)]
+#[case::xdp_program_on_a_tc_hook(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: host, interface: eth0, hook: tc_ingress}\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:4:49: program `xdp_pass` is an XDP program and cannot go on hook TcIngress"
+)]
+#[case::services_without_topology(
+    "version: 1\nprograms:\n  - builtin: tc_decap\ntraffic:\n  - pcap: two.pcap\nservices:\n  - {node: a, proto: tcp, listen: 198.18.100.1:80}\n",
+    "t.yaml:6:1: `services` needs a `topology:` to run in"
+)]
+#[case::bad_listen_address(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nservices:\n  - {node: c1, proto: tcp, listen: 198.18.100.1}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:7:36: `198.18.100.1` is not ADDRESS:PORT (198.18.100.1:80, 0.0.0.0:80, \"[::]:8080\")"
+)]
+#[case::custom_link_to_unknown_node(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0}\nclients:\n  - {node: a, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:10:17: unknown node `b`; the topology's nodes are a"
+)]
+#[case::custom_address_without_prefix(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1]}\n      b: {node: a, name: b0}\nclients:\n  - {node: a, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:9:42: `198.18.0.1` is not an address with a prefix (198.18.3.1/24, 2001:db8:3::1/64)"
 )]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));

@@ -9,11 +9,21 @@
 //! - [`attach`]: a loaded program at a link end (XDP or TC);
 //! - [`packet_socket`]: AF_PACKET injection and capture;
 //! - [`replay`]: frames injected at one end, the program's verdict observed
-//!   at the other.
+//!   at the other;
+//! - [`ethtool`]: offloads of a link end (GRO, checksums);
+//! - [`reference`]: the DSR reference topology;
+//! - [`service`], [`client`]: socket services and the flows that reach
+//!   them;
+//! - [`capture`]: every frame at a link end.
 
 pub mod attach;
+pub mod capture;
+pub mod client;
+pub mod ethtool;
 pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
+pub mod reference;
 pub mod replay;
+pub mod service;
 pub mod topology;

@@ -30,6 +30,9 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 const NLMSG_ERROR: u16 = 2;
 /// `NLMSGERR_ATTR_MSG`: the extended ack's human-readable message.
 const NLMSGERR_ATTR_MSG: u16 = 1;
+/// The local routing table (addresses of this host).
+const RT_TABLE_LOCAL: u8 = 255;
+
 /// The main routing table.
 const RT_TABLE_MAIN: u8 = 254;
 
@@ -189,6 +192,33 @@ impl Rtnl {
                 let via = via.map(|g| format!(" via {g}")).unwrap_or_default();
                 format!("route add {dst}/{prefix}{via} dev ifindex {index}")
             },
+        )
+    }
+
+    /// Makes every address of `dst/prefix` local to this namespace, on
+    /// `lo` (index `lo`): a route of type `local` in the local table, as
+    /// `ip route add local … dev lo` ("AnyIP"), so that sockets bind any
+    /// of them and packets to any of them are delivered.
+    pub fn add_local_route(
+        &mut self,
+        dst: IpAddr,
+        prefix: u8,
+        lo: u32,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family(dst);
+        msg.header.destination_prefix_length = prefix;
+        msg.header.table = RT_TABLE_LOCAL;
+        msg.header.protocol = RouteProtocol::Static;
+        msg.header.kind = RouteType::Local;
+        msg.header.scope = RouteScope::Host;
+        msg.attributes
+            .push(RouteAttribute::Destination(route_address(dst)));
+        msg.attributes.push(RouteAttribute::Oif(lo));
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            || format!("route add local {dst}/{prefix} dev lo"),
         )
     }
 

@@ -216,6 +216,30 @@ impl PacketSocket {
         }
     }
 
+    /// Frames dropped because the receive buffer was full since the last
+    /// call (`PACKET_STATISTICS`, which resets on read).
+    pub fn drops(&self) -> io::Result<u32> {
+        let mut stats = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: a tpacket_stats of the stated size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut stats).cast(),
+                &raw mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats.tp_drops)
+    }
+
     /// Sets the receive buffer (bytes), so bursts are not dropped.
     pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
         let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);

@@ -16,6 +16,7 @@ use std::{
 };
 
 use super::{
+    ethtool::{self, Feature},
     netlink::{NetlinkError, Rtnl},
     netns::{Namespace, NetnsError},
 };
@@ -33,6 +34,9 @@ pub struct NodeSpec {
     pub loopback: Vec<(IpAddr, u8)>,
     /// Routes of this node.
     pub routes: Vec<RouteSpec>,
+    /// Blocks whose every address is local to the node ("AnyIP": a `local`
+    /// route on `lo`), such as a client's range of source addresses.
+    pub local_routes: Vec<(IpAddr, u8)>,
 }
 
 /// A route in a node.
@@ -61,6 +65,8 @@ pub struct EndSpec {
     pub mac: Option<[u8; 6]>,
     /// Addresses with prefix lengths.
     pub addresses: Vec<(IpAddr, u8)>,
+    /// Offloads to turn on or off, in order.
+    pub features: Vec<(Feature, bool)>,
 }
 
 /// A veth pair between two nodes.
@@ -227,6 +233,10 @@ impl Topology {
                 for &(addr, prefix) in &end.addresses {
                     rtnl.add_address(index, addr, prefix).map_err(netlink)?;
                 }
+                for &(feature, on) in &end.features {
+                    ethtool::set_feature(&end.name, feature, on)
+                        .map_err(|e| io_err(&end.node, &end.name, e))?;
+                }
                 Ok::<_, TopologyError>(index)
             })??;
             self.interfaces.insert(
@@ -249,6 +259,9 @@ impl Topology {
             rtnl.set_link(lo, None, None, Some(true)).map_err(netlink)?;
             for &(addr, prefix) in &node.loopback {
                 rtnl.add_address(lo, addr, prefix).map_err(netlink)?;
+            }
+            for &(addr, prefix) in &node.local_routes {
+                rtnl.add_local_route(addr, prefix, lo).map_err(netlink)?;
             }
             for route in &node.routes {
                 let dev = interfaces
@@ -341,7 +354,9 @@ fn apply_sysctls(node: &NodeSpec) -> Result<(), TopologyError> {
     Ok(())
 }
 
-fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
+/// Checks `spec` without building anything: names, address ranges,
+/// duplicates, and that every link end is in a known node.
+pub fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
     let invalid = |m: String| Err(TopologyError::Invalid(m));
     let mut names = std::collections::HashSet::new();
     for node in &spec.nodes {
@@ -362,9 +377,23 @@ fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
         }
         Ok(())
     };
+    // The same VIP on the `lo` of several nodes is the point of some
+    // topologies (two containers serving one VIP); twice in one node, or on
+    // a link as well, is a mistake.
+    let mut loopbacks: HashMap<IpAddr, Vec<&str>> = HashMap::new();
     for node in &spec.nodes {
-        for &(addr, _) in &node.loopback {
-            check_addr(format!("{}/lo", node.name), addr)?;
+        for &(addr, _) in node.loopback.iter().chain(&node.local_routes) {
+            if !allowed_address(addr) {
+                return invalid(format!(
+                    "{}/lo: address {addr} is outside 198.18.0.0/15 and 2001:db8::/32",
+                    node.name
+                ));
+            }
+            let holders = loopbacks.entry(addr).or_default();
+            if holders.contains(&node.name.as_str()) {
+                return invalid(format!("{}/lo: address {addr} is given twice", node.name));
+            }
+            holders.push(&node.name);
         }
     }
     for link in &spec.links {
@@ -388,7 +417,14 @@ fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
                 ));
             }
             for &(addr, _) in &end.addresses {
-                check_addr(format!("{}/{}", end.node, end.name), addr)?;
+                let here = format!("{}/{}", end.node, end.name);
+                if let Some(nodes) = loopbacks.get(&addr) {
+                    return invalid(format!(
+                        "{here}: address {addr} is already on {}/lo",
+                        nodes[0]
+                    ));
+                }
+                check_addr(here, addr)?;
             }
         }
     }

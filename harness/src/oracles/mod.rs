@@ -2,8 +2,10 @@
 //! right thing. They see results only, never the kernel.
 
 pub mod agree;
+pub mod capture;
 pub mod decap;
 pub mod expect;
+pub mod flows;
 pub mod lb;
 
 use std::fmt;
@@ -52,6 +54,10 @@ pub enum Finding {
         /// What moved.
         actual: Vec<(&'static str, i64)>,
     },
+    /// A live flow saw something else than its `expect:`.
+    Flow(String),
+    /// A capture holds something else than its `expect:`.
+    Capture(String),
     /// Test-run and live mode did different things with the same packet
     /// (each difference, both sides named).
     ModesDisagree(String),
@@ -88,6 +94,7 @@ impl fmt::Display for Finding {
             },
             Self::After(what) => write!(f, "after the run: {what}"),
             Self::ModesDisagree(what) => write!(f, "modes disagree: {what}"),
+            Self::Flow(what) | Self::Capture(what) => f.write_str(what),
             Self::Output(diff) => write!(f, "output differs:\n{diff}"),
             Self::CounterDeltas { expected, actual } => {
                 let list = |d: &[(&str, i64)]| {

@@ -5,3 +5,4 @@ pub mod pcap_diff;
 pub mod scenario;
 pub mod snapshot;
 pub mod table;
+pub mod topology;

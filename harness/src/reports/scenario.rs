@@ -42,6 +42,12 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
                     report.failed() + after.len(),
                     report.skipped(),
                 ),
+                RunOutcome::Topology(report) => (
+                    format!("{}f", report.flows.len()),
+                    report.passed(),
+                    report.failed(),
+                    0,
+                ),
                 RunOutcome::Skipped(_) => ("-".to_owned(), 0, 0, 1),
                 RunOutcome::SetupFailed(_) => ("-".to_owned(), 0, 1, 0),
             };
@@ -68,6 +74,14 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
                 }
                 RunOutcome::SetupFailed(why) => {
                     let _ = writeln!(out, "\nSETUP FAILED {at}:\n    {why}");
+                }
+                RunOutcome::Topology(report) => {
+                    super::topology::human(&mut out, &at, report);
+                    if let Some((_, paths)) = written.iter().find(|(k, _)| *k == at) {
+                        for path in paths {
+                            let _ = writeln!(out, "    wrote {}", path.display());
+                        }
+                    }
                 }
                 RunOutcome::Ran { report, after } => {
                     write_skips(&mut out, &at, &report.packets);
@@ -173,6 +187,13 @@ pub fn json(reports: &[ScenarioReport]) -> Value {
                             v["status"] = "setup_failed".into();
                             v["reason"] = why.as_str().into();
                         }
+                        RunOutcome::Topology(report) => {
+                            if let (Value::Object(v), Value::Object(t)) =
+                                (&mut v, super::topology::json(report))
+                            {
+                                v.extend(t);
+                            }
+                        }
                         RunOutcome::Ran { report, after } => {
                             v["status"] = "ran".into();
                             v["passed"] = report.passed().into();
@@ -243,6 +264,21 @@ pub fn junit(reports: &[ScenarioReport]) -> String {
                     case.set_classname(class.as_str());
                     suite.add_test_case(case);
                 }
+                RunOutcome::Topology(report) => {
+                    for (name, failures) in super::topology::cases(report) {
+                        let status = if failures.is_empty() {
+                            TestCaseStatus::success()
+                        } else {
+                            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                            s.set_message(failures[0].as_str());
+                            s.set_description(failures.join("\n"));
+                            s
+                        };
+                        let mut case = TestCase::new(name, status);
+                        case.set_classname(class.as_str());
+                        suite.add_test_case(case);
+                    }
+                }
                 RunOutcome::Ran { report, after } => {
                     for p in &report.packets {
                         let status = if let Some(why) = &p.skipped {
@@ -282,8 +318,9 @@ pub fn junit(reports: &[ScenarioReport]) -> String {
 
 /// Writes, for every failing packet, `input.pcap`, `actual.pcap` and (when
 /// the expectation determines it) `expected.pcap` under
-/// `out/<scenario>/<program>-<mode>/<number>-<name>/`. Returns, per failure
-/// key, the files written.
+/// `out/<scenario>/<program>-<mode>/<number>-<name>/`, and every capture of
+/// a topology run as `out/<scenario>/<programs>-netns/<capture>.pcap`.
+/// Returns, per failure key (or run, for captures), the files written.
 pub fn write_failure_pcaps(
     out: &Path,
     scenario: &LoadedScenario,
@@ -291,10 +328,22 @@ pub fn write_failure_pcaps(
 ) -> io::Result<Vec<(String, Vec<PathBuf>)>> {
     let mut written = Vec::new();
     for run in &report.runs {
+        let at = format!("{} · {} · {}", report.name, run.program, run.mode.name());
+        if let RunOutcome::Topology(topology) = &run.outcome {
+            let dir = out.join(sanitize(&report.name)).join(format!(
+                "{}-{}",
+                sanitize(&run.program),
+                run.mode.name()
+            ));
+            let files = super::topology::write_captures(&dir, topology)?;
+            if !files.is_empty() {
+                written.push((at, files));
+            }
+            continue;
+        }
         let RunOutcome::Ran { report: suite, .. } = &run.outcome else {
             continue;
         };
-        let at = format!("{} · {} · {}", report.name, run.program, run.mode.name());
         for p in suite.packets.iter().filter(|p| !p.findings.is_empty()) {
             let Some(input) = scenario.packets.get(p.number - 1) else {
                 continue;
@@ -335,7 +384,9 @@ fn expected_output(packet: &ScenarioPacket) -> Option<Vec<u8>> {
     }
 }
 
-fn sanitize(name: &str) -> String {
+/// `name` with everything but letters, digits, `-`, `_` and `.` made `_`:
+/// a file name.
+pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

@@ -9,10 +9,12 @@
 //! control plane, pinned to one CPU, judged by the reference model.
 
 mod lb;
+mod topology;
 
 use super::execution::{Execution, Live, MarkerCost, TestRun};
 
 pub use lb::set_up_lb;
+pub use topology::{CaptureReport, FlowReport, TopologyReport};
 
 use std::{
     path::PathBuf,
@@ -64,6 +66,9 @@ pub enum RunOutcome {
     /// The world could not be built (load, verifier, maps): not a verdict on
     /// the packets.
     SetupFailed(String),
+    /// A topology ran (`topology:`): per-flow results, captures and the
+    /// after-run findings, for all the scenario's programs together.
+    Topology(TopologyReport),
     /// Ran: per-packet results and the after-run findings.
     Ran {
         /// Per packet.
@@ -89,7 +94,8 @@ pub struct ScenarioReport {
 impl ScenarioReport {
     /// Packets that ran and passed, over all runs.
     pub fn passed(&self) -> usize {
-        self.ran().map(|(r, _)| r.passed()).sum()
+        self.ran().map(|(r, _)| r.passed()).sum::<usize>()
+            + self.topologies().map(TopologyReport::passed).sum::<usize>()
     }
 
     /// Packets that failed, plus failed after-checks and setups.
@@ -98,6 +104,7 @@ impl ScenarioReport {
             .iter()
             .map(|run| match &run.outcome {
                 RunOutcome::Ran { report, after } => report.failed() + after.len(),
+                RunOutcome::Topology(report) => report.failed(),
                 RunOutcome::SetupFailed(_) => 1,
                 RunOutcome::Skipped(_) => 0,
             })
@@ -111,7 +118,7 @@ impl ScenarioReport {
             .map(|run| match &run.outcome {
                 RunOutcome::Ran { report, .. } => report.skipped(),
                 RunOutcome::Skipped(_) => 1,
-                RunOutcome::SetupFailed(_) => 0,
+                RunOutcome::SetupFailed(_) | RunOutcome::Topology(_) => 0,
             })
             .sum()
     }
@@ -119,6 +126,13 @@ impl ScenarioReport {
     /// Whether nothing failed.
     pub fn ok(&self) -> bool {
         self.failed() == 0
+    }
+
+    fn topologies(&self) -> impl Iterator<Item = &TopologyReport> {
+        self.runs.iter().filter_map(|run| match &run.outcome {
+            RunOutcome::Topology(report) => Some(report),
+            _ => None,
+        })
     }
 
     fn ran(&self) -> impl Iterator<Item = (&SuiteReport, &Vec<Finding>)> {
@@ -148,6 +162,10 @@ pub fn planned_runs(scenario: &LoadedScenario, options: &RunOptions) -> u64 {
         scenario.packets.len()
     };
     let modes = modes(scenario, options).count();
+    if let Some(live) = &scenario.live {
+        let flows: usize = live.clients.iter().map(|c| c.flows.len()).sum();
+        return (flows * modes) as u64;
+    }
     (packets * modes * scenario.programs.len()) as u64
 }
 
@@ -170,6 +188,25 @@ pub fn run(
 ) -> ScenarioReport {
     let started = Instant::now();
     let mut runs = Vec::new();
+    if let Some(live) = &scenario.live {
+        // One run for all the programs: they work together in the topology.
+        for mode in modes(scenario, options) {
+            let run_started = Instant::now();
+            let names: Vec<&str> = scenario.programs.iter().map(|p| p.name.as_str()).collect();
+            runs.push(ProgramRun {
+                program: names.join("+"),
+                mode,
+                outcome: topology::run(scenario, live, tick),
+                elapsed: run_started.elapsed(),
+            });
+        }
+        return ScenarioReport {
+            name: scenario.name.clone(),
+            path: scenario.path.clone(),
+            runs,
+            elapsed: started.elapsed(),
+        };
+    }
     for program in &scenario.programs {
         for mode in modes(scenario, options) {
             let run_started = Instant::now();

@@ -97,6 +97,67 @@ pub fn expand(
         })
 }
 
+/// One generated flow as a socket client makes it: its 5-tuple, the
+/// payload of its first packet, and that packet (what a load balancer
+/// sees first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedFlow {
+    /// 1-based, in draw order.
+    pub flow: u32,
+    /// TCP, UDP or ICMP.
+    pub proto: Protocol,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port (ICMP: the echo identifier).
+    pub sport: u16,
+    /// Destination port (0 for ICMP).
+    pub dport: u16,
+    /// Payload bytes of the first packet.
+    pub payload: usize,
+    /// The first packet (a SYN for TCP), as [`expand`] makes it.
+    pub first_packet: Vec<u8>,
+}
+
+/// The flows of `generator`, with the tuples, payload sizes and first
+/// packets [`expand`] gives them.
+pub fn flows(
+    generator: &Generator,
+    stream_name: &str,
+) -> Result<Vec<GeneratedFlow>, GenerateError> {
+    let error = |(field, problem): Problem| GenerateError {
+        stream: stream_name.to_owned(),
+        field,
+        problem,
+    };
+    let plan = Plan::new(generator).map_err(error)?;
+    let tuples = plan.tuples(generator.seed).map_err(error)?;
+    let packets = plan.packets(generator).map_err(error)?;
+    let mut payloads = rng(generator.seed, STREAM_PAYLOADS);
+    let mut flows = Vec::with_capacity(tuples.len());
+    for (i, t) in tuples.iter().enumerate() {
+        let mut sizes = (0..plan.packets_per_flow).map(|_| plan.payload.draw(&mut payloads));
+        let payload = sizes.next().unwrap_or(0) as usize;
+        sizes.for_each(drop);
+        let addr = |a: u128| match plan.family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::from(a as u32)),
+            Family::V6 => IpAddr::V6(Ipv6Addr::from(a)),
+        };
+        flows.push(GeneratedFlow {
+            flow: i as u32 + 1,
+            proto: t.proto,
+            src: addr(t.src),
+            dst: addr(t.dst),
+            sport: t.sport,
+            dport: t.dport,
+            payload,
+            first_packet: packets[i * plan.packets_per_flow as usize].bytes.clone(),
+        });
+    }
+    Ok(flows)
+}
+
 /// IPv4 or IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {

@@ -16,6 +16,7 @@
 mod expect;
 mod fields;
 mod lb;
+mod live;
 mod messages;
 mod objects;
 mod programs;
@@ -30,6 +31,8 @@ use std::{
 };
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
+
+pub use self::live::{CaptureSetup, ClientGroup, LB_CHOICE, LiveSetup};
 
 use self::{
     messages::{bare_message, serde_message},
@@ -66,6 +69,8 @@ pub struct LoadedScenario {
     pub lb_changes: Vec<LbChanges>,
     /// Raw map values expected after the run: (map, key, value).
     pub after_maps: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// The topology, its services, clients and captures (`topology:`).
+    pub live: Option<LiveSetup>,
 }
 
 /// Where a program comes from.
@@ -260,7 +265,7 @@ impl LoadedScenario {
     /// The summary `dsrlab check` prints.
     pub fn summary(&self) -> Summary {
         // Stream names are unique (checked when loading).
-        let streams = self
+        let mut streams: Vec<(String, usize)> = self
             .spec
             .traffic
             .iter()
@@ -270,6 +275,9 @@ impl LoadedScenario {
                 (name, n)
             })
             .collect();
+        if let Some(live) = &self.live {
+            streams.extend(live.clients.iter().map(|c| (c.name.clone(), c.flows.len())));
+        }
         Summary {
             path: self.path.clone(),
             name: self.name.clone(),
@@ -450,12 +458,13 @@ impl<'a> Loader<'a> {
                 "`programs` is empty; expected at least one program",
             ));
         }
-        if self.spec.traffic.is_empty() {
+        if self.spec.traffic.is_empty() && self.spec.topology.is_none() {
             return Err(self.at_value(
                 &root.key("traffic"),
-                "`traffic` is empty; expected at least one stream",
+                "`traffic` is empty or missing; expected at least one stream (or a `topology:` with `clients:`)",
             ));
         }
+        self.complete_for_reference()?;
         let mut programs = self
             .spec
             .programs
@@ -496,6 +505,7 @@ impl<'a> Loader<'a> {
             packets.extend(self.stream(&p, i, &name, &programs)?);
         }
         let (after_counters, after_lb_counters, after_maps) = self.after(&programs)?;
+        let live = self.live(&programs)?;
         let name = self.spec.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
@@ -512,6 +522,7 @@ impl<'a> Loader<'a> {
             after_lb_counters,
             after_maps,
             lb_changes,
+            live,
             spec: self.spec,
         })
     }

@@ -12,6 +12,10 @@ use std::{collections::BTreeMap, path::PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod live;
+
+pub use live::*;
+
 /// The only scenario format version this harness reads.
 pub const VERSION: u32 = 1;
 
@@ -32,13 +36,28 @@ pub struct Scenario {
     /// The programs under test. Every packet of the traffic runs through
     /// each of them, each with its own maps.
     pub programs: Vec<ProgramSpec>,
-    /// How to run: `test-run` (BPF_PROG_TEST_RUN, one packet per syscall) and,
-    /// later, `netns` (a real topology). Results of all modes must agree.
+    /// How to run: `test-run` (BPF_PROG_TEST_RUN, one packet per syscall)
+    /// and `netns` (attached in network namespaces). Results of all modes
+    /// must agree.
     #[serde(default = "default_modes")]
     pub modes: Vec<Mode>,
     /// The packets: fixture sets, pcap files and generated flows, run in this
-    /// order.
+    /// order. Not with `topology:`, whose traffic is `clients:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<Stream>,
+    /// A network of namespaces to attach the programs in (`netns` mode
+    /// only): the DSR reference topology or nodes and links of your own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologyDecl>,
+    /// Socket services in the topology's nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceDecl>,
+    /// Socket clients in the topology's nodes: the traffic of a topology.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientDecl>,
+    /// Captures at link ends of the topology, with expectations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CaptureDecl>,
     /// NIC quirks for every packet (a stream or packet may add its own).
     #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
     pub quirks: QuirksSpec,
@@ -65,8 +84,8 @@ fn default_modes() -> Vec<Mode> {
 pub enum Mode {
     /// `BPF_PROG_TEST_RUN`: one packet per syscall, no topology.
     TestRun,
-    /// Attached in network namespaces joined by veth pairs (not available
-    /// yet: reported as skipped).
+    /// Attached in network namespaces joined by veth pairs: each packet
+    /// sent into a two-node rig, or real sockets through a `topology:`.
     Netns,
 }
 
@@ -113,6 +132,9 @@ pub struct ProgramSpec {
     /// name; keys and values as raw bytes in hex (user objects).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maps: BTreeMap<String, Vec<MapEntry>>,
+    /// Where the program is attached in the scenario's `topology:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<AttachDecl>,
 }
 
 /// dsrlab's own programs.

@@ -132,6 +132,18 @@ impl Loader<'_> {
                 names.join(", ")
             ))
         };
+        // In a topology the programs work together: a counter binds the
+        // programs of the contract that has it.
+        if self.spec.topology.is_some() && has(Contract::Decap) && has(Contract::Lb) {
+            resolved.decap = Counter::from_name(name);
+            resolved.lb = LbCounter::from_name(name);
+            if resolved.decap.is_none() && resolved.lb.is_none() {
+                let mut names: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+                names.extend(LbCounter::ALL.iter().map(|c| c.name()));
+                return Err(unknown("decap or lb", names));
+            }
+            return Ok(resolved);
+        }
         if has(Contract::Decap) {
             resolved.decap = Some(Counter::from_name(name).ok_or_else(|| {
                 unknown("decap", Counter::ALL.iter().map(|c| c.name()).collect())
