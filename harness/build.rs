@@ -14,6 +14,12 @@ fn main() -> anyhow::Result<()> {
         "cargo::rerun-if-changed={}",
         workspace.join("rust-toolchain.toml").display()
     );
+    // tests/scenarios.rs makes one test per file of scenarios/ at compile
+    // time (rstest's #[files]): a new scenario must rebuild it.
+    println!(
+        "cargo::rerun-if-changed={}",
+        workspace.join("scenarios").display()
+    );
 
     // aya-build runs `rustup run <toolchain> cargo build`; it must be the
     // pinned nightly, whose LLVM bpf-linker was built against.
