@@ -7,6 +7,8 @@
 //! to the floor (a program that does nothing) measured in the same run.
 //! Benchmarks report; they never assert.
 
+pub mod live;
+
 use std::time::Instant;
 
 use serde::Serialize;

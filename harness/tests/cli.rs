@@ -182,3 +182,77 @@ fn a_broken_pcap_is_named_with_its_packet() {
     assert!(stderr.contains("truncated.pcap"), "{stderr}");
     assert!(stderr.contains("packet 2"), "{stderr}");
 }
+
+#[test]
+fn a_topology_run_reports_flows_in_every_format_and_writes_its_captures() {
+    let dir = scratch();
+    let out_dir = dir.path().join("out");
+    let out = dsrlab(&[
+        "run",
+        "scenarios/talk-same-vip-tc-decap.yaml",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let human = text(&out.stdout);
+    assert!(out.status.success(), "{human}{}", text(&out.stderr));
+    assert!(
+        human.contains("tenants: 20 flows: reply 20; served by a ") && human.contains("22 passed"),
+        "{human}"
+    );
+    for capture in ["to-a", "to-b"] {
+        let pcap = out_dir
+            .join("talk-same-vip-tc-decap/xdp_lb_tc_decap-netns")
+            .join(format!("{capture}.pcap"));
+        let shown = text(&dsrlab(&["pcap", "show", pcap.to_str().unwrap()]).stdout);
+        assert!(shown.contains("ipv4 198.18.1."), "{capture}: {shown}");
+    }
+    let out = dsrlab(&[
+        "run",
+        "scenarios/talk-same-vip-tc-decap.yaml",
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["passed"], 22);
+    assert_eq!(
+        json["scenarios"][0]["runs"][0]["captures"][1]["name"],
+        "to-b"
+    );
+    let out = dsrlab(&[
+        "run",
+        "scenarios/talk-same-vip-tc-decap.yaml",
+        "--format",
+        "junit",
+    ]);
+    let xml = text(&out.stdout);
+    assert!(
+        xml.contains(r#"tests="22""#) && xml.contains("tenants flow 20"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn bench_live_measures_every_part_on_a_small_run() {
+    let out = dsrlab(&[
+        "bench-live",
+        "--rounds",
+        "1",
+        "--flows",
+        "20",
+        "--held",
+        "200",
+        "--binds",
+        "50",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["topology"]["nodes"], 6);
+    assert!(json["topology"]["ip_script_ms"]["commands"].as_u64() > Some(50));
+    assert_eq!(json["traffic"]["tcp"]["flows"], 20);
+    assert_eq!(json["traffic"]["udp"]["flows"], 20);
+    assert!(json["traffic"]["tcp"]["lb_packets_per_s"].as_f64() > Some(0.0));
+    assert_eq!(json["udp_cross_impact"]["held_sockets"], 200);
+    assert_eq!(json["udp_cross_impact"]["shared_failed_binds"], 0);
+}

@@ -216,16 +216,119 @@ fn root_namespace_state() -> String {
 #[test]
 fn live_runs_never_change_the_root_namespace() {
     let before = root_namespace_state();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/decap-tunnels.yaml");
-    let loaded = load(&scenario).unwrap_or_else(|e| panic!("{e}"));
-    let options = RunOptions {
-        modes: Some(vec![dsrlab::formats::scenario::model::Mode::Netns]),
-        ..Default::default()
-    };
-    let report = runner::run(&loaded, &options, &mut || {});
-    assert!(report.ok() && report.passed() > 0, "{report:?}");
-    drop(report);
+    // A replayed fixture set, and a whole reference topology with sockets.
+    for file in ["decap-tunnels.yaml", "talk-same-vip-tc-decap.yaml"] {
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(file);
+        let loaded = load(&scenario).unwrap_or_else(|e| panic!("{e}"));
+        let options = RunOptions {
+            modes: Some(vec![dsrlab::formats::scenario::model::Mode::Netns]),
+            ..Default::default()
+        };
+        let report = runner::run(&loaded, &options, &mut || {});
+        assert!(report.ok() && report.passed() > 0, "{report:?}");
+    }
     assert_eq!(before, root_namespace_state());
+}
+
+/// Loads `text` as a scenario file in a temporary directory and runs it.
+fn run_text(text: &str) -> runner::ScenarioReport {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    runner::run(&loaded, &RunOptions::default(), &mut || {})
+}
+
+/// Namespaces of this process whose node label is `label`.
+fn namespaces_labelled(label: &str) -> Vec<String> {
+    netns::list()
+        .into_iter()
+        .filter(|n| n.ends_with(&format!("-{label}")))
+        .collect()
+}
+
+#[test]
+fn a_topology_flow_that_contradicts_its_expectation_fails_and_says_why() {
+    // The host-side decap cannot honour the load balancer's choice: the
+    // flows it sent to b fail `served_by: lb_choice`, each saying so.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/talk-same-vip-xdp-decap.yaml"),
+    )
+    .unwrap()
+    .replace("served_by: a, reply: a", "served_by: lb_choice")
+    .replace("captures:", "unused:")
+    .split("unused:")
+    .next()
+    .unwrap()
+    .to_owned();
+    let report = run_text(&text);
+    assert!(!report.ok(), "a wrong expectation passed");
+    let RunOutcome::Topology(topology) = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    let sent_to_b: Vec<_> = topology
+        .flows
+        .iter()
+        .filter(|f| f.lb_choice.as_deref() == Some("b"))
+        .collect();
+    assert!(
+        !sent_to_b.is_empty(),
+        "the load balancer chose b for no flow"
+    );
+    for flow in &topology.flows {
+        let to_b = flow.lb_choice.as_deref() == Some("b");
+        assert_eq!(flow.served_by.as_deref(), Some("a"));
+        assert_eq!(!flow.findings.is_empty(), to_b, "{flow:?}");
+        if to_b {
+            assert_eq!(
+                flow.findings[0].to_string(),
+                "served by: expected b, the load balancer's choice, actual a (outcome reply)"
+            );
+        }
+    }
+    assert_eq!(report.failed(), sent_to_b.len());
+}
+
+#[test]
+fn topology_set_up_failures_name_their_cause_and_leave_nothing() {
+    let topology = |mtu: u32, listen: &str| {
+        format!(
+            "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {{node: fail-srv, interface: eth0}}\n\
+             modes: [netns]\ntopology:\n  nodes: [{{name: fail-cli}}, {{name: fail-srv}}]\n  links:\n\
+             \x20   - a: {{node: fail-cli, name: eth0, addresses: [198.18.6.1/24], mtu: {mtu}}}\n\
+             \x20     b: {{node: fail-srv, name: eth0, addresses: [198.18.6.2/24], mtu: {mtu}}}\n\
+             services:\n  - {{node: fail-srv, proto: udp, listen: \"{listen}\"}}\n\
+             clients:\n  - {{node: fail-cli, generate: {{flows: 1, protocols: [udp], src: 198.18.6.1, dst: 198.18.6.2}}, expect: {{outcome: reply}}}}\n"
+        )
+    };
+    // It works as written ...
+    let report = run_text(&topology(1500, "198.18.6.2:80"));
+    assert!(report.ok() && report.passed() > 0, "{report:?}");
+    // ... a kernel refusal is a set-up failure with the kernel's reason ...
+    let report = run_text(&topology(9000, "198.18.6.2:80"));
+    let RunOutcome::SetupFailed(why) = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    assert!(
+        why.contains("xdp_pass") && why.contains("above about 3.5 KB"),
+        "{why}"
+    );
+    // ... and so is a service that cannot bind where it is told to.
+    let report = run_text(&topology(1500, "198.18.6.9:80"));
+    let RunOutcome::SetupFailed(why) = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    assert!(
+        why.contains("service udp 198.18.6.9:80 in node fail-srv")
+            && why.contains("Cannot assign requested address"),
+        "{why}"
+    );
+    assert!(!report.ok());
+    for label in ["fail-cli", "fail-srv"] {
+        assert_eq!(namespaces_labelled(label), Vec::<String>::new());
+    }
 }
 
 /// Not a test of its own: the child process of the reaper test, which

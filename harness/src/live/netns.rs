@@ -61,15 +61,23 @@ pub struct Namespace {
     ns: Option<NetNs>,
 }
 
+/// A fresh name for a namespace labelled `label`, owned by this process:
+/// what [`Namespace::create`] uses, for namespaces made by other means
+/// (the `ip` script a benchmark compares with), so that the reaper knows
+/// them as this process's.
+pub fn owned_name(label: &str) -> String {
+    format!(
+        "{PREFIX}{}-{}-{}",
+        owner_tag(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        sanitize(label)
+    )
+}
+
 impl Namespace {
     /// Creates a fresh namespace labelled `label` (a node's name).
     pub fn create(label: &str) -> Result<Self, NetnsError> {
-        let name = format!(
-            "{PREFIX}{}-{}-{}",
-            owner_tag(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed),
-            sanitize(label)
-        );
+        let name = owned_name(label);
         crate::kernel::check_netns_capabilities().map_err(|_| NetnsError::NotPermitted)?;
         let shutting_down = SHUTTING_DOWN.lock().unwrap_or_else(|e| e.into_inner());
         if *shutting_down {

@@ -5,6 +5,7 @@
 //! checks scenario files, [`benchmark`] measures, [`lb`] drives pinned
 //! `xdp_lb` instances and the fuzzer.
 
+mod bench_live;
 mod benchmark;
 mod lb;
 mod scenarios;
@@ -94,6 +95,28 @@ enum Command {
         /// CPU to pin the measuring thread to.
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Measure the live mode: the DSR reference topology up and down (dsrlab
+    /// and the equivalent `ip` script), TCP connections/s and UDP
+    /// exchanges/s through it, and UDP port allocation next to a service
+    /// holding many UDP sockets (shared vs separate namespaces). Needs root.
+    BenchLive {
+        /// Topology up/down rounds (each: dsrlab, then the ip script).
+        #[arg(long, default_value_t = 10)]
+        rounds: u32,
+        /// Flows per traffic run (TCP, then UDP).
+        #[arg(long, default_value_t = 2000)]
+        flows: u32,
+        /// UDP sockets the first service holds (of a 5000-port ephemeral
+        /// range).
+        #[arg(long, default_value_t = 4900)]
+        held: usize,
+        /// Binds to port 0 the second service makes.
+        #[arg(long, default_value_t = 2000)]
+        binds: usize,
         /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -426,6 +449,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cpu,
             format,
         } => run_bench(programs, &fixtures, calls, cpu, format).map(|()| ExitCode::SUCCESS),
+        Command::BenchLive {
+            rounds,
+            flows,
+            held,
+            binds,
+            format,
+        } => bench_live::run(&bench_live::Options {
+            rounds,
+            flows,
+            held,
+            binds,
+            format,
+        })
+        .map(|()| ExitCode::SUCCESS),
         Command::Fuzz {
             command:
                 FuzzCommand::Lb {

@@ -20,6 +20,7 @@ mod live;
 mod messages;
 mod objects;
 mod programs;
+mod topology;
 mod traffic;
 mod tree;
 

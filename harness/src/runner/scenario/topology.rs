@@ -12,7 +12,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use dsrlab_abi::decap::COUNTERS_MAP;
@@ -52,6 +52,8 @@ pub struct TopologyReport {
     /// Findings of the `after:` checks (counters, maps) and of the run
     /// itself (a flow no service reported).
     pub after: Vec<Finding>,
+    /// Wall-clock time of the flows alone (set-up excluded).
+    pub traffic: Duration,
 }
 
 impl TopologyReport {
@@ -189,6 +191,7 @@ fn run_inner(
         .collect::<Result<Vec<_>, String>>()?;
 
     let mut outcomes = Vec::new();
+    let traffic_started = Instant::now();
     for group in &live.clients {
         let ns = topology
             .node(&group.node)
@@ -211,6 +214,7 @@ fn run_inner(
 
     let mut after = Vec::new();
     let served = wait_for_services(&services, live, &outcomes, &mut after);
+    let traffic = traffic_started.elapsed();
     let owners = owners(&live.topology);
     let choices = lb_choices(&programs, live, &owners);
     let mut flows_report = Vec::new();
@@ -265,6 +269,7 @@ fn run_inner(
         flows: flows_report,
         captures: captures_report,
         after,
+        traffic,
     })
 }
 
