@@ -232,6 +232,43 @@ fn live_runs_never_change_the_root_namespace() {
     assert_eq!(before, root_namespace_state());
 }
 
+#[test]
+fn link_end_offloads_are_set_as_asked() {
+    use dsrlab::live::ethtool::{Feature, feature};
+    let mut spec = renamed(three_nodes(), "ofl");
+    spec.links[0].a.features = vec![
+        (Feature::Gro, true),
+        (Feature::TxChecksum, false),
+        (Feature::RxChecksum, false),
+    ];
+    let end = spec.links[0].a.clone();
+    let topology = Topology::build(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let read = |f| {
+        topology
+            .node(&end.node)
+            .unwrap()
+            .run(|| feature(&end.name, f))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(read(Feature::Gro));
+    assert!(!read(Feature::TxChecksum));
+    assert!(!read(Feature::RxChecksum));
+    // The other end keeps veth's defaults: GRO off, checksums on.
+    let peer = spec.links[0].b.clone();
+    let ns = topology.node(&peer.node).unwrap();
+    assert!(
+        !ns.run(|| feature(&peer.name, Feature::Gro))
+            .unwrap()
+            .unwrap()
+    );
+    assert!(
+        ns.run(|| feature(&peer.name, Feature::TxChecksum))
+            .unwrap()
+            .unwrap()
+    );
+}
+
 /// Loads `text` as a scenario file in a temporary directory and runs it.
 fn run_text(text: &str) -> runner::ScenarioReport {
     let dir = tempfile::tempdir().unwrap();

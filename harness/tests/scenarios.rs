@@ -2,7 +2,8 @@
 //! with no Rust change. A scenario passes when every packet of every program
 //! passes its oracles and the after-run checks hold; with `snapshot: true`
 //! its runs are also compared with insta snapshots (text dissection and
-//! output pcap), reviewed with `cargo insta review`.
+//! output pcap; for a topology, its flows and what became of them),
+//! reviewed with `cargo insta review`.
 
 use std::path::PathBuf;
 
@@ -33,6 +34,11 @@ fn scenario(#[files("../scenarios/*.yaml")] path: PathBuf) {
     }
     let inputs: Vec<&[u8]> = loaded.packets.iter().map(|p| p.bytes.as_slice()).collect();
     for run in &report.runs {
+        if let RunOutcome::Topology(topology) = &run.outcome {
+            let name = format!("{}@{}-{}", loaded.name, run.program, run.mode.name());
+            insta::assert_snapshot!(name, reports::topology::snapshot(topology));
+            continue;
+        }
         let RunOutcome::Ran { report: suite, .. } = &run.outcome else {
             continue;
         };

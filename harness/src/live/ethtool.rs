@@ -21,8 +21,9 @@ pub enum Feature {
 }
 
 impl Feature {
-    /// The `ETHTOOL_S*` command that sets it.
-    const fn command(self) -> u32 {
+    /// The `ETHTOOL_S*` command that sets it; the `ETHTOOL_G*` command that
+    /// reads it is one less.
+    const fn set_command(self) -> u32 {
         match self {
             Self::Gro => 0x0000_002c,        // ETHTOOL_SGRO
             Self::TxChecksum => 0x0000_0017, // ETHTOOL_STXCSUM
@@ -58,6 +59,27 @@ struct IfreqData {
 /// Turns `feature` of interface `ifname` (in the calling thread's network
 /// namespace) on or off.
 pub fn set_feature(ifname: &str, feature: Feature, on: bool) -> io::Result<()> {
+    request(ifname, feature.set_command(), u32::from(on))
+        .map(drop)
+        .map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!(
+                    "ethtool -K {ifname} {} {}: {err}",
+                    feature.name(),
+                    if on { "on" } else { "off" }
+                ),
+            )
+        })
+}
+
+/// Whether `feature` of interface `ifname` is on.
+pub fn feature(ifname: &str, feature: Feature) -> io::Result<bool> {
+    request(ifname, feature.set_command() - 1, 0).map(|data| data != 0)
+}
+
+/// One `SIOCETHTOOL` request with an `ethtool_value`; returns its data.
+fn request(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     if ifname.len() >= libc::IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -71,10 +93,7 @@ pub fn set_feature(ifname: &str, feature: Feature, on: bool) -> io::Result<()> {
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let mut value = EthtoolValue {
-        cmd: feature.command(),
-        data: u32::from(on),
-    };
+    let mut value = EthtoolValue { cmd, data };
     let mut request = IfreqData {
         name: [0; libc::IFNAMSIZ],
         data: (&raw mut value).cast(),
@@ -84,18 +103,10 @@ pub fn set_feature(ifname: &str, feature: Feature, on: bool) -> io::Result<()> {
         *dst = src as libc::c_char;
     }
     // SAFETY: SIOCETHTOOL reads `request` and the `ethtool_value` it points
-    // to, both alive for the call.
+    // to (and writes the latter), both alive for the call.
     let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &raw mut request) };
     if rc < 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(
-            err.kind(),
-            format!(
-                "ethtool -K {ifname} {} {}: {err}",
-                feature.name(),
-                if on { "on" } else { "off" }
-            ),
-        ));
+        return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(value.data)
 }

@@ -141,14 +141,18 @@ fn via(dst: IpAddr, prefix: u8, k: u8, host: u8, dev: &str) -> RouteSpec {
 }
 
 /// Sysctls every node of the reference topology gets: no reverse-path
-/// filter (the load balancer's outer sources are not routable) and no ICMP
-/// rate limit (every refused flow gets its ICMP error).
+/// filter (the load balancer's outer sources are not routable), no ICMP
+/// rate limit (every refused flow gets its ICMP error), and no IPv6
+/// link-local addresses, whose duplicate detection and router
+/// solicitations would only add noise to captures (neighbours are
+/// permanent and next hops global).
 fn base_sysctls(forwarding: bool) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = [
         ("ipv4.conf.all.rp_filter", "0"),
         ("ipv4.conf.default.rp_filter", "0"),
         ("ipv4.icmp_ratelimit", "0"),
         ("ipv6.icmp.ratelimit", "0"),
+        ("ipv6.conf.default.addr_gen_mode", "1"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

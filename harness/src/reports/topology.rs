@@ -59,6 +59,35 @@ fn observed(report: &TopologyReport) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The snapshot of a topology run: one line per flow — its tuple, how it
+/// ended, who served it and what the load balancer chose — and per
+/// capture the expectations' outcome. Frame contents stay out (TCP's
+/// initial sequence numbers and timestamps differ on every run).
+pub fn snapshot(report: &TopologyReport) -> String {
+    let mut out = String::new();
+    for f in &report.flows {
+        let _ = write!(out, "{}", describe_flow(f));
+        if let Some(by) = &f.served_by {
+            let _ = write!(out, "; served by {by}");
+        }
+        if let Some(lb) = &f.lb_choice {
+            let _ = write!(out, "; load balancer chose {lb}");
+        }
+        out.push('\n');
+    }
+    for c in &report.captures {
+        let _ = writeln!(
+            out,
+            "capture {} ({}): {} expectation(s), {} failed",
+            c.name,
+            c.at,
+            c.checks,
+            c.findings.len()
+        );
+    }
+    out
+}
+
 fn describe_flow(f: &FlowReport) -> String {
     let outcome = match &f.outcome {
         FlowOutcome::Reply { bytes, from } => {

@@ -69,7 +69,8 @@ pub struct Scenario {
     pub after: Option<After>,
     /// Keep insta snapshots of each program's run: a text dissection of
     /// every packet (input, verdict, counters, output) and the output
-    /// packets as a .pcap; `cargo insta review` shows changes.
+    /// packets as a .pcap; for a topology, every flow and what became of
+    /// it. `cargo insta review` shows changes.
     #[serde(default)]
     pub snapshot: bool,
 }
