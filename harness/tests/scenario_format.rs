@@ -233,6 +233,10 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1]}\n      b: {node: a, name: b0}\nclients:\n  - {node: a, generate: {flows: 1}, expect: {outcome: reply}}\n",
     "t.yaml:9:42: `198.18.0.1` is not an address with a prefix (198.18.3.1/24, 2001:db8:3::1/64)"
 )]
+#[case::overlapping_networks_in_a_node(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a}, {name: b}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0}\n    - a: {node: a, name: a1, addresses: [198.18.0.2/24]}\n      b: {node: b, name: b1}\nclients:\n  - {node: a, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:6:1: topology: node a: 198.18.0.1/24 on a0 overlaps 198.18.0.2/24 on a1"
+)]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }

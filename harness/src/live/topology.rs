@@ -428,6 +428,27 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
             }
         }
     }
+    // Two interfaces of one node on overlapping networks make routing
+    // depend on which was configured first.
+    for node in &spec.nodes {
+        let nets: Vec<(&str, IpAddr, u8)> = spec
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.node == node.name)
+            .flat_map(|e| e.addresses.iter().map(|&(a, p)| (e.name.as_str(), a, p)))
+            .collect();
+        for (i, &(if_a, a, pa)) in nets.iter().enumerate() {
+            for &(if_b, b, pb) in &nets[i + 1..] {
+                if if_a != if_b && overlap(a, pa, b, pb) {
+                    return invalid(format!(
+                        "node {}: {a}/{pa} on {if_a} overlaps {b}/{pb} on {if_b}",
+                        node.name
+                    ));
+                }
+            }
+        }
+    }
     for node in &spec.nodes {
         for route in &node.routes {
             for addr in std::iter::once(route.dst).chain(route.via) {
@@ -441,6 +462,19 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
         }
     }
     Ok(())
+}
+
+/// Whether the networks of `a/pa` and `b/pb` share an address.
+fn overlap(a: IpAddr, pa: u8, b: IpAddr, pb: u8) -> bool {
+    let (xa, xb, width) = match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    // Equal under the shorter of the two prefixes.
+    let host_bits = width - u32::from(pa.min(pb)).min(width);
+    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+    (xa ^ xb) & mask == 0
 }
 
 #[cfg(test)]
@@ -500,6 +534,27 @@ mod tests {
                 .to_string()
                 .contains("unknown node c")
         );
+        let mut overlapping = two_nodes();
+        overlapping.links.push(LinkSpec {
+            a: EndSpec {
+                node: "a".into(),
+                name: "a1".into(),
+                addresses: vec![("198.18.0.130".parse().unwrap(), 25)],
+                ..Default::default()
+            },
+            b: EndSpec {
+                node: "b".into(),
+                name: "b1".into(),
+                ..Default::default()
+            },
+        });
+        let err = validate(&overlapping).unwrap_err().to_string();
+        assert!(
+            err.contains("node a: 198.18.0.1/24 on a0 overlaps 198.18.0.130/25 on a1"),
+            "{err}"
+        );
+        overlapping.links[1].a.addresses[0] = ("198.18.1.1".parse().unwrap(), 24);
+        assert!(validate(&overlapping).is_ok());
         let mut long = two_nodes();
         long.links[0].a.name = "a-very-long-name".into();
         assert!(

@@ -44,10 +44,18 @@ pub(super) fn check_scenarios(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for file in scenario_files(paths)? {
         match scenario_load::load(&file) {
             Ok(scenario) => println!(
-                "{}: ok: {} program(s), {} packet(s), modes {}",
+                "{}: ok: {} program(s), {}, modes {}",
                 file.display(),
                 scenario.programs.len(),
-                scenario.packets.len(),
+                match &scenario.live {
+                    Some(live) => format!(
+                        "a topology of {} nodes, {} flow(s), {} capture(s)",
+                        live.topology.nodes.len(),
+                        live.clients.iter().map(|c| c.flows.len()).sum::<usize>(),
+                        live.captures.len()
+                    ),
+                    None => format!("{} packet(s)", scenario.packets.len()),
+                },
                 scenario
                     .modes
                     .iter()
