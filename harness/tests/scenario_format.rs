@@ -237,6 +237,10 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a}, {name: b}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0}\n    - a: {node: a, name: a1, addresses: [198.18.0.2/24]}\n      b: {node: b, name: b1}\nclients:\n  - {node: a, generate: {flows: 1}, expect: {outcome: reply}}\n",
     "t.yaml:6:1: topology: node a: 198.18.0.1/24 on a0 overlaps 198.18.0.2/24 on a1"
 )]
+#[case::client_source_the_node_does_not_own(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1, src: 198.18.7.1}, expect: {outcome: reply}}\n",
+    "t.yaml:7:46: flow 1 would send from 198.18.7.1, which node `client` does not own: give `src:` addresses of the node (its links, its lo, or a local route)"
+)]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }

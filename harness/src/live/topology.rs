@@ -464,6 +464,11 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
     Ok(())
 }
 
+/// Whether `addr` is in the network `net/prefix`.
+pub fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
+    overlap(net, prefix, addr, 128)
+}
+
 /// Whether the networks of `a/pa` and `b/pb` share an address.
 fn overlap(a: IpAddr, pa: u8, b: IpAddr, pb: u8) -> bool {
     let (xa, xb, width) = match (a, b) {

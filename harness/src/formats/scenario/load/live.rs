@@ -372,6 +372,20 @@ impl Loader<'_> {
         }
         let flows = generate::flows(&c.generate, &name)
             .map_err(|e| self.at_value(&g.key(e.field), e.to_string()))?;
+        if let Some(f) = flows.iter().find(|f| !owns(topology, &c.node, f.src)) {
+            let at = if c.generate.src.is_some() {
+                g.key("src")
+            } else {
+                g.clone()
+            };
+            return Err(self.at_value(
+                &at,
+                format!(
+                    "flow {} would send from {}, which node `{}` does not own: give `src:` addresses of the node (its links, its lo, or a local route)",
+                    f.flow, f.src, c.node
+                ),
+            ));
+        }
         let flows = flows
             .into_iter()
             .map(|f| {
@@ -427,6 +441,26 @@ impl Loader<'_> {
             expect,
         })
     }
+}
+
+/// Whether `node` of `topology` owns `addr`: on one of its links, on its
+/// `lo`, or in one of its local (AnyIP) routes.
+fn owns(topology: &TopologySpec, node: &str, addr: std::net::IpAddr) -> bool {
+    let Some(spec) = topology.nodes.iter().find(|n| n.name == node) else {
+        return false;
+    };
+    let on_links = topology
+        .links
+        .iter()
+        .flat_map(|l| [&l.a, &l.b])
+        .filter(|e| e.node == node)
+        .any(|e| e.addresses.iter().any(|&(a, _)| a == addr));
+    on_links
+        || spec.loopback.iter().any(|&(a, _)| a == addr)
+        || spec
+            .local_routes
+            .iter()
+            .any(|&(net, prefix)| topology::contains(net, prefix, addr))
 }
 
 /// Where the reference topology puts a program that does not say: the load
