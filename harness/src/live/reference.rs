@@ -75,6 +75,8 @@ pub struct Reference {
     pub host_loopback: Vec<IpAddr>,
     /// The load balancer's VIP addresses: the router routes them to it.
     pub lb_vips: Vec<IpAddr>,
+    /// Sysctls by node, applied after the topology's own.
+    pub sysctls: Vec<(String, String, String)>,
 }
 
 /// The address of host number `host` on subnet `k`, in `v6` or not.
@@ -279,6 +281,11 @@ impl Reference {
                 a: end(HOST, &Self::host_side(&c.name), both(k, 254)),
                 b: end(&c.name, NIC, both(k, 1)),
             });
+        }
+        for (node, key, value) in &self.sysctls {
+            if let Some(n) = nodes.iter_mut().find(|n| &n.name == node) {
+                n.sysctls.push((key.clone(), value.clone()));
+            }
         }
         TopologySpec { nodes, links }
     }

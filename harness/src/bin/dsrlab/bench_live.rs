@@ -49,6 +49,7 @@ fn reference() -> Reference {
             .collect(),
         host_loopback: Vec::new(),
         lb_vips: vec![vip],
+        sysctls: Vec::new(),
     }
 }
 

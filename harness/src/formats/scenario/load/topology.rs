@@ -210,10 +210,36 @@ impl Loader<'_> {
                     .filter_map(|c| c.program.lb.as_ref())
                     .flat_map(|lb| lb.vips.iter().map(|(v, _)| v.addr))
                     .collect();
+                let containers = self.containers(r)?;
+                let mut sysctls = Vec::new();
+                for (node, settings) in &r.sysctls {
+                    let known = [
+                        reference::CLIENT,
+                        reference::ROUTER,
+                        reference::LB,
+                        reference::HOST,
+                    ]
+                    .contains(&node.as_str())
+                        || containers.iter().any(|c| &c.name == node);
+                    let p = at.key("reference").key("sysctls").key(node);
+                    if !known {
+                        return Err(self.at_key(
+                            &p,
+                            format!(
+                                "unknown node `{node}`; the reference topology has client, router, lb, host and its containers"
+                            ),
+                        ));
+                    }
+                    for (key, value) in settings {
+                        let key = self.sysctl_key(&p, key)?;
+                        sysctls.push((node.clone(), key, value.to_string()));
+                    }
+                }
                 let reference = Reference {
-                    containers: self.containers(r)?,
+                    containers,
                     host_loopback,
                     lb_vips,
+                    sysctls,
                 };
                 (reference.spec(), Some(reference))
             }
@@ -239,19 +265,8 @@ impl Loader<'_> {
             }
             let mut sysctls = Vec::new();
             for (key, value) in &n.sysctls {
-                let key = key.strip_prefix("net.").unwrap_or(key);
-                if key.is_empty()
-                    || key.contains("..")
-                    || !key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-                {
-                    return Err(self.at_key(
-                        &p.key("sysctls").key(key),
-                        format!("`{key}` is not a net.* sysctl name"),
-                    ));
-                }
-                sysctls.push((key.to_owned(), value.to_string()));
+                let key = self.sysctl_key(&p.key("sysctls"), key)?;
+                sysctls.push((key, value.to_string()));
             }
             let loopback = n
                 .loopback
@@ -328,6 +343,20 @@ impl Loader<'_> {
             links.push(LinkSpec { a, b });
         }
         Ok(TopologySpec { nodes, links })
+    }
+
+    /// A sysctl name below `net.` (the prefix may be written), checked.
+    fn sysctl_key(&self, p: &YPath, key: &str) -> Result<String, ScenarioError> {
+        let bare = key.strip_prefix("net.").unwrap_or(key);
+        if bare.is_empty()
+            || bare.contains("..")
+            || !bare
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(self.at_key(&p.key(key), format!("`{key}` is not a net.* sysctl name")));
+        }
+        Ok(bare.to_owned())
     }
 
     fn end(&self, p: &YPath, e: &EndDecl) -> Result<EndSpec, ScenarioError> {

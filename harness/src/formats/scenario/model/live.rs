@@ -43,6 +43,10 @@ pub struct ReferenceDecl {
     /// the host publishes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_loopback: Vec<String>,
+    /// `net.*` sysctls by node, applied after the topology's own (`host:
+    /// {ipv4.conf.all.accept_local: 1}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, BTreeMap<String, SysctlValue>>,
 }
 
 /// A container of the reference topology.
