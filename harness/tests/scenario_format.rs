@@ -215,7 +215,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::xdp_program_on_a_tc_hook(
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: host, interface: eth0, hook: tc_ingress}\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
-    "t.yaml:4:49: program `xdp_pass` is an XDP program and cannot go on hook TcIngress"
+    "t.yaml:4:49: program `xdp_pass` is an XDP program and cannot go on hook tc_ingress"
 )]
 #[case::services_without_topology(
     "version: 1\nprograms:\n  - builtin: tc_decap\ntraffic:\n  - pcap: two.pcap\nservices:\n  - {node: a, proto: tcp, listen: 198.18.100.1:80}\n",
@@ -240,6 +240,30 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 #[case::client_source_the_node_does_not_own(
     "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology: {reference: {}}\nclients:\n  - {node: client, generate: {flows: 1, src: 198.18.7.1}, expect: {outcome: reply}}\n",
     "t.yaml:7:46: flow 1 would send from 198.18.7.1, which node `client` does not own: give `src:` addresses of the node (its links, its lo, or a local route)"
+)]
+#[case::client_group_name_taken(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {vips: [{vip: 198.18.100.1:80/tcp}]}\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    containers: [{name: a, vips: [198.18.100.1]}]\nclients:\n  - {name: x, node: client, generate: {flows: 1}, expect: {outcome: reply}}\n  - {name: x, node: client, generate: {flows: 1, seed: 2}, expect: {outcome: reply}}\n",
+    "t.yaml:12:12: client group name `x` is taken; each group needs its own"
+)]
+#[case::the_same_flow_in_two_groups(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {vips: [{vip: 198.18.100.1:80/tcp}]}\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    containers: [{name: a, vips: [198.18.100.1]}]\nclients:\n  - {name: x, node: client, generate: {flows: 1}, expect: {outcome: reply}}\n  - {name: y, node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:12:39: flow 1 (tcp from 198.18.1.127:5912 to port 80) is also a flow of `x`: give the groups different `seed:`, `src:` or `sport:`"
+)]
+#[case::service_on_an_address_its_node_does_not_own(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {vips: [{vip: 198.18.100.1:80/tcp}]}\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    containers: [{name: a, vips: [198.18.100.1]}]\nservices:\n  - {node: host, proto: tcp, listen: 198.18.100.1:80}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:11:38: node `host` does not own 198.18.100.1: a service binds an address of its node (its links, its lo), 0.0.0.0 or [::]"
+)]
+#[case::two_services_on_one_port(
+    "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {vips: [{vip: 198.18.100.1:80/tcp}]}\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    containers: [{name: a, vips: [198.18.100.1]}]\nservices:\n  - {node: a, proto: udp, listen: 198.18.100.1:53}\n  - {node: a, proto: udp, listen: \"[::]:53\"}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:12:35: services[0] already listens on udp 198.18.100.1:53 in node `a`: which of the two answers would be the kernel's choice"
+)]
+#[case::generic_xdp_facing_native_xdp(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\n  - builtin: xdp_pass\n    attach: {node: b, interface: b0, hook: xdp_generic}\nmodes: [netns]\ntopology:\n  nodes: [{name: a, loopback: [198.18.1.1]}, {name: b}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0, addresses: [198.18.0.2/24]}\nclients:\n  - {node: a, generate: {flows: 1, src: 198.18.0.1, dst: 198.18.0.2}, expect: {outcome: reply}}\n",
+    "t.yaml:6:13: generic XDP on b/b0 cannot be: its veth peer a/a0 runs native XDP, whose XDP_TX frames need native XDP here (make this one `xdp`)"
+)]
+#[case::route_with_host_bits(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes:\n    - {name: a, routes: [{to: 198.18.9.1/24, dev: a0}]}\n    - {name: b}\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0}\nclients:\n  - {node: a, generate: {flows: 1, src: 198.18.0.1}, expect: {outcome: reply}}\n",
+    "t.yaml:8:31: 198.18.9.1/24 has host bits set: the network is 198.18.9.0/24"
 )]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));

@@ -46,7 +46,10 @@ impl Capture {
         match self.socket.drops()? {
             0 => Ok(frames),
             n => Err(io::Error::other(format!(
-                "the capture lost {n} frames (its receive buffer of {BUFFER} bytes overflowed)"
+                "the capture lost {n} frames: its receive buffer ({} bytes) overflowed",
+                self.socket
+                    .receive_buffer()
+                    .map_or_else(|e| format!("size unknown: {e}"), |b| b.to_string())
             ))),
         }
     }

@@ -38,7 +38,8 @@ pub enum FlowOutcome {
     Reply {
         /// Its bytes.
         bytes: Vec<u8>,
-        /// Who it came from (the connected peer).
+        /// The connected peer it came from: the flow's destination (a
+        /// connected socket takes nothing from anyone else).
         from: SocketAddr,
     },
     /// Refused: RST, or ICMP port unreachable.

@@ -75,7 +75,14 @@ pub fn set_feature(ifname: &str, feature: Feature, on: bool) -> io::Result<()> {
 
 /// Whether `feature` of interface `ifname` is on.
 pub fn feature(ifname: &str, feature: Feature) -> io::Result<bool> {
-    request(ifname, feature.set_command() - 1, 0).map(|data| data != 0)
+    request(ifname, feature.set_command() - 1, 0)
+        .map(|data| data != 0)
+        .map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("ethtool -k {ifname} ({}): {err}", feature.name()),
+            )
+        })
 }
 
 /// One `SIOCETHTOOL` request with an `ethtool_value`; returns its data.

@@ -240,6 +240,26 @@ impl PacketSocket {
         Ok(stats.tp_drops)
     }
 
+    /// The receive buffer's size in bytes, as the kernel granted it.
+    pub fn receive_buffer(&self) -> io::Result<usize> {
+        let mut value: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an int option of the stated size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(value as usize)
+    }
+
     /// Sets the receive buffer (bytes), so bursts are not dropped.
     pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
         let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);

@@ -54,6 +54,8 @@ pub const ROUTER: &str = "router";
 pub const LB: &str = "lb";
 /// The backend host.
 pub const HOST: &str = "host";
+/// The topology's own nodes (containers are named by the scenario).
+pub const NODES: [&str; 4] = [CLIENT, ROUTER, LB, HOST];
 /// Every node's interface towards the rest of the network.
 pub const NIC: &str = "eth0";
 

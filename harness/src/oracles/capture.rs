@@ -8,12 +8,15 @@ use crate::formats::{packet::dissect, scenario::model::CaptureExpect};
 /// How many failing frames a finding shows before it says "and N more".
 const SHOWN: usize = 3;
 
-/// Every expectation in `expect` that `frames` violate; `capture` names the
-/// capture in findings.
-pub fn judge(capture: &str, expect: &[CaptureExpect], frames: &[Vec<u8>]) -> Vec<Finding> {
+/// What each expectation in `expect` finds wrong with `frames` (empty: it
+/// holds), in order; `capture` names the capture in findings. Fields
+/// asked of the matching frames need at least one match: checked on no
+/// frame, they would check nothing.
+pub fn judge(capture: &str, expect: &[CaptureExpect], frames: &[Vec<u8>]) -> Vec<Vec<Finding>> {
     let dissections: Vec<_> = frames.iter().map(|f| dissect(f)).collect();
-    let mut findings = Vec::new();
+    let mut all = Vec::new();
     for e in expect {
+        let mut findings = Vec::new();
         let filter = if e.matching.is_empty() {
             "all frames".to_owned()
         } else {
@@ -60,6 +63,8 @@ pub fn judge(capture: &str, expect: &[CaptureExpect], frames: &[Vec<u8>]) -> Vec
                 "expected at least {}, found {n}",
                 e.at_least.unwrap_or_default()
             ))
+        } else if n == 0 && !e.fields.is_empty() && !e.none && e.count.is_none() {
+            Some("expected frames whose fields to check, found none".to_owned())
         } else {
             None
         };
@@ -84,8 +89,9 @@ pub fn judge(capture: &str, expect: &[CaptureExpect], frames: &[Vec<u8>]) -> Vec
                 )));
             }
         }
+        all.push(findings);
     }
-    findings
+    all
 }
 
 #[cfg(test)]
@@ -110,7 +116,7 @@ mod tests {
             none: true,
             ..CaptureExpect::default()
         };
-        let f = judge("lb-link", &[none], &frames);
+        let f = judge("lb-link", &[none], &frames).concat();
         assert_eq!(f.len(), 1);
         assert!(
             f[0].to_string().contains("expected none, found 1 (#3)"),
@@ -122,12 +128,20 @@ mod tests {
             fields: by("udp.dport", "53"),
             ..CaptureExpect::default()
         };
-        assert!(judge("x", &[all], &frames).is_empty());
+        assert_eq!(judge("x", &[all], &frames), [vec![]]);
         let wrong = CaptureExpect {
             at_least: Some(4),
             fields: by("ipv4.dst", "198.18.100.2"),
             ..CaptureExpect::default()
         };
-        assert_eq!(judge("x", &[wrong], &frames).len(), 2);
+        assert_eq!(judge("x", &[wrong], &frames)[0].len(), 2);
+        // Fields of no frame at all check nothing: that fails.
+        let nothing = CaptureExpect {
+            matching: by("udp.sport", "7"),
+            fields: by("udp.dport", "53"),
+            ..CaptureExpect::default()
+        };
+        let f = judge("x", &[nothing], &frames).concat();
+        assert!(f[0].to_string().contains("found none"), "{}", f[0]);
     }
 }

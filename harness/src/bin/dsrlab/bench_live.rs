@@ -175,9 +175,17 @@ fn run_commands(commands: &[Vec<String>]) -> anyhow::Result<Duration> {
 fn ip_up_down(spec: &TopologySpec) -> anyhow::Result<(UpDown, usize)> {
     let (up, down) = ip_script(spec);
     let create = run_commands(&up);
-    // Whatever was made goes, also when a command failed (the reaper
-    // would find it otherwise, as this process's).
-    let delete = run_commands(&down);
+    // Whatever was made goes, also when a command failed: every deletion
+    // is tried (the reaper of a later run would find the rest, as this
+    // process's), and the first failure is reported.
+    let delete = if create.is_ok() {
+        run_commands(&down)
+    } else {
+        for c in &down {
+            let _ = Command::new(&c[0]).args(&c[1..]).status();
+        }
+        Ok(Duration::ZERO)
+    };
     Ok((
         UpDown {
             create: create?,

@@ -34,15 +34,28 @@ pub struct LiveSetup {
     pub topology: TopologySpec,
     /// The reference topology's parameters, when it is one.
     pub reference: Option<Reference>,
-    /// Where each program goes: (index in `programs`, node, interface,
-    /// hook); a program may be attached at several places.
-    pub attachments: Vec<(usize, String, String, Hook)>,
+    /// Where each program goes; a program may be attached at several
+    /// places.
+    pub attachments: Vec<Attachment>,
     /// Services, in file order.
     pub services: Vec<ServiceSpec>,
     /// Client groups, in file order.
     pub clients: Vec<ClientGroup>,
     /// Captures, in file order.
     pub captures: Vec<CaptureSetup>,
+}
+
+/// A program at a link end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its index in the scenario's `programs`.
+    pub program: usize,
+    /// The node.
+    pub node: String,
+    /// The interface.
+    pub interface: String,
+    /// The hook.
+    pub hook: Hook,
 }
 
 /// One `clients:` entry.
@@ -138,19 +151,45 @@ impl Loader<'_> {
                     ),
                 )
             })?;
-            if !listen.ip().is_unspecified() && !topology::allowed_address(listen.ip()) {
+            if !listen.ip().is_unspecified() && !owns(&topology, &s.node, listen.ip()) {
                 return Err(self.at_value(
                     &p.key("listen"),
-                    format!("{} is outside 198.18.0.0/15 and 2001:db8::/32", listen.ip()),
+                    format!(
+                        "node `{}` does not own {}: a service binds an address of its node (its links, its lo), 0.0.0.0 or [::]",
+                        s.node,
+                        listen.ip()
+                    ),
+                ));
+            }
+            let proto = match s.proto {
+                SocketProto::Tcp => Proto::Tcp,
+                SocketProto::Udp => Proto::Udp,
+            };
+            // Two sockets on one port would both bind (SO_REUSEADDR), and
+            // which one answers would be the kernel's choice.
+            if let Some(other) = services.iter().find(|o: &&ServiceSpec| {
+                o.node == s.node && o.proto == proto && o.listen.port() == listen.port() && {
+                    let (a, b) = (o.listen.ip(), listen.ip());
+                    a == b
+                        || (a.is_unspecified() && (a.is_ipv6() || b.is_ipv4()))
+                        || (b.is_unspecified() && (b.is_ipv6() || a.is_ipv4()))
+                }
+            }) {
+                return Err(self.at_value(
+                    &p.key("listen"),
+                    format!(
+                        "services[{}] already listens on {} {} in node `{}`: which of the two answers would be the kernel's choice",
+                        other.id,
+                        proto.name(),
+                        other.listen,
+                        s.node
+                    ),
                 ));
             }
             services.push(ServiceSpec {
                 id: i,
                 node: s.node.clone(),
-                proto: match s.proto {
-                    SocketProto::Tcp => Proto::Tcp,
-                    SocketProto::Udp => Proto::Udp,
-                },
+                proto,
                 listen,
                 reply: match &s.reply {
                     None => Reply::Echo,
@@ -161,13 +200,44 @@ impl Loader<'_> {
         let has_lb = programs
             .iter()
             .any(|c| c.program.contract == Some(Contract::Lb));
-        let clients = self
-            .spec
-            .clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| self.client(&root.key("clients").index(i), i, c, &topology, has_lb))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut clients: Vec<ClientGroup> = Vec::new();
+        for (i, c) in self.spec.clients.iter().enumerate() {
+            let p = root.key("clients").index(i);
+            let group = self.client(&p, i, c, &topology, has_lb)?;
+            if clients.iter().any(|o| o.name == group.name) {
+                return Err(self.at_value(
+                    &p.key("name"),
+                    format!(
+                        "client group name `{}` is taken; each group needs its own",
+                        group.name
+                    ),
+                ));
+            }
+            // Services report a flow by its client address and port: two
+            // flows with the same ones to the same port cannot be told apart.
+            for (flow, _) in &group.flows {
+                let same = |f: &FlowSpec| {
+                    f.proto == flow.proto && f.src == flow.src && f.dst.port() == flow.dst.port()
+                };
+                if let Some(other) = clients
+                    .iter()
+                    .find(|o| o.flows.iter().any(|(f, _)| same(f)))
+                {
+                    return Err(self.at_value(
+                        &p.key("generate"),
+                        format!(
+                            "flow {} ({} from {} to port {}) is also a flow of `{}`: give the groups different `seed:`, `src:` or `sport:`",
+                            flow.number,
+                            flow.proto.name(),
+                            flow.src,
+                            flow.dst.port(),
+                            other.name
+                        ),
+                    ));
+                }
+            }
+            clients.push(group);
+        }
         let mut captures: Vec<CaptureSetup> = Vec::new();
         for (i, c) in self.spec.captures.iter().enumerate() {
             let p = root.key("captures").index(i);
@@ -209,7 +279,7 @@ impl Loader<'_> {
                 name: c.name.clone(),
                 node: c.node.clone(),
                 interface: c.interface.clone(),
-                expect: c.expect.clone(),
+                expect: c.expect.iter().map(canonical_values).collect(),
             });
         }
         Ok(Some(LiveSetup {
@@ -271,7 +341,7 @@ impl Loader<'_> {
         topology: &TopologySpec,
         reference: Option<&Reference>,
         programs: &[Checked],
-    ) -> Result<Vec<(usize, String, String, Hook)>, ScenarioError> {
+    ) -> Result<Vec<Attachment>, ScenarioError> {
         let mut out = Vec::new();
         for (i, (spec, checked)) in self.spec.programs.iter().zip(programs).enumerate() {
             let p = YPath::root().key("programs").index(i);
@@ -305,13 +375,14 @@ impl Loader<'_> {
                         return Err(self.at_value(
                             &p.key("attach").key("hook"),
                             format!(
-                                "program `{}` is {} and cannot go on hook {hook:?}",
+                                "program `{}` is {} and cannot go on hook {}",
                                 checked.program.name,
                                 match kind {
                                     ObjectHook::Xdp => "an XDP program",
                                     ObjectHook::Tc => "a TC program",
                                     ObjectHook::Other => "neither XDP nor TC",
-                                }
+                                },
+                                hook.name()
                             ),
                         ));
                     }
@@ -325,7 +396,36 @@ impl Loader<'_> {
                         ));
                     }
                 };
-                out.push((i, place.node, place.interface, hook));
+                out.push(Attachment {
+                    program: i,
+                    node: place.node,
+                    interface: place.interface,
+                    hook,
+                });
+            }
+        }
+        // A native XDP program's veth peer gets a pass-through XDP program
+        // (XDP_TX frames need it), which generic XDP there would exclude.
+        for link in &topology.links {
+            for (here, peer) in [(&link.a, &link.b), (&link.b, &link.a)] {
+                let at = |e: &topology::EndSpec, hook| {
+                    out.iter()
+                        .find(|a| a.node == e.node && a.interface == e.name && a.hook == hook)
+                };
+                if let (Some(_), Some(generic)) =
+                    (at(here, Hook::XdpNative), at(peer, Hook::XdpGeneric))
+                {
+                    return Err(self.at_value(
+                        &YPath::root()
+                            .key("programs")
+                            .index(generic.program)
+                            .key("attach"),
+                        format!(
+                            "generic XDP on {}/{} cannot be: its veth peer {}/{} runs native XDP, whose XDP_TX frames need native XDP here (make this one `xdp`)",
+                            peer.node, peer.name, here.node, here.name
+                        ),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -440,6 +540,27 @@ impl Loader<'_> {
                 .map_or(DEFAULT_FLOW_TIMEOUT, |ms| Duration::from_millis(ms.into())),
             expect,
         })
+    }
+}
+
+/// `expect` with every value that is an address written canonically, as
+/// the dissector shows it (`2001:db8:0::1` → `2001:db8::1`), so that a
+/// `none:` on a differently written address cannot pass for that reason.
+fn canonical_values(expect: &CaptureExpect) -> CaptureExpect {
+    let canon = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| {
+                let v = v
+                    .parse::<std::net::IpAddr>()
+                    .map_or_else(|_| v.clone(), |a| a.to_string());
+                (k.clone(), v)
+            })
+            .collect()
+    };
+    CaptureExpect {
+        matching: canon(&expect.matching),
+        fields: canon(&expect.fields),
+        ..expect.clone()
     }
 }
 

@@ -41,6 +41,24 @@ fn parse_cidr(text: &str, host_default: bool) -> Result<(IpAddr, u8), String> {
     Ok((addr, prefix))
 }
 
+/// `addr` with the bits after `prefix` cleared.
+fn network_of(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
 pub(super) fn parse_address(text: &str) -> Result<IpAddr, String> {
     let addr: IpAddr = text
         .trim()
@@ -136,15 +154,7 @@ impl Loader<'_> {
                     ),
                 ));
             }
-            if [
-                reference::CLIENT,
-                reference::ROUTER,
-                reference::LB,
-                reference::HOST,
-            ]
-            .contains(&c.name.as_str())
-                || out.iter().any(|o| o.name == c.name)
-            {
+            if reference::NODES.contains(&c.name.as_str()) || out.iter().any(|o| o.name == c.name) {
                 return Err(self.at_value(
                     &p.key("name"),
                     format!(
@@ -213,13 +223,7 @@ impl Loader<'_> {
                 let containers = self.containers(r)?;
                 let mut sysctls = Vec::new();
                 for (node, settings) in &r.sysctls {
-                    let known = [
-                        reference::CLIENT,
-                        reference::ROUTER,
-                        reference::LB,
-                        reference::HOST,
-                    ]
-                    .contains(&node.as_str())
+                    let known = reference::NODES.contains(&node.as_str())
                         || containers.iter().any(|c| &c.name == node);
                     let p = at.key("reference").key("sysctls").key(node);
                     if !known {
@@ -284,6 +288,15 @@ impl Loader<'_> {
                     "default6" => ("2001:db8::".parse().expect("an address"), 32),
                     to => parse_cidr(to, true).map_err(|e| self.at_value(&rp.key("to"), e))?,
                 };
+                let network = network_of(dst, prefix);
+                if network != dst {
+                    return Err(self.at_value(
+                        &rp.key("to"),
+                        format!(
+                            "{dst}/{prefix} has host bits set: the network is {network}/{prefix}"
+                        ),
+                    ));
+                }
                 let via = r
                     .via
                     .as_deref()

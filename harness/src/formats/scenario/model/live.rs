@@ -188,6 +188,18 @@ pub enum AttachHook {
     TcEgress,
 }
 
+impl AttachHook {
+    /// The name as written in scenarios.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::XdpGeneric => "xdp_generic",
+            Self::TcIngress => "tc_ingress",
+            Self::TcEgress => "tc_egress",
+        }
+    }
+}
+
 /// A socket service in a node.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
