@@ -44,14 +44,60 @@ fn main() -> anyhow::Result<()> {
         aya_build::Toolchain::Custom(&channel),
     )?;
 
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    build_instruments(&manifest_dir.join("src/instruments/bpf"), &out_dir)?;
+
     // With AYA_BUILD_SKIP=1 nothing was built; leave empty objects so the
     // library still compiles and loading reports what is missing.
-    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     for object in dsrlab_objects(defects) {
         let path = out_dir.join(object);
         if !path.exists() {
             fs::write(&path, [])?;
         }
+    }
+    Ok(())
+}
+
+/// Compiles every `*.bpf.c` of `dir` with clang (installed by ci/setup)
+/// into `out_dir`: the harness's instruments, which libbpf loads with CO-RE.
+fn build_instruments(dir: &std::path::Path, out_dir: &std::path::Path) -> anyhow::Result<()> {
+    println!("cargo::rerun-if-changed={}", dir.display());
+    let arch_include = format!(
+        "-I/usr/include/{}-linux-gnu",
+        env::var("CARGO_CFG_TARGET_ARCH")?
+    );
+    for entry in fs::read_dir(dir)? {
+        let source = entry?.path();
+        let Some(name) = source.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".bpf.c") else {
+            continue;
+        };
+        let object = out_dir.join(format!("{stem}.bpf.o"));
+        if env::var_os("AYA_BUILD_SKIP").is_some() {
+            fs::write(&object, [])?;
+            continue;
+        }
+        let status = std::process::Command::new("clang")
+            .args([
+                "-O2",
+                "-g",
+                "-Wall",
+                "-Werror",
+                "-target",
+                "bpf",
+                &arch_include,
+                "-c",
+            ])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object)
+            .status()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot run clang for {name} (ci/setup installs it): {e}")
+            })?;
+        anyhow::ensure!(status.success(), "clang failed on {name}: {status}");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod datapath;
 pub mod formats;
+pub mod instruments;
 pub mod kernel;
 pub mod lb;
 pub mod live;

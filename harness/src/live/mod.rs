@@ -14,7 +14,9 @@
 //! - [`reference`]: the DSR reference topology;
 //! - [`service`], [`client`]: socket services and the flows that reach
 //!   them;
-//! - [`capture`]: every frame at a link end.
+//! - [`capture`]: every frame at a link end;
+//! - [`nic`]: emulated NICs (unpulled headers, validated checksums), each
+//!   proving itself with a probe when it comes up.
 
 pub mod attach;
 pub mod capture;
@@ -22,6 +24,7 @@ pub mod client;
 pub mod ethtool;
 pub mod netlink;
 pub mod netns;
+pub mod nic;
 pub mod packet_socket;
 pub mod reference;
 pub mod replay;

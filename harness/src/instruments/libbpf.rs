@@ -1,0 +1,238 @@
+//! The few libbpf calls the instruments need, behind owning types: an
+//! object opened from memory and loaded (CO-RE relocations and kfunc calls
+//! resolved against the running kernel's BTF), a TCX link, and a ring
+//! buffer drained into byte records.
+//!
+//! Why libbpf and not aya for these: the instruments read `struct sk_buff`
+//! fields (bitfields among them) through `bpf_cast_to_kern_ctx`, which takes
+//! a kfunc call and CO-RE bitfield relocations; libbpf resolves both, and
+//! is already linked for `bpf_prog_test_run_opts`.
+
+use std::{
+    ffi::{CString, c_int, c_void},
+    io,
+    os::fd::RawFd,
+    ptr::NonNull,
+};
+
+/// A loaded BPF object; closing it (on drop) unloads what no link holds.
+#[derive(Debug)]
+pub struct Object {
+    obj: NonNull<libbpf_sys::bpf_object>,
+    name: String,
+}
+
+// SAFETY: the object is only used through &self/&mut self of this owner;
+// libbpf objects have no thread affinity.
+unsafe impl Send for Object {}
+
+/// libbpf's error convention: a null pointer with errno, or a negative
+/// errno.
+fn errno(what: String) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn rc(what: impl FnOnce() -> String, rc: c_int) -> io::Result<c_int> {
+    if rc < 0 {
+        let e = io::Error::from_raw_os_error(-rc);
+        return Err(io::Error::new(e.kind(), format!("{}: {e}", what())));
+    }
+    Ok(rc)
+}
+
+impl Object {
+    /// Opens the ELF `elf` (named `name` in messages) and loads every
+    /// program and map in it.
+    pub fn load(name: &str, elf: &[u8]) -> io::Result<Self> {
+        if elf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("instrument {name} was not built (clang missing at build time?)"),
+            ));
+        }
+        let cname = CString::new(name).map_err(io::Error::other)?;
+        // SAFETY: zero is a valid value of this plain-data options struct.
+        let mut opts: libbpf_sys::bpf_object_open_opts = unsafe { std::mem::zeroed() };
+        opts.sz = size_of::<libbpf_sys::bpf_object_open_opts>() as _;
+        opts.object_name = cname.as_ptr();
+        // SAFETY: `elf` and `opts` outlive the call; libbpf copies the ELF.
+        let obj =
+            unsafe { libbpf_sys::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
+        let obj = NonNull::new(obj).ok_or_else(|| errno(format!("instrument {name}: open")))?;
+        let object = Self {
+            obj,
+            name: name.to_owned(),
+        };
+        // SAFETY: a valid, opened object.
+        rc(
+            || format!("instrument {name}: load (kernel without bpf_cast_to_kern_ctx or BTF?)"),
+            unsafe { libbpf_sys::bpf_object__load(object.obj.as_ptr()) },
+        )?;
+        Ok(object)
+    }
+
+    fn program(&self, program: &str) -> io::Result<*mut libbpf_sys::bpf_program> {
+        let cname = CString::new(program).map_err(io::Error::other)?;
+        // SAFETY: a valid object and a NUL-terminated name.
+        let p = unsafe {
+            libbpf_sys::bpf_object__find_program_by_name(self.obj.as_ptr(), cname.as_ptr())
+        };
+        if p.is_null() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("instrument {}: no program {program}", self.name),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The fd of map `map`.
+    pub fn map_fd(&self, map: &str) -> io::Result<RawFd> {
+        let cname = CString::new(map).map_err(io::Error::other)?;
+        // SAFETY: a valid object and a NUL-terminated name.
+        let fd = unsafe {
+            libbpf_sys::bpf_object__find_map_fd_by_name(self.obj.as_ptr(), cname.as_ptr())
+        };
+        rc(|| format!("instrument {}: map {map}", self.name), fd)
+    }
+
+    /// The fd of loaded program `program`.
+    pub fn program_fd(&self, program: &str) -> io::Result<RawFd> {
+        let prog = self.program(program)?;
+        // SAFETY: a loaded program of this object.
+        rc(
+            || format!("instrument {}: program {program} fd", self.name),
+            unsafe { libbpf_sys::bpf_program__fd(prog) },
+        )
+    }
+
+    /// Attaches `program` at TCX ingress of interface `ifindex` in the
+    /// calling thread's namespace, before every program already there.
+    pub fn attach_tcx_ingress_first(&self, program: &str, ifindex: u32) -> io::Result<Link> {
+        self.attach_tcx_ingress(program, ifindex, None)
+    }
+
+    /// Attaches `program` at TCX ingress of interface `ifindex` in the
+    /// calling thread's namespace: right after the program `after` (an fd)
+    /// or, without one, before every program already there.
+    pub fn attach_tcx_ingress(
+        &self,
+        program: &str,
+        ifindex: u32,
+        after: Option<RawFd>,
+    ) -> io::Result<Link> {
+        let prog = self.program(program)?;
+        // SAFETY: zero is a valid value of this plain-data options struct.
+        let mut opts: libbpf_sys::bpf_tcx_opts = unsafe { std::mem::zeroed() };
+        opts.sz = size_of::<libbpf_sys::bpf_tcx_opts>() as _;
+        match after {
+            Some(fd) => {
+                opts.flags = libbpf_sys::BPF_F_AFTER;
+                opts.relative_fd = fd as u32;
+            }
+            None => opts.flags = libbpf_sys::BPF_F_BEFORE,
+        }
+        // SAFETY: a loaded program and valid options.
+        let link = unsafe { libbpf_sys::bpf_program__attach_tcx(prog, ifindex as c_int, &opts) };
+        NonNull::new(link).map(Link).ok_or_else(|| {
+            errno(format!(
+                "instrument {}: attach {program} (TCX) to ifindex {ifindex}",
+                self.name
+            ))
+        })
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        // SAFETY: the object is valid and closed once.
+        unsafe { libbpf_sys::bpf_object__close(self.obj.as_ptr()) };
+    }
+}
+
+/// An attachment; detached on drop.
+#[derive(Debug)]
+pub struct Link(NonNull<libbpf_sys::bpf_link>);
+
+// SAFETY: as for `Object`.
+unsafe impl Send for Link {}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // SAFETY: the link is valid and destroyed once.
+        unsafe { libbpf_sys::bpf_link__destroy(self.0.as_ptr()) };
+    }
+}
+
+/// A BPF ring buffer read into owned records.
+#[derive(Debug)]
+pub struct RingBuffer {
+    rb: NonNull<libbpf_sys::ring_buffer>,
+    // Boxed so that the Vec's own address, given to libbpf as the
+    // callback's context, stays put when the RingBuffer moves.
+    #[allow(clippy::box_collection)]
+    sink: Box<Vec<Vec<u8>>>,
+}
+
+// SAFETY: as for `Object`.
+unsafe impl Send for RingBuffer {}
+
+unsafe extern "C" fn collect(
+    ctx: *mut c_void,
+    data: *mut c_void,
+    size: libbpf_sys::size_t,
+) -> c_int {
+    // SAFETY: `ctx` is the `sink` of the RingBuffer being consumed (no
+    // other reference to it is alive during `consume`), and `data` points
+    // at `size` readable bytes of the record.
+    unsafe {
+        let sink = &mut *ctx.cast::<Vec<Vec<u8>>>();
+        sink.push(std::slice::from_raw_parts(data.cast::<u8>(), size as usize).to_vec());
+    }
+    0
+}
+
+impl RingBuffer {
+    /// A reader of the ring buffer map `map_fd`.
+    pub fn new(map_fd: RawFd) -> io::Result<Self> {
+        let mut sink = Box::new(Vec::new());
+        let ctx: *mut Vec<Vec<u8>> = &mut *sink;
+        // SAFETY: a valid ring-buffer map fd; `ctx` lives as long as `rb`
+        // (both owned here, `rb` freed first).
+        let rb = unsafe {
+            libbpf_sys::ring_buffer__new(map_fd, Some(collect), ctx.cast(), std::ptr::null())
+        };
+        let rb = NonNull::new(rb).ok_or_else(|| errno("ring buffer".to_owned()))?;
+        Ok(Self { rb, sink })
+    }
+
+    /// Waits up to `timeout` for records to be written (an epoll wait on
+    /// the ring), then returns every record written so far; empty on
+    /// time-out.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> io::Result<Vec<Vec<u8>>> {
+        let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: as in `drain`.
+        rc(|| "ring buffer poll".to_owned(), unsafe {
+            libbpf_sys::ring_buffer__poll(self.rb.as_ptr(), ms)
+        })?;
+        self.drain()
+    }
+
+    /// Every record written so far, in order.
+    pub fn drain(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        // SAFETY: a valid ring buffer; the callback writes into `sink`,
+        // which nothing else borrows during the call.
+        rc(|| "ring buffer consume".to_owned(), unsafe {
+            libbpf_sys::ring_buffer__consume(self.rb.as_ptr())
+        })?;
+        Ok(std::mem::take(&mut *self.sink))
+    }
+}
+
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        // SAFETY: valid and freed once, before `sink` drops.
+        unsafe { libbpf_sys::ring_buffer__free(self.rb.as_ptr()) };
+    }
+}

@@ -1,0 +1,21 @@
+//! Instruments: the harness's own BPF programs, which observe what the
+//! kernel does with the packets of a live run — they are not part of the
+//! datapath under test, and never change a packet.
+//!
+//! - [`skb_state`]: the skb as a program receives it (linear bytes,
+//!   checksum state), recorded before the program under test;
+//! - `nic_validate`: the checksum validation of the emulated TAP NIC
+//!   ([`crate::live::nic::tap`]), part of the NIC rather than an observer.
+//!
+//! They are written in C (`bpf/*.bpf.c`), compiled by clang in build.rs and
+//! loaded with libbpf ([`libbpf`]): they read kernel structures with CO-RE
+//! and call kfuncs, which libbpf resolves against the running kernel.
+
+pub mod libbpf;
+pub mod skb_state;
+
+/// The `nic_validate` object (empty when the BPF build was skipped).
+pub const NIC_VALIDATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_validate.bpf.o"));
+
+/// The `skb_state` object (empty when the BPF build was skipped).
+pub const SKB_STATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/skb_state.bpf.o"));

@@ -1,0 +1,119 @@
+//! Emulated NICs: link ends that hand the stack skbs the way real NICs
+//! do, which a veth never does.
+//!
+//! - [`tap`]: headers left unpulled ("Broadcom-like": `linear: N`) and
+//!   checksums validated (`CHECKSUM_UNNECESSARY`, per receive queue).
+//!
+//! Every NIC proves itself when it comes up ([`self_check`]): probe frames
+//! go through it and the `skb_state` instrument, at the head of its TC
+//! ingress chain, must see exactly the skb promised. A NIC that does not
+//! deliver what it promises fails the run; it never silently becomes a
+//! weaker test.
+
+pub mod tap;
+
+use std::{io, time::Duration};
+
+use crate::instruments::skb_state::{IpSummed, SkbState, SkbStateProbe};
+
+/// How long a probe frame may take to reach the instrument.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A NIC that did not deliver what it promised.
+#[derive(Debug, thiserror::Error)]
+pub enum NicError {
+    /// An operation on the NIC or the instrument failed.
+    #[error("emulated NIC {nic}: {source}")]
+    Io {
+        /// Which NIC.
+        nic: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The probe arrived otherwise than promised.
+    #[error("emulated NIC {nic} does not deliver what it promises: {what}")]
+    Broken {
+        /// Which NIC.
+        nic: String,
+        /// Promised and delivered.
+        what: String,
+    },
+}
+
+/// What an skb must look like as the NIC hands it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promise {
+    /// Bytes in the linear part.
+    pub linear: u32,
+    /// Its length.
+    pub len: u32,
+    /// Its checksum state.
+    pub ip_summed: IpSummed,
+    /// Its `csum_level` (checked for `CHECKSUM_UNNECESSARY` only).
+    pub csum_level: u8,
+}
+
+impl Promise {
+    /// What `seen` breaks of the promise, if anything.
+    pub fn broken_by(&self, seen: &SkbState) -> Option<String> {
+        let mut broken = Vec::new();
+        if seen.len != self.len {
+            broken.push(format!("length {} instead of {}", seen.len, self.len));
+        }
+        if seen.linear != self.linear {
+            broken.push(format!(
+                "{} linear bytes instead of {}",
+                seen.linear, self.linear
+            ));
+        }
+        if seen.ip_summed == IpSummed::Unnecessary
+            && self.ip_summed == IpSummed::Unnecessary
+            && seen.csum_level != self.csum_level
+        {
+            broken.push(format!(
+                "csum_level {} instead of {}",
+                seen.csum_level, self.csum_level
+            ));
+        }
+        if seen.ip_summed != self.ip_summed {
+            broken.push(format!(
+                "ip_summed {} instead of {}",
+                seen.ip_summed.name(),
+                self.ip_summed.name()
+            ));
+        }
+        (!broken.is_empty()).then(|| broken.join(", "))
+    }
+}
+
+/// Sends each probe with `deliver` and checks what the instrument saw
+/// against its promise.
+pub fn self_check(
+    nic: &str,
+    probe: &mut SkbStateProbe,
+    probes: &[(Vec<u8>, Promise)],
+    mut deliver: impl FnMut(&[u8], &Promise) -> io::Result<()>,
+) -> Result<(), NicError> {
+    let io_err = |source| NicError::Io {
+        nic: nic.to_owned(),
+        source,
+    };
+    probe.take().map_err(io_err)?;
+    for (frame, promise) in probes {
+        deliver(frame, promise).map_err(io_err)?;
+        let seen = probe.wait_for(1, PROBE_TIMEOUT).map_err(io_err)?;
+        let what = match seen.as_slice() {
+            [] => Some("the probe never reached TC ingress".to_owned()),
+            [one] => promise.broken_by(one),
+            more => Some(format!("{} skbs for one probe", more.len())),
+        };
+        if let Some(what) = what {
+            return Err(NicError::Broken {
+                nic: nic.to_owned(),
+                what: format!("probe of {} bytes: {what}", frame.len()),
+            });
+        }
+    }
+    Ok(())
+}
