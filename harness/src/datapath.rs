@@ -41,6 +41,9 @@ pub mod defects {
     /// tc_decap that also copies the outer ToS into the inner IPv4 header
     /// without any checksum fix-up: caught under `checksum: complete`.
     pub const TC_NO_CSUM_FIXUP: Object = object!("defect_tc_no_csum_fixup");
+    /// tc_decap that silently passes packets whose headers are not linear:
+    /// invisible to test runs (linear skbs), caught live behind the TAP NIC.
+    pub const TC_GIVES_UP_NONLINEAR: Object = object!("defect_tc_gives_up_nonlinear");
     /// xdp_decap that silently passes packets whose headers are not linear.
     pub const XDP_GIVES_UP_NONLINEAR: Object = object!("defect_xdp_gives_up_nonlinear");
     /// xdp_decap whose inner-length check is off by one.

@@ -151,6 +151,7 @@ pub fn run_decap_packet(
     let quirks = Quirks {
         checksum_complete: packet.quirks.checksum_complete || overrides.checksum_complete,
         linear: overrides.linear.or(packet.quirks.linear),
+        ..packet.quirks
     };
     let as_scenario = ScenarioPacket {
         stream: String::new(),
@@ -174,6 +175,13 @@ pub fn run_decap_packet(
 
 /// Why a packet with `quirks` cannot run on a program of `kind`, if it can't.
 pub fn skip_reason(kind: ProgramKind, quirks: Quirks) -> Option<String> {
+    if quirks.checksum_unnecessary {
+        return Some(
+            "checksum: unnecessary cannot be given to a test run (BPF_PROG_TEST_RUN makes \
+             CHECKSUM_NONE or, on request, COMPLETE skbs); it runs live, through the TAP NIC"
+                .to_owned(),
+        );
+    }
     match kind {
         ProgramKind::Xdp if quirks.checksum_complete => {
             Some("checksum: complete is an skb property; XDP runs before the skb exists".to_owned())

@@ -118,3 +118,66 @@ fn off_by_one_inner_length_is_caught() {
         "the off-by-one variant passed every malformed fixture"
     );
 }
+
+/// A TC decap that gives up on unpulled headers passes every test run —
+/// skbs are linear there — and is caught live, where the TAP NIC delivers
+/// the same packets with 14 bytes linear.
+#[test]
+fn tc_giving_up_on_unpulled_headers_passes_test_runs_and_is_caught_live() {
+    use dsrlab::{
+        formats::scenario::load::load_str,
+        runner::scenario::{self as scenario_runner, RunOptions, RunOutcome},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("defect.bpf.o");
+    std::fs::write(&object, defects::TC_GIVES_UP_NONLINEAR.elf).unwrap();
+    let text = |program: &str, modes: &str, quirks: &str| {
+        format!(
+            "version: 1\nprograms:\n  - object: {}\n    program: {program}\n    contract: decap\n\
+             modes: [{modes}]\ntraffic:\n  - fixture: fixtures/decap-tunnels.yaml\n    quirks: {quirks}\n",
+            object.display()
+        )
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |yaml: String| {
+        let loaded = load_str(&yaml, &root.join("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        scenario_runner::run(&loaded, &RunOptions::default(), &mut || {})
+    };
+    let test_run = run(text("defect_tc_gives_up_nonlinear", "test-run", "{}"));
+    assert!(
+        test_run.ok() && test_run.passed() > 0,
+        "test runs caught it: {test_run:?}"
+    );
+    let live = run(text(
+        "defect_tc_gives_up_nonlinear",
+        "netns",
+        "{linear: 14}",
+    ));
+    assert!(!live.ok(), "the live run missed it");
+    let RunOutcome::Ran { report, .. } = &live.runs[0].outcome else {
+        panic!("{:?}", live.runs[0].outcome);
+    };
+    let caught = report
+        .packets
+        .iter()
+        .filter(|p| {
+            p.findings.iter().any(|f| {
+                matches!(f, Finding::Counters { actual, .. } if actual.contains(&(Counter::PassNotTunnel, 1)))
+            })
+        })
+        .count();
+    assert!(
+        caught > 20,
+        "only {caught} packets reported: {:?}",
+        report.packets
+    );
+    // The correct tc_decap passes the same live run.
+    let good = run(text("tc_decap", "netns", "{linear: 14}").replace(
+        &format!(
+            "object: {}\n    program: tc_decap\n    contract: decap",
+            object.display()
+        ),
+        "builtin: tc_decap",
+    ));
+    assert!(good.ok() && good.passed() > 0, "{good:?}");
+}

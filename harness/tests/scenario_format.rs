@@ -691,6 +691,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         first.quirks,
         Quirks {
             checksum_complete: false,
+            checksum_unnecessary: false,
             linear: Some(96)
         }
     );
@@ -717,6 +718,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         complete.quirks,
         Quirks {
             checksum_complete: true,
+            checksum_unnecessary: false,
             linear: Some(96)
         }
     );
@@ -731,6 +733,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         plain[0].quirks,
         Quirks {
             checksum_complete: true,
+            checksum_unnecessary: false,
             linear: Some(64)
         }
     );

@@ -162,6 +162,9 @@ impl fmt::Display for Expectation {
 pub struct Quirks {
     /// Delivered CHECKSUM_COMPLETE, as mlx5 does (`checksum: complete`).
     pub checksum_complete: bool,
+    /// Delivered CHECKSUM_UNNECESSARY, level 0: the NIC validated the
+    /// outermost checksum (`checksum: unnecessary`).
+    pub checksum_unnecessary: bool,
     /// Only the first N bytes linear, the rest in page frags (`linear: N`).
     pub linear: Option<u32>,
 }
@@ -179,12 +182,14 @@ struct RawQuirks {
 #[serde(rename_all = "snake_case")]
 enum ChecksumQuirk {
     Complete,
+    Unnecessary,
 }
 
 impl From<RawQuirks> for Quirks {
     fn from(r: RawQuirks) -> Self {
         Self {
             checksum_complete: matches!(r.checksum, Some(ChecksumQuirk::Complete)),
+            checksum_unnecessary: matches!(r.checksum, Some(ChecksumQuirk::Unnecessary)),
             linear: r.linear,
         }
     }

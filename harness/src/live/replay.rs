@@ -33,11 +33,13 @@ use std::{collections::BTreeMap, io, time::Duration};
 
 use super::{
     attach::{self, AttachError, Hook},
+    nic::{NicError, Promise, self_check, tap::Tap},
     packet_socket::{ETH_P_ALL, PacketSocket, received_protocol},
     topology::{EndSpec, LinkSpec, NodeSpec, Topology, TopologyError, TopologySpec},
 };
 use crate::{
     datapath,
+    instruments::skb_state::{IpSummed, SkbStateProbe},
     load::{LoadError, LoadOptions, LoadedProgram},
 };
 
@@ -87,6 +89,10 @@ pub enum ReplayError {
         #[source]
         source: io::Error,
     },
+    /// The emulated NIC did not deliver what it promised (at its
+    /// self-check or for a frame).
+    #[error(transparent)]
+    Nic(#[from] NicError),
     /// A fence did not come through: the program under test dropped or
     /// changed a frame it has no business touching.
     #[error(
@@ -103,17 +109,64 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ReplayError {
     move |source| ReplayError::Io { what, source }
 }
 
-/// The two-node rig with a program attached to `dut0`.
+/// Where frames come from and where frames sent back arrive: the far end
+/// of a veth pair, or an emulated NIC.
+enum Wire {
+    /// `wire0`, the veth peer of `dut0`, with `xdp_pass_frags` so that
+    /// XDP_TX frames reach it.
+    Veth {
+        inject: PacketSocket,
+        sent_back: PacketSocket,
+        _helper: LoadedProgram,
+    },
+    /// The TAP NIC `nic0` itself, with the instrument that checks every
+    /// frame arrived as promised.
+    Nic { tap: Tap, probe: SkbStateProbe },
+}
+
+impl Wire {
+    fn send(&self, frame: &[u8], linear: Option<usize>, validated: bool) -> io::Result<()> {
+        match self {
+            Self::Veth { inject, .. } => inject.send(frame),
+            Self::Nic { tap, .. } => tap.deliver(frame, linear, validated.then_some(0)),
+        }
+    }
+
+    fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        match self {
+            Self::Veth { sent_back, .. } => sent_back.wait_readable(timeout),
+            Self::Nic { tap, .. } => tap.wait_readable(timeout),
+        }
+    }
+
+    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            Self::Veth { sent_back, .. } => sent_back.try_recv(buf),
+            Self::Nic { tap, .. } => tap.try_recv(buf),
+        }
+    }
+}
+
+/// How a frame is to reach the program through the emulated NIC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Only this many bytes linear, the rest in page frags.
+    pub linear: Option<u32>,
+    /// `CHECKSUM_UNNECESSARY` (level 0) instead of `CHECKSUM_NONE`.
+    pub validated: bool,
+}
+
+/// The two-node rig with a program attached to `dut0` (or the one-node
+/// rig with the program on the TAP NIC `nic0`).
 pub struct Replay {
     // Sockets and programs first: they drop before the namespaces.
-    inject: PacketSocket,
-    sent_back: PacketSocket,
+    wire: Wire,
     return_fence: PacketSocket,
     delivered: BTreeMap<u16, PacketSocket>,
     /// Whether `delivered` is one tap (XDP) rather than protocol sockets.
     tap: bool,
-    _wire_helper: LoadedProgram,
     topology: Topology,
+    dut_node: &'static str,
     dut_index: u32,
     /// Fence frames wire0 → dut0 and dut0 → wire0; the sequence number
     /// is written in before each send.
@@ -154,13 +207,16 @@ impl Replay {
             .map_err(io_err("opening the return fence socket"))?;
 
         let mut replay = Self {
-            inject,
-            sent_back,
+            wire: Wire::Veth {
+                inject,
+                sent_back,
+                _helper: helper,
+            },
             return_fence,
             delivered: BTreeMap::new(),
             tap: matches!(hook, Hook::XdpNative | Hook::XdpGeneric),
-            _wire_helper: helper,
             topology,
+            dut_node: "dut",
             dut_index: dut_if.index,
             fence_forward: fence_frame(dut_if.mac, wire_if.mac),
             fence_back: fence_frame(wire_if.mac, dut_if.mac),
@@ -178,14 +234,141 @@ impl Replay {
         Ok(replay)
     }
 
+    /// Builds the one-node rig of the emulated TAP NIC at `mtu` (see
+    /// [`crate::live::nic::tap`]): the NIC proves itself with probe frames
+    /// (14 linear bytes, all linear, validated) before `program` — a TC
+    /// program — is attached at its TCX ingress, after the NIC's own
+    /// program and the instrument that checks every frame.
+    pub fn with_nic(program: &mut LoadedProgram, mtu: u32) -> Result<Self, ReplayError> {
+        let mtu = mtu.clamp(MIN_MTU, MAX_MTU);
+        let topology = Topology::build(&nic_spec())?;
+        let dut = topology.node("nic").expect("in the spec");
+        let tap = Tap::create(dut, "nic0", mtu).map_err(io_err("creating the TAP NIC nic0"))?;
+        let mac = NIC_MAC;
+        let after = tap
+            .nic_program_fd()
+            .map_err(io_err("finding the NIC's program"))?;
+        let mut probe = SkbStateProbe::attach(dut, tap.index(), Some(after))
+            .map_err(io_err("attaching skb_state to nic0"))?;
+        let probe_frame = probe_frame(mac);
+        let len = probe_frame.len() as u32;
+        let promise = |linear, validated| Promise {
+            len,
+            linear,
+            ip_summed: if validated {
+                IpSummed::Unnecessary
+            } else {
+                IpSummed::None
+            },
+            csum_level: 0,
+        };
+        let probes = [
+            (probe_frame.clone(), promise(14, false)),
+            (probe_frame.clone(), promise(len, false)),
+            (probe_frame, promise(14, true)),
+        ];
+        self_check("nic0 (TAP, NAPI_FRAGS)", &mut probe, &probes, |frame, p| {
+            tap.deliver(
+                frame,
+                Some(p.linear as usize),
+                (p.ip_summed == IpSummed::Unnecessary).then_some(0),
+            )
+        })?;
+        attach::attach(program, dut, "nic0", tap.index(), Hook::TcIngress)?;
+        let index = tap.index();
+        let return_fence = dut
+            .run(|| PacketSocket::sender(index))
+            .and_then(|r| r)
+            .map_err(io_err("opening the return fence socket"))?;
+        let mut replay = Self {
+            wire: Wire::Nic { tap, probe },
+            return_fence,
+            delivered: BTreeMap::new(),
+            tap: false,
+            topology,
+            dut_node: "nic",
+            dut_index: index,
+            fence_forward: fence_frame(mac, WIRE_MAC),
+            fence_back: fence_frame(WIRE_MAC, mac),
+            sequence: 0,
+            forward_fences: 0,
+            buf: vec![0; MAX_FRAME],
+        };
+        for protocol in [FENCE_ETHERTYPE, 0x0800, 0x86dd] {
+            replay.delivered_socket(protocol)?;
+        }
+        Ok(replay)
+    }
+
+    /// For a NIC rig: checks the instrument's record of the frame just
+    /// delivered against what `delivery` promised.
+    fn check_promise(&mut self, frame: &[u8], delivery: Delivery) -> Result<(), ReplayError> {
+        let Wire::Nic { probe, .. } = &mut self.wire else {
+            return Ok(());
+        };
+        let seen = probe
+            .wait_for(1, FENCE_TIMEOUT)
+            .map_err(io_err("reading the frame's skb state"))?;
+        let len = frame.len() as u32;
+        let promise = Promise {
+            len,
+            // The stack pulls the Ethernet header if the NIC left less.
+            linear: delivery.linear.unwrap_or(len).clamp(14.min(len), len),
+            ip_summed: if delivery.validated {
+                IpSummed::Unnecessary
+            } else {
+                IpSummed::None
+            },
+            csum_level: 0,
+        };
+        let broken = match seen.first() {
+            None => Some("the frame never reached TC ingress".to_owned()),
+            Some(s) => promise.broken_by(s),
+        };
+        match broken {
+            Some(what) => Err(ReplayError::Nic(NicError::Broken {
+                nic: "nic0".into(),
+                what: format!("a {len}-byte frame: {what}"),
+            })),
+            None => Ok(()),
+        }
+    }
+
     /// Injects `frame` on the wire and reports what the program did with it.
     pub fn replay(&mut self, frame: &[u8]) -> Result<Observation, ReplayError> {
+        self.replay_with(frame, Delivery::default())
+    }
+
+    /// Delivers `frame` through the emulated NIC as `delivery` says (on a
+    /// veth rig, only the default delivery exists) and reports what the
+    /// program did with it. The NIC's instrument checks that the frame
+    /// reached the program as promised: a NIC that breaks its promise is an
+    /// error, never a weaker test.
+    pub fn replay_with(
+        &mut self,
+        frame: &[u8],
+        delivery: Delivery,
+    ) -> Result<Observation, ReplayError> {
+        if delivery != Delivery::default() && matches!(self.wire, Wire::Veth { .. }) {
+            return Err(ReplayError::Io {
+                what: "delivering through a veth".into(),
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "linear: N and checksum: unnecessary need the NIC rig",
+                ),
+            });
+        }
         if let Some(protocol) = received_protocol(frame).filter(|_| !self.tap) {
             self.delivered_socket(protocol)?;
         }
-        self.inject
-            .send(frame)
+        self.wire
+            .send(
+                frame,
+                delivery.linear.map(|n| n as usize),
+                delivery.validated,
+            )
             .map_err(io_err(format!("injecting a {}-byte frame", frame.len())))?;
+        self.check_promise(frame, delivery)?;
         let forward = self.send_fence(false)?;
         let mut observation = Observation::default();
         // Everything delivered before the fence belongs to this frame.
@@ -216,7 +399,7 @@ impl Replay {
         let index = self.dut_index;
         let socket = self
             .topology
-            .node("dut")
+            .node(self.dut_node)
             .expect("in the spec")
             .run(|| {
                 let s = PacketSocket::capture_arriving(index, protocol)?;
@@ -234,14 +417,25 @@ impl Replay {
     /// Sends the next fence forward (wire → dut) or back (dut → wire).
     fn send_fence(&mut self, back: bool) -> Result<u32, ReplayError> {
         self.sequence = self.sequence.wrapping_add(1);
-        let (frame, socket) = if back {
-            (&mut self.fence_back, &self.return_fence)
+        let frame = if back {
+            &mut self.fence_back
         } else {
-            (&mut self.fence_forward, &self.inject)
+            &mut self.fence_forward
         };
         let at = 14 + FENCE_MAGIC.len();
         frame[at..at + 4].copy_from_slice(&self.sequence.to_be_bytes());
-        socket.send(frame).map_err(io_err("sending a fence"))?;
+        if back {
+            self.return_fence.send(frame)
+        } else {
+            self.wire.send(frame, None, false)
+        }
+        .map_err(io_err("sending a fence"))?;
+        if !back && let Wire::Nic { probe, .. } = &mut self.wire {
+            // The fence's own record, so that only frames' records remain.
+            probe
+                .wait_for(1, FENCE_TIMEOUT)
+                .map_err(io_err("reading the fence's skb state"))?;
+        }
         if !back {
             self.forward_fences += 1;
         }
@@ -295,22 +489,27 @@ impl Replay {
                 }
             } else {
                 if !self
-                    .sent_back
+                    .wire
                     .wait_readable(FENCE_TIMEOUT)
                     .map_err(io_err("waiting for the return fence"))?
                 {
                     return Err(ReplayError::FenceLost { direction });
                 }
+                let mut seen = false;
+                // Drain everything: on a multi-queue NIC, frames sent
+                // before the fence may sit on another queue.
                 while let Some(frame) = self
-                    .sent_back
+                    .wire
                     .try_recv(&mut self.buf)
                     .map_err(io_err("reading frames sent back"))?
                 {
                     match fence_sequence(&frame) {
-                        Some(s) if s == sequence => return Ok(()),
-                        Some(_) => {} // a forward fence bounced back, or stale
+                        Some(s) => seen |= s == sequence,
                         None => observation.sent_back.push(frame),
                     }
+                }
+                if seen {
+                    return Ok(());
                 }
             }
         }
@@ -336,6 +535,40 @@ fn fence_sequence(frame: &[u8]) -> Option<u32> {
         return None;
     }
     Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The TAP NIC's MAC address, and the MAC its frames come from.
+const NIC_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x00, 0x00];
+const WIRE_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x01, 0x00];
+
+/// The NIC rig's one inert node (its TAP is made with the NIC).
+fn nic_spec() -> TopologySpec {
+    TopologySpec {
+        nodes: vec![NodeSpec {
+            name: "nic".to_owned(),
+            sysctls: vec![
+                ("ipv6.conf.all.disable_ipv6".to_owned(), "1".to_owned()),
+                ("ipv6.conf.default.disable_ipv6".to_owned(), "1".to_owned()),
+            ],
+            ..NodeSpec::default()
+        }],
+        links: Vec::new(),
+    }
+}
+
+/// A 300-byte UDP/IPv4 frame to `dst` for the NIC's self-check.
+fn probe_frame(dst: [u8; 6]) -> Vec<u8> {
+    let mut frame = dst.to_vec();
+    frame.extend(WIRE_MAC);
+    frame.extend(0x0800u16.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0x01, 0x1e, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    ip.extend([198, 18, 9, 1, 198, 18, 9, 2]);
+    let sum = pnet_packet::util::checksum(&ip, 5);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    frame.extend(ip);
+    frame.extend([0x03, 0xe8, 0x07, 0xd0, 0x01, 0x0a, 0, 0]);
+    frame.resize(300, 0x5a);
+    frame
 }
 
 /// The rig's topology: two inert nodes and one veth pair at `mtu`.

@@ -15,7 +15,7 @@ use crate::{
     formats::scenario::model::Mode,
     live::{
         attach::Hook,
-        replay::{Observation, Replay},
+        replay::{Delivery, Observation, Replay},
     },
     load::{LoadedProgram, ProgramKind},
     testrun::{self, Quirks, RunError, RunResult, Verdict},
@@ -125,9 +125,13 @@ impl Execution for TestRun {
 }
 
 /// The program attached in a namespace behind a veth pair; each packet is
-/// injected on the wire and its fate observed ([`Replay`]).
+/// injected on the wire and its fate observed ([`Replay`]). A TC program
+/// whose packets ask for NIC behaviour (`linear: N`, `checksum:
+/// unnecessary`) is also attached behind the emulated TAP NIC, which
+/// carries those packets.
 pub struct Live {
     replay: Replay,
+    nic: Option<Replay>,
     // Frames are processed in order only within one CPU's queue, and the
     // injecting thread's CPU runs their softirq: stay on it.
     _pin: CpuPin,
@@ -135,8 +139,13 @@ pub struct Live {
 
 impl Live {
     /// Attaches `program` (XDP native, or TC ingress) behind a fresh rig
-    /// whose links carry frames up to `largest` bytes.
-    pub fn attach(program: &mut LoadedProgram, largest: usize) -> Result<Self, SuiteError> {
+    /// whose links carry frames up to `largest` bytes, and, for a TC
+    /// program when `needs_nic`, behind the TAP NIC too.
+    pub fn attach(
+        program: &mut LoadedProgram,
+        largest: usize,
+        needs_nic: bool,
+    ) -> Result<Self, SuiteError> {
         let hook = match program.kind() {
             ProgramKind::Xdp => Hook::XdpNative,
             ProgramKind::SchedCls => Hook::TcIngress,
@@ -149,7 +158,15 @@ impl Live {
             })
         })?;
         let replay = Replay::new(program, hook, mtu).map_err(SuiteError::Live)?;
-        Ok(Self { replay, _pin: pin })
+        let nic = (needs_nic && hook == Hook::TcIngress)
+            .then(|| Replay::with_nic(program, mtu))
+            .transpose()
+            .map_err(SuiteError::Live)?;
+        Ok(Self {
+            replay,
+            nic,
+            _pin: pin,
+        })
     }
 }
 
@@ -179,9 +196,17 @@ impl Execution for Live {
                     .to_owned(),
             );
         }
-        if quirks.linear.is_some() {
+        if kind == ProgramKind::Xdp && quirks.checksum_unnecessary {
             return Some(
-                "linear: N is not emulated live yet (a veth delivers linear frames)".to_owned(),
+                "checksum: unnecessary is an skb property; XDP runs before the skb exists"
+                    .to_owned(),
+            );
+        }
+        if kind == ProgramKind::Xdp && quirks.linear.is_some() {
+            return Some(
+                "linear: N live is emulated for TC programs: on the TAP NIC, XDP runs generic, \
+                 which lays non-linear skbs out again (test-run mode emulates it for XDP)"
+                    .to_owned(),
             );
         }
         None
@@ -191,10 +216,18 @@ impl Execution for Live {
         &mut self,
         program: &LoadedProgram,
         packet: &[u8],
-        _quirks: Quirks,
+        quirks: Quirks,
     ) -> Result<Result<RunResult, RunError>, SuiteError> {
         let started = Instant::now();
-        let observation = self.replay.replay(packet).map_err(SuiteError::Live)?;
+        let delivery = Delivery {
+            linear: quirks.linear,
+            validated: quirks.checksum_unnecessary,
+        };
+        let observation = match &mut self.nic {
+            Some(nic) if delivery != Delivery::default() => nic.replay_with(packet, delivery),
+            _ => self.replay.replay(packet),
+        }
+        .map_err(SuiteError::Live)?;
         Ok(Ok(as_result(program.kind(), observation, started)))
     }
 
@@ -204,7 +237,7 @@ impl Execution for Live {
     }
 
     fn markers(&self) -> u64 {
-        self.replay.fences()
+        self.replay.fences() + self.nic.as_ref().map_or(0, Replay::fences)
     }
 }
 

@@ -273,8 +273,12 @@ pub(crate) fn execution(
                 .map(|p| p.bytes.len())
                 .max()
                 .unwrap_or(0);
+            let needs_nic = scenario
+                .packets
+                .iter()
+                .any(|p| p.quirks.linear.is_some() || p.quirks.checksum_unnecessary);
             Ok(Box::new(
-                Live::attach(program, largest).map_err(|e| e.to_string())?,
+                Live::attach(program, largest, needs_nic).map_err(|e| e.to_string())?,
             ))
         }
     }

@@ -532,7 +532,10 @@ impl<'a> Loader<'a> {
 /// `base` with the quirks `over` sets (later wins).
 fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
     Quirks {
-        checksum_complete: base.checksum_complete || over.checksum.is_some(),
+        checksum_complete: base.checksum_complete
+            || over.checksum == Some(super::model::ChecksumQuirk::Complete),
+        checksum_unnecessary: base.checksum_unnecessary
+            || over.checksum == Some(super::model::ChecksumQuirk::Unnecessary),
         linear: over.linear.or(base.linear),
     }
 }
@@ -542,6 +545,7 @@ fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
 fn fixture_quirks_over(base: Quirks, fixture: Quirks) -> Quirks {
     Quirks {
         checksum_complete: base.checksum_complete || fixture.checksum_complete,
+        checksum_unnecessary: base.checksum_unnecessary || fixture.checksum_unnecessary,
         linear: fixture.linear.or(base.linear),
     }
 }

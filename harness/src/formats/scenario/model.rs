@@ -403,7 +403,10 @@ pub struct PacketOverride {
 #[serde(deny_unknown_fields)]
 pub struct QuirksSpec {
     /// `complete`: deliver as CHECKSUM_COMPLETE, as mlx5 does (skb programs);
-    /// a stale `skb->csum` afterwards is reported.
+    /// a stale `skb->csum` afterwards is reported. `unnecessary`: deliver
+    /// as CHECKSUM_UNNECESSARY, level 0, as a NIC that validated the
+    /// outermost checksum (skb programs, live only: a test run cannot make
+    /// such an skb).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumQuirk>,
     /// Only the first N bytes linear, the rest in page frags, as drivers that
@@ -425,6 +428,8 @@ impl QuirksSpec {
 pub enum ChecksumQuirk {
     /// CHECKSUM_COMPLETE.
     Complete,
+    /// CHECKSUM_UNNECESSARY, `csum_level` 0.
+    Unnecessary,
 }
 
 /// Flows to generate: `flows` distinct 5-tuples drawn from the ranges
