@@ -119,8 +119,9 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
 
 /// Keep in sync with the `required-features = ["defects"]` bins of
 /// datapath/ebpf/Cargo.toml.
-const DEFECT_OBJECTS: [&str; 4] = [
+const DEFECT_OBJECTS: [&str; 5] = [
     "defect_tc_gives_up_nonlinear",
+    "defect_tc_keeps_csum_state",
     "defect_tc_no_csum_fixup",
     "defect_xdp_gives_up_nonlinear",
     "defect_xdp_off_by_one",

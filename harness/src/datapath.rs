@@ -44,6 +44,9 @@ pub mod defects {
     /// tc_decap that silently passes packets whose headers are not linear:
     /// invisible to test runs (linear skbs), caught live behind the TAP NIC.
     pub const TC_GIVES_UP_NONLINEAR: Object = object!("defect_tc_gives_up_nonlinear");
+    /// tc_decap that keeps a validated outer packet's CHECKSUM_UNNECESSARY on
+    /// the inner packet: caught live by the SNMP counters.
+    pub const TC_KEEPS_CSUM_STATE: Object = object!("defect_tc_keeps_csum_state");
     /// xdp_decap that silently passes packets whose headers are not linear.
     pub const XDP_GIVES_UP_NONLINEAR: Object = object!("defect_xdp_gives_up_nonlinear");
     /// xdp_decap whose inner-length check is off by one.

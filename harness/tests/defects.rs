@@ -181,3 +181,57 @@ fn tc_giving_up_on_unpulled_headers_passes_test_runs_and_is_caught_live() {
     ));
     assert!(good.ok() && good.passed() > 0, "{good:?}");
 }
+
+/// A TC decap that keeps the NIC's CHECKSUM_UNNECESSARY on the inner packet
+/// decapsulates every byte right — the packet oracles see nothing wrong —
+/// and gets inner packets with wrong checksums past the stack: the SNMP
+/// oracle reports each checksum error that did not happen.
+#[test]
+fn keeping_the_outer_checksum_claim_is_caught_by_the_stack_counters() {
+    use dsrlab::{
+        formats::scenario::load::load_str,
+        runner::scenario::{self as scenario_runner, RunOptions, RunOutcome},
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shipped = std::fs::read_to_string(root.join("scenarios/decap-validated-checksums.yaml"))
+        .unwrap()
+        .replace("../fixtures", "fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("defect.bpf.o");
+    std::fs::write(&object, defects::TC_KEEPS_CSUM_STATE.elf).unwrap();
+    let broken = shipped.replace(
+        "  - builtin: tc_decap",
+        &format!(
+            "  - object: {}\n    program: defect_tc_keeps_csum_state\n    contract: decap",
+            object.display()
+        ),
+    );
+    let run = |yaml: &str| {
+        let loaded = load_str(yaml, &root.join("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        scenario_runner::run(&loaded, &RunOptions::default(), &mut || {})
+    };
+    let good = run(&shipped);
+    assert!(good.ok() && good.passed() == 5, "{good:?}");
+    let bad = run(&broken);
+    let RunOutcome::Ran { report, after } = &bad.runs[0].outcome else {
+        panic!("{:?}", bad.runs[0].outcome);
+    };
+    // Every packet is decapsulated exactly: only the stack notices.
+    assert_eq!(report.passed(), 5, "{:?}", report.packets);
+    let after: Vec<String> = after.iter().map(ToString::to_string).collect();
+    assert_eq!(after.len(), 3, "{after:?}");
+    for (finding, counter) in
+        after
+            .iter()
+            .zip(["TcpInCsumErrors", "Udp6InCsumErrors", "UdpInCsumErrors"])
+    {
+        assert!(
+            finding.starts_with(&format!(
+                "after the run: SNMP {counter}: expected +1, actual +0"
+            )),
+            "{finding}"
+        );
+    }
+    // The wrong datagrams went on to the port lookup as if right.
+    assert!(after[2].contains("UdpNoPorts +2"), "{}", after[2]);
+}

@@ -81,7 +81,7 @@ fn a_napi_frags_tap_delivers_the_linear_bytes_and_checksum_state_it_promises() {
     let spec = pair("tapnic");
     let topology = Topology::build(&spec).unwrap_or_else(|e| panic!("{e}"));
     let dut = topology.node("tapnic-dut").unwrap();
-    let tap = Tap::create(dut, "nic0", 1500).unwrap_or_else(|e| panic!("{e}"));
+    let tap = Tap::create(dut, "nic0", 1500, [2, 0, 0, 0, 0, 2]).unwrap_or_else(|e| panic!("{e}"));
     let mut probe = SkbStateProbe::attach(dut, tap.index(), Some(tap.nic_program_fd().unwrap()))
         .unwrap_or_else(|e| panic!("{e}"));
     let frame = udp_frame(300);

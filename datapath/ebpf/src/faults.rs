@@ -22,6 +22,10 @@ pub trait Faults {
     /// so the byte always changes) by a direct write, without fixing the IPv4
     /// header checksum or `skb->csum`. TC only.
     const TOS_WITHOUT_CSUM_FIXUP: bool = false;
+    /// Remove the outer headers with `BPF_F_ADJ_ROOM_NO_CSUM_RESET`: a
+    /// CHECKSUM_UNNECESSARY the NIC gave the outer packet stays on the
+    /// inner one, whose checksums nobody validated. TC only.
+    const KEEP_CSUM_STATE: bool = false;
 }
 
 /// No faults: the shipped programs.
@@ -42,6 +46,14 @@ pub struct GivesUpNonLinear;
 #[cfg(feature = "defects")]
 impl Faults for GivesUpNonLinear {
     const GIVE_UP_NONLINEAR: bool = true;
+}
+
+/// `defect_tc_keeps_csum_state`.
+#[cfg(feature = "defects")]
+pub struct KeepsCsumState;
+#[cfg(feature = "defects")]
+impl Faults for KeepsCsumState {
+    const KEEP_CSUM_STATE: bool = true;
 }
 
 /// `defect_xdp_off_by_one`.

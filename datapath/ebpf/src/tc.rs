@@ -33,7 +33,8 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{
         __sk_buff, BPF_F_ADJ_ROOM_DECAP_L3_IPV4, BPF_F_ADJ_ROOM_DECAP_L3_IPV6,
-        BPF_F_ADJ_ROOM_FIXED_GSO, TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
+        BPF_F_ADJ_ROOM_FIXED_GSO, BPF_F_ADJ_ROOM_NO_CSUM_RESET, TC_ACT_OK, TC_ACT_SHOT,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
     },
     helpers::generated::{bpf_skb_adjust_room, bpf_skb_load_bytes, bpf_skb_pull_data},
     programs::TcContext,
@@ -116,7 +117,10 @@ fn remove<F: Faults>(ctx: &TcContext, decap: &Decision) -> Result<(), RemoveErro
     } else {
         BPF_F_ADJ_ROOM_DECAP_L3_IPV4
     };
-    let flags = u64::from(family | BPF_F_ADJ_ROOM_FIXED_GSO);
+    let mut flags = u64::from(family | BPF_F_ADJ_ROOM_FIXED_GSO);
+    if F::KEEP_CSUM_STATE {
+        flags |= u64::from(BPF_F_ADJ_ROOM_NO_CSUM_RESET);
+    }
     let len_diff = -(decap.outer_len as i32);
     if unsafe { bpf_skb_adjust_room(skb, len_diff, BPF_ADJ_ROOM_MAC, flags) } != 0 {
         return Err(RemoveError::Helper);

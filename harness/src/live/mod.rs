@@ -15,6 +15,7 @@
 //! - [`service`], [`client`]: socket services and the flows that reach
 //!   them;
 //! - [`capture`]: every frame at a link end;
+//! - [`snmp`]: a namespace's SNMP counters, what its stack did;
 //! - [`nic`]: emulated NICs (unpulled headers, validated checksums), each
 //!   proving itself with a probe when it comes up.
 
@@ -29,4 +30,5 @@ pub mod packet_socket;
 pub mod reference;
 pub mod replay;
 pub mod service;
+pub mod snmp;
 pub mod topology;

@@ -29,7 +29,12 @@
 //! which gives the veth pair the NAPI path that XDP_TX needs to reach it, at
 //! any MTU.
 
-use std::{collections::BTreeMap, io, time::Duration};
+use std::{
+    collections::BTreeMap,
+    io,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use super::{
     attach::{self, AttachError, Hook},
@@ -243,7 +248,8 @@ impl Replay {
         let mtu = mtu.clamp(MIN_MTU, MAX_MTU);
         let topology = Topology::build(&nic_spec())?;
         let dut = topology.node("nic").expect("in the spec");
-        let tap = Tap::create(dut, "nic0", mtu).map_err(io_err("creating the TAP NIC nic0"))?;
+        let tap =
+            Tap::create(dut, "nic0", mtu, NIC_MAC).map_err(io_err("creating the TAP NIC nic0"))?;
         let mac = NIC_MAC;
         let after = tap
             .nic_program_fd()
@@ -298,6 +304,19 @@ impl Replay {
             replay.delivered_socket(protocol)?;
         }
         Ok(replay)
+    }
+
+    /// The SNMP counters of the program's node, for a NIC rig (whose node
+    /// runs a stack that takes every delivered packet); `None` for the
+    /// veth rig, whose node is inert.
+    pub fn snmp(&self) -> Option<io::Result<crate::live::snmp::Counters>> {
+        matches!(self.wire, Wire::Nic { .. }).then(|| {
+            self.topology
+                .node(self.dut_node)
+                .expect("in the spec")
+                .run(crate::live::snmp::read)
+                .and_then(|r| r)
+        })
     }
 
     /// For a NIC rig: checks the instrument's record of the frame just
@@ -537,18 +556,37 @@ fn fence_sequence(frame: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// The TAP NIC's MAC address, and the MAC its frames come from.
-const NIC_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x00, 0x00];
+/// The TAP NIC's MAC address: the destination every built packet has by
+/// default (fixtures, generated flows), so that the NIC's stack takes
+/// them as its own; and the MAC its fences come from.
+const NIC_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 const WIRE_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x01, 0x00];
 
-/// The NIC rig's one inert node (its TAP is made with the NIC).
+/// The NIC rig's one node (its TAP is made with the NIC): a sink that
+/// owns every address dsrlab uses (local routes on `lo`), so that the
+/// stack takes every packet the program delivers — validates its
+/// checksums, looks for its socket — and answers only itself. Its SNMP
+/// counters say what the stack made of each packet. No IPv6 link-local
+/// addresses: nothing of its own goes out of the NIC.
 fn nic_spec() -> TopologySpec {
+    let sysctl = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     TopologySpec {
         nodes: vec![NodeSpec {
             name: "nic".to_owned(),
             sysctls: vec![
-                ("ipv6.conf.all.disable_ipv6".to_owned(), "1".to_owned()),
-                ("ipv6.conf.default.disable_ipv6".to_owned(), "1".to_owned()),
+                sysctl("ipv6.conf.default.addr_gen_mode", "1"),
+                sysctl("ipv4.conf.all.rp_filter", "0"),
+                sysctl("ipv4.conf.default.rp_filter", "0"),
+                // Sources are in the ranges it owns too: not martians.
+                sysctl("ipv4.conf.all.accept_local", "1"),
+                sysctl("ipv4.conf.default.accept_local", "1"),
+            ],
+            local_routes: vec![
+                (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 15),
+                (
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
+                    32,
+                ),
             ],
             ..NodeSpec::default()
         }],

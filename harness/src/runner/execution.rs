@@ -51,6 +51,12 @@ pub trait Execution {
     fn markers(&self) -> u64 {
         0
     }
+
+    /// The SNMP counters of the stack behind the program, if the mode has
+    /// one (the live TAP NIC's node).
+    fn snmp(&self) -> Option<std::io::Result<crate::live::snmp::Counters>> {
+        None
+    }
 }
 
 /// What one marker frame of the execution adds to the state the oracles
@@ -126,12 +132,11 @@ impl Execution for TestRun {
 
 /// The program attached in a namespace behind a veth pair; each packet is
 /// injected on the wire and its fate observed ([`Replay`]). A TC program
-/// whose packets ask for NIC behaviour (`linear: N`, `checksum:
-/// unnecessary`) is also attached behind the emulated TAP NIC, which
-/// carries those packets.
+/// whose scenario asks for NIC behaviour (`linear: N`, `checksum:
+/// unnecessary`) or for the stack's counters (`after.snmp`) runs behind
+/// the emulated TAP NIC instead, which carries every packet.
 pub struct Live {
     replay: Replay,
-    nic: Option<Replay>,
     // Frames are processed in order only within one CPU's queue, and the
     // injecting thread's CPU runs their softirq: stay on it.
     _pin: CpuPin,
@@ -157,16 +162,13 @@ impl Live {
                 source: e,
             })
         })?;
-        let replay = Replay::new(program, hook, mtu).map_err(SuiteError::Live)?;
-        let nic = (needs_nic && hook == Hook::TcIngress)
-            .then(|| Replay::with_nic(program, mtu))
-            .transpose()
-            .map_err(SuiteError::Live)?;
-        Ok(Self {
-            replay,
-            nic,
-            _pin: pin,
-        })
+        let replay = if needs_nic && hook == Hook::TcIngress {
+            Replay::with_nic(program, mtu)
+        } else {
+            Replay::new(program, hook, mtu)
+        }
+        .map_err(SuiteError::Live)?;
+        Ok(Self { replay, _pin: pin })
     }
 }
 
@@ -223,11 +225,10 @@ impl Execution for Live {
             linear: quirks.linear,
             validated: quirks.checksum_unnecessary,
         };
-        let observation = match &mut self.nic {
-            Some(nic) if delivery != Delivery::default() => nic.replay_with(packet, delivery),
-            _ => self.replay.replay(packet),
-        }
-        .map_err(SuiteError::Live)?;
+        let observation = self
+            .replay
+            .replay_with(packet, delivery)
+            .map_err(SuiteError::Live)?;
         Ok(Ok(as_result(program.kind(), observation, started)))
     }
 
@@ -237,7 +238,11 @@ impl Execution for Live {
     }
 
     fn markers(&self) -> u64 {
-        self.replay.fences() + self.nic.as_ref().map_or(0, Replay::fences)
+        self.replay.fences()
+    }
+
+    fn snmp(&self) -> Option<std::io::Result<crate::live::snmp::Counters>> {
+        self.replay.snmp()
     }
 }
 

@@ -273,10 +273,11 @@ pub(crate) fn execution(
                 .map(|p| p.bytes.len())
                 .max()
                 .unwrap_or(0);
-            let needs_nic = scenario
-                .packets
-                .iter()
-                .any(|p| p.quirks.linear.is_some() || p.quirks.checksum_unnecessary);
+            let needs_nic = !scenario.after_snmp.is_empty()
+                || scenario
+                    .packets
+                    .iter()
+                    .any(|p| p.quirks.linear.is_some() || p.quirks.checksum_unnecessary);
             Ok(Box::new(
                 Live::attach(program, largest, needs_nic).map_err(|e| e.to_string())?,
             ))
@@ -315,6 +316,7 @@ fn run_mode(
         Ok(cost) => cost,
         Err(why) => return RunOutcome::SetupFailed(why.to_string()),
     };
+    let snmp_before = execution.snmp();
     let mut packets = Vec::new();
     for (i, packet) in scenario.packets.iter().enumerate() {
         if options.packet.is_some_and(|only| only != i + 1) {
@@ -329,7 +331,9 @@ fn run_mode(
     let mut after = if options.packet.is_some() {
         Vec::new() // the totals of a partial run mean nothing
     } else {
-        after_checks(scenario, &loaded, counters, &cost, execution.markers())
+        let mut after = after_checks(scenario, &loaded, counters, &cost, execution.markers());
+        after.extend(snmp_checks(scenario, snmp_before, execution.snmp()));
+        after
     };
     after.extend(nothing_checked(&packets, mode));
     RunOutcome::Ran {
@@ -473,6 +477,50 @@ fn after_checks(
         }
     }
     findings.extend(after_maps(scenario, program, cost, markers));
+    findings
+}
+
+/// `after.snmp`: each counter's movement over the run, when the execution
+/// has a stack to count (live, behind the TAP NIC); test runs have none.
+fn snmp_checks(
+    scenario: &LoadedScenario,
+    before: Option<std::io::Result<crate::live::snmp::Counters>>,
+    after: Option<std::io::Result<crate::live::snmp::Counters>>,
+) -> Vec<Finding> {
+    if scenario.after_snmp.is_empty() {
+        return Vec::new();
+    }
+    let (before, after) = match (before, after) {
+        (None, _) | (_, None) => return Vec::new(),
+        (Some(Ok(b)), Some(Ok(a))) => (b, a),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => {
+            return vec![Finding::After(format!("cannot read SNMP counters: {e}"))];
+        }
+    };
+    let moved_all: Vec<String> = crate::live::snmp::delta(&before, &after)
+        .iter()
+        .map(|(n, d)| format!("{n} {d:+}"))
+        .collect();
+    let moved_all = if moved_all.is_empty() {
+        "no counter moved".to_owned()
+    } else {
+        moved_all.join(", ")
+    };
+    let mut findings = Vec::new();
+    for (name, want) in &scenario.after_snmp {
+        let (Some(b), Some(a)) = (before.get(name), after.get(name)) else {
+            findings.push(Finding::After(format!(
+                "SNMP counter {name}: no such counter in /proc/net/snmp or snmp6"
+            )));
+            continue;
+        };
+        let moved = a - b;
+        if moved != *want {
+            findings.push(Finding::After(format!(
+                "SNMP {name}: expected +{want}, actual +{moved} (all that moved: {moved_all})"
+            )));
+        }
+    }
     findings
 }
 

@@ -72,6 +72,8 @@ pub struct LoadedScenario {
     pub after_maps: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// The topology, its services, clients and captures (`topology:`).
     pub live: Option<LiveSetup>,
+    /// SNMP counter movements expected over a live run (`after.snmp`).
+    pub after_snmp: Vec<(String, u64)>,
 }
 
 /// Where a program comes from.
@@ -507,6 +509,7 @@ impl<'a> Loader<'a> {
         }
         let (after_counters, after_lb_counters, after_maps) = self.after(&programs)?;
         let live = self.live(&programs)?;
+        let after_snmp = self.after_snmp(&programs)?;
         let name = self.spec.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
@@ -524,6 +527,7 @@ impl<'a> Loader<'a> {
             after_maps,
             lb_changes,
             live,
+            after_snmp,
             spec: self.spec,
         })
     }

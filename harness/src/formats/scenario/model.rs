@@ -588,6 +588,13 @@ pub struct After {
     /// little-endian u64 words before comparing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<MapCheck>,
+    /// How much the live stack's SNMP counters must move over the run, by
+    /// `nstat` name (`UdpInCsumErrors: 1`, `Udp6InCsumErrors`,
+    /// `TcpInCsumErrors`, `UdpNoPorts`, ...); counters not listed are not
+    /// checked. netns mode and TC programs only: they run behind the TAP
+    /// NIC, whose node takes every packet they pass into its stack.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snmp: BTreeMap<String, u64>,
 }
 
 /// One map value to check after the run.

@@ -88,8 +88,8 @@ fn open_queue(name: &str) -> io::Result<File> {
 
 impl Tap {
     /// Creates TAP `name` in `ns` with [`QUEUES`] queues, GRO off, up at
-    /// `mtu`, its validation program attached.
-    pub fn create(ns: &Namespace, name: &str, mtu: u32) -> io::Result<Self> {
+    /// `mtu` with MAC address `mac`, its validation program attached.
+    pub fn create(ns: &Namespace, name: &str, mtu: u32, mac: [u8; 6]) -> io::Result<Self> {
         if name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -106,7 +106,7 @@ impl Tap {
             ethtool::set_feature(name, ethtool::Feature::Gro, false)?;
             let index = ifindex(name)?;
             Rtnl::open()?
-                .set_link(index, Some(mtu), None, Some(true))
+                .set_link(index, Some(mtu), Some(mac), Some(true))
                 .map_err(io::Error::other)?;
             let link = validate.attach_tcx_ingress_first("nic_validate", index)?;
             Ok(Self {

@@ -188,6 +188,45 @@ impl Loader<'_> {
         Ok(path)
     }
 
+    /// Checks `after.snmp`: live TC programs only (see the model).
+    pub(super) fn after_snmp(
+        &self,
+        programs: &[Checked],
+    ) -> Result<Vec<(String, u64)>, ScenarioError> {
+        let Some(after) = self.spec.after.as_ref().filter(|a| !a.snmp.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let at = YPath::root().key("after").key("snmp");
+        if !self.spec.modes.contains(&super::Mode::Netns) || self.spec.topology.is_some() {
+            return Err(self.at_key(
+                &at,
+                "`after.snmp` is what the live rig's stack counted: it needs `modes:` with netns, and no `topology:`",
+            ));
+        }
+        if let Some(c) = programs.iter().find(|c| c.hook != super::objects::Hook::Tc) {
+            return Err(self.at_key(
+                &at,
+                format!(
+                    "`after.snmp` needs TC programs, which run behind the TAP NIC and its stack; `{}` is not one (XDP runs on the inert veth rig)",
+                    c.program.name
+                ),
+            ));
+        }
+        after
+            .snmp
+            .iter()
+            .map(|(name, &want)| {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(self.at_key(
+                        &at.key(name),
+                        format!("`{name}` is not an SNMP counter name (like UdpInCsumErrors)"),
+                    ));
+                }
+                Ok((name.clone(), want))
+            })
+            .collect()
+    }
+
     /// Checks and decodes `after:`: (counters, map checks).
     pub(super) fn after(&self, programs: &[Checked]) -> Result<After, ScenarioError> {
         let Some(after) = &self.spec.after else {
