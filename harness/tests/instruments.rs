@@ -86,10 +86,11 @@ fn a_napi_frags_tap_delivers_the_linear_bytes_and_checksum_state_it_promises() {
         .unwrap_or_else(|e| panic!("{e}"));
     let frame = udp_frame(300);
     let promise = |linear, ip_summed, csum_level| Promise {
-        linear,
+        linear: Some(linear),
         len: 300,
         ip_summed,
         csum_level,
+        complete_sw: false,
     };
     let probes = vec![
         (frame.clone(), promise(14, IpSummed::None, 0)),
@@ -100,7 +101,7 @@ fn a_napi_frags_tap_delivers_the_linear_bytes_and_checksum_state_it_promises() {
     ];
     self_check("nic0", &mut probe, &probes, |f, p| {
         let validated = (p.ip_summed == IpSummed::Unnecessary).then_some(p.csum_level);
-        tap.deliver(f, Some(p.linear as usize), validated)
+        tap.deliver(f, p.linear.map(|n| n as usize), validated)
     })
     .unwrap_or_else(|e| panic!("{e}"));
     // A promise the NIC does not keep is caught: it delivers 42 linear
@@ -114,4 +115,21 @@ fn a_napi_frags_tap_delivers_the_linear_bytes_and_checksum_state_it_promises() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("42 linear bytes instead of 14"), "{err}");
+}
+
+#[test]
+fn the_vxlan_nic_delivers_hardware_checksum_complete_and_proves_it() {
+    use dsrlab::{
+        datapath,
+        live::replay::Replay,
+        load::{LoadOptions, LoadedProgram},
+    };
+    let mut program = LoadedProgram::builtin(datapath::TC_PASS, &LoadOptions::default()).unwrap();
+    // The rig's self-check fails it unless the probe comes out COMPLETE
+    // with a hardware sum; then every frame is checked the same way.
+    let mut rig = Replay::with_complete_nic(&mut program, 1500).unwrap_or_else(|e| panic!("{e}"));
+    let frame = udp_frame(300);
+    let seen = rig.replay(&frame).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(seen.delivered, vec![frame]);
+    assert!(seen.sent_back.is_empty());
 }

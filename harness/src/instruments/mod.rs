@@ -4,8 +4,8 @@
 //!
 //! - [`skb_state`]: the skb as a program receives it (linear bytes,
 //!   checksum state), recorded before the program under test;
-//! - `nic_validate`: the checksum validation of the emulated TAP NIC
-//!   ([`crate::live::nic::tap`]), part of the NIC rather than an observer.
+//! - `nic_validate`, `nic_complete`: the checksum hardware of the emulated
+//!   NICs ([`crate::live::nic`]), part of the NICs rather than observers.
 //!
 //! They are written in C (`bpf/*.bpf.c`), compiled by clang in build.rs and
 //! loaded with libbpf ([`libbpf`]): they read kernel structures with CO-RE
@@ -13,6 +13,9 @@
 
 pub mod libbpf;
 pub mod skb_state;
+
+/// The `nic_complete` object (empty when the BPF build was skipped).
+pub const NIC_COMPLETE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_complete.bpf.o"));
 
 /// The `nic_validate` object (empty when the BPF build was skipped).
 pub const NIC_VALIDATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_validate.bpf.o"));

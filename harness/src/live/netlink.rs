@@ -9,7 +9,7 @@
 
 use std::{
     io,
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr},
     os::fd::{AsRawFd, BorrowedFd},
 };
 
@@ -20,7 +20,9 @@ use netlink_packet_core::{
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     address::{AddressAttribute, AddressHeaderFlags, AddressMessage},
-    link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    link::{
+        InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
 };
@@ -94,6 +96,40 @@ impl Rtnl {
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
             || format!("link add {name} type veth peer {peer}"),
+        )
+    }
+
+    /// Adds VXLAN device `name` (VNI `vni`, UDP port `port`) from `local`
+    /// to `remote` over the underlay link `underlay`, with UDP checksums
+    /// and no learning: a point-to-point tunnel.
+    pub fn add_vxlan(
+        &mut self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+        port: u16,
+        underlay: u32,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(vni),
+                InfoVxlan::Local(local),
+                // A unicast "group" is the remote end.
+                InfoVxlan::Group(remote),
+                InfoVxlan::Link(underlay),
+                InfoVxlan::Port(port),
+                InfoVxlan::UDPCsum(true),
+                InfoVxlan::Learning(false),
+            ])),
+        ]));
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            || format!("link add {name} type vxlan id {vni} local {local} remote {remote} dstport {port} udpcsum"),
         )
     }
 

@@ -38,7 +38,7 @@ use std::{
 
 use super::{
     attach::{self, AttachError, Hook},
-    nic::{NicError, Promise, self_check, tap::Tap},
+    nic::{NicError, Promise, self_check, tap::Tap, vxlan::Vxlan},
     packet_socket::{ETH_P_ALL, PacketSocket, received_protocol},
     topology::{EndSpec, LinkSpec, NodeSpec, Topology, TopologyError, TopologySpec},
 };
@@ -127,27 +127,47 @@ enum Wire {
     /// The TAP NIC `nic0` itself, with the instrument that checks every
     /// frame arrived as promised.
     Nic { tap: Tap, probe: SkbStateProbe },
+    /// The VXLAN NIC: frames go in at `vx0` of the wire node and come out
+    /// of `vx1` CHECKSUM_COMPLETE; frames sent back come out at `vx0`.
+    Complete {
+        inject: PacketSocket,
+        sent_back: PacketSocket,
+        probe: SkbStateProbe,
+        _vxlan: Vxlan,
+    },
 }
 
 impl Wire {
     fn send(&self, frame: &[u8], linear: Option<usize>, validated: bool) -> io::Result<()> {
         match self {
-            Self::Veth { inject, .. } => inject.send(frame),
+            Self::Veth { inject, .. } | Self::Complete { inject, .. } => inject.send(frame),
             Self::Nic { tap, .. } => tap.deliver(frame, linear, validated.then_some(0)),
         }
     }
 
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         match self {
-            Self::Veth { sent_back, .. } => sent_back.wait_readable(timeout),
+            Self::Veth { sent_back, .. } | Self::Complete { sent_back, .. } => {
+                sent_back.wait_readable(timeout)
+            }
             Self::Nic { tap, .. } => tap.wait_readable(timeout),
         }
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
         match self {
-            Self::Veth { sent_back, .. } => sent_back.try_recv(buf),
+            Self::Veth { sent_back, .. } | Self::Complete { sent_back, .. } => {
+                sent_back.try_recv(buf)
+            }
             Self::Nic { tap, .. } => tap.try_recv(buf),
+        }
+    }
+
+    /// The instrument behind an emulated NIC.
+    fn probe(&mut self) -> Option<&mut SkbStateProbe> {
+        match self {
+            Self::Veth { .. } => None,
+            Self::Nic { probe, .. } | Self::Complete { probe, .. } => Some(probe),
         }
     }
 }
@@ -260,13 +280,14 @@ impl Replay {
         let len = probe_frame.len() as u32;
         let promise = |linear, validated| Promise {
             len,
-            linear,
+            linear: Some(linear),
             ip_summed: if validated {
                 IpSummed::Unnecessary
             } else {
                 IpSummed::None
             },
             csum_level: 0,
+            complete_sw: false,
         };
         let probes = [
             (probe_frame.clone(), promise(14, false)),
@@ -276,7 +297,7 @@ impl Replay {
         self_check("nic0 (TAP, NAPI_FRAGS)", &mut probe, &probes, |frame, p| {
             tap.deliver(
                 frame,
-                Some(p.linear as usize),
+                p.linear.map(|n| n as usize),
                 (p.ip_summed == IpSummed::Unnecessary).then_some(0),
             )
         })?;
@@ -306,11 +327,81 @@ impl Replay {
         Ok(replay)
     }
 
+    /// Builds the rig of the emulated VXLAN NIC (see
+    /// [`crate::live::nic::vxlan`]): it proves itself with a probe (the
+    /// inner frame must come out CHECKSUM_COMPLETE with a hardware sum,
+    /// `csum_complete_sw = 0`) before `program` — a TC program — is attached
+    /// at the TCX ingress of `vx1`, after the instrument that checks every
+    /// frame. Its node is the same sink as the TAP NIC's.
+    pub fn with_complete_nic(program: &mut LoadedProgram, mtu: u32) -> Result<Self, ReplayError> {
+        // VXLAN adds 50 bytes of headers on the underlay.
+        let mtu = mtu.clamp(MIN_MTU, MAX_MTU - 64);
+        let (sysctls, local_routes) = sink(true);
+        let mut spec = crate::live::nic::vxlan::spec(sysctls, local_routes);
+        let link = &mut spec.links[0];
+        for end in [&mut link.a, &mut link.b] {
+            end.mtu = Some(mtu + 64);
+        }
+        let topology = Topology::build(&spec)?;
+        let wire = topology.node("wire").expect("in the spec");
+        let nic = topology.node("nic").expect("in the spec");
+        let vxlan =
+            Vxlan::create(wire, nic, NIC_MAC, mtu).map_err(io_err("creating the VXLAN NIC"))?;
+        let (wire_index, nic_index) = (vxlan.wire_index, vxlan.nic_index);
+        let mut probe = SkbStateProbe::attach(nic, nic_index, None)
+            .map_err(io_err("attaching skb_state to vx1"))?;
+        let (inject, sent_back) = wire
+            .run(|| {
+                let inject = PacketSocket::sender(wire_index)?;
+                let sent_back = PacketSocket::capture_arriving(wire_index, ETH_P_ALL)?;
+                sent_back.set_receive_buffer(4 << 20)?;
+                io::Result::Ok((inject, sent_back))
+            })
+            .and_then(|r| r)
+            .map_err(io_err("opening vx0's sockets"))?;
+        let frame = probe_frame(NIC_MAC);
+        let probes = [(frame.clone(), complete_promise(frame.len() as u32))];
+        self_check(
+            "vx1 (VXLAN, hardware COMPLETE)",
+            &mut probe,
+            &probes,
+            |f, _| inject.send(f),
+        )?;
+        attach::attach(program, nic, "vx1", nic_index, Hook::TcIngress)?;
+        let return_fence = nic
+            .run(|| PacketSocket::sender(nic_index))
+            .and_then(|r| r)
+            .map_err(io_err("opening the return fence socket"))?;
+        let mut replay = Self {
+            wire: Wire::Complete {
+                inject,
+                sent_back,
+                probe,
+                _vxlan: vxlan,
+            },
+            return_fence,
+            delivered: BTreeMap::new(),
+            tap: false,
+            topology,
+            dut_node: "nic",
+            dut_index: nic_index,
+            fence_forward: fence_frame(NIC_MAC, WIRE_MAC),
+            fence_back: fence_frame(WIRE_MAC, NIC_MAC),
+            sequence: 0,
+            forward_fences: 0,
+            buf: vec![0; MAX_FRAME],
+        };
+        for protocol in [FENCE_ETHERTYPE, 0x0800, 0x86dd] {
+            replay.delivered_socket(protocol)?;
+        }
+        Ok(replay)
+    }
+
     /// The SNMP counters of the program's node, for a NIC rig (whose node
     /// runs a stack that takes every delivered packet); `None` for the
     /// veth rig, whose node is inert.
     pub fn snmp(&self) -> Option<io::Result<crate::live::snmp::Counters>> {
-        matches!(self.wire, Wire::Nic { .. }).then(|| {
+        (!matches!(self.wire, Wire::Veth { .. })).then(|| {
             self.topology
                 .node(self.dut_node)
                 .expect("in the spec")
@@ -322,23 +413,29 @@ impl Replay {
     /// For a NIC rig: checks the instrument's record of the frame just
     /// delivered against what `delivery` promised.
     fn check_promise(&mut self, frame: &[u8], delivery: Delivery) -> Result<(), ReplayError> {
-        let Wire::Nic { probe, .. } = &mut self.wire else {
+        let complete = matches!(self.wire, Wire::Complete { .. });
+        let Some(probe) = self.wire.probe() else {
             return Ok(());
         };
         let seen = probe
             .wait_for(1, FENCE_TIMEOUT)
             .map_err(io_err("reading the frame's skb state"))?;
         let len = frame.len() as u32;
-        let promise = Promise {
-            len,
-            // The stack pulls the Ethernet header if the NIC left less.
-            linear: delivery.linear.unwrap_or(len).clamp(14.min(len), len),
-            ip_summed: if delivery.validated {
-                IpSummed::Unnecessary
-            } else {
-                IpSummed::None
-            },
-            csum_level: 0,
+        let promise = if complete {
+            complete_promise(len)
+        } else {
+            Promise {
+                len,
+                // The stack pulls the Ethernet header if the NIC left less.
+                linear: Some(delivery.linear.unwrap_or(len).clamp(14.min(len), len)),
+                ip_summed: if delivery.validated {
+                    IpSummed::Unnecessary
+                } else {
+                    IpSummed::None
+                },
+                csum_level: 0,
+                complete_sw: false,
+            }
         };
         let broken = match seen.first() {
             None => Some("the frame never reached TC ingress".to_owned()),
@@ -346,7 +443,12 @@ impl Replay {
         };
         match broken {
             Some(what) => Err(ReplayError::Nic(NicError::Broken {
-                nic: "nic0".into(),
+                nic: if complete {
+                    "vx1 (VXLAN)"
+                } else {
+                    "nic0 (TAP)"
+                }
+                .into(),
                 what: format!("a {len}-byte frame: {what}"),
             })),
             None => Ok(()),
@@ -449,7 +551,7 @@ impl Replay {
             self.wire.send(frame, None, false)
         }
         .map_err(io_err("sending a fence"))?;
-        if !back && let Wire::Nic { probe, .. } = &mut self.wire {
+        if !back && let Some(probe) = self.wire.probe() {
             // The fence's own record, so that only frames' records remain.
             probe
                 .wait_for(1, FENCE_TIMEOUT)
@@ -569,28 +671,59 @@ const WIRE_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x01, 0x00];
 /// counters say what the stack made of each packet. No IPv6 link-local
 /// addresses: nothing of its own goes out of the NIC.
 fn nic_spec() -> TopologySpec {
-    let sysctl = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let (sysctls, local_routes) = sink(false);
     TopologySpec {
         nodes: vec![NodeSpec {
             name: "nic".to_owned(),
-            sysctls: vec![
-                sysctl("ipv6.conf.default.addr_gen_mode", "1"),
-                sysctl("ipv4.conf.all.rp_filter", "0"),
-                sysctl("ipv4.conf.default.rp_filter", "0"),
-                // Sources are in the ranges it owns too: not martians.
-                sysctl("ipv4.conf.all.accept_local", "1"),
-                sysctl("ipv4.conf.default.accept_local", "1"),
-            ],
-            local_routes: vec![
-                (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 15),
-                (
-                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
-                    32,
-                ),
-            ],
+            sysctls,
+            local_routes,
             ..NodeSpec::default()
         }],
         links: Vec::new(),
+    }
+}
+
+/// Blocks a node owns, with their prefix lengths.
+type LocalRoutes = Vec<(IpAddr, u8)>;
+
+/// The sink's sysctls and local routes; with `underlay`, the VXLAN
+/// underlay's network is left out of what it owns, so the tunnel routes.
+fn sink(underlay: bool) -> (Vec<(String, String)>, LocalRoutes) {
+    let sysctl = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let sysctls = vec![
+        sysctl("ipv6.conf.default.addr_gen_mode", "1"),
+        sysctl("ipv4.conf.all.rp_filter", "0"),
+        sysctl("ipv4.conf.default.rp_filter", "0"),
+        // Sources are in the ranges it owns too: not martians.
+        sysctl("ipv4.conf.all.accept_local", "1"),
+        sysctl("ipv4.conf.default.accept_local", "1"),
+        // It owns everything, so it must answer no ARP request: a reply
+        // would come out of the NIC as if the program had sent it.
+        sysctl("ipv4.conf.all.arp_ignore", "8"),
+        sysctl("ipv4.conf.default.arp_ignore", "8"),
+    ];
+    let v4 = Ipv4Addr::new(198, 18, 0, 0);
+    let mut routes = if underlay {
+        let (hole, prefix) = crate::live::nic::vxlan::UNDERLAY;
+        crate::live::nic::vxlan::cover_except(v4, 15, hole, prefix)
+    } else {
+        vec![(IpAddr::V4(v4), 15)]
+    };
+    routes.push((
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
+        32,
+    ));
+    (sysctls, routes)
+}
+
+/// What the VXLAN NIC promises for an inner frame of `len` bytes.
+const fn complete_promise(len: u32) -> Promise {
+    Promise {
+        len,
+        linear: None,
+        ip_summed: IpSummed::Complete,
+        csum_level: 0,
+        complete_sw: false,
     }
 }
 

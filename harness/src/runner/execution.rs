@@ -137,6 +137,8 @@ impl Execution for TestRun {
 /// the emulated TAP NIC instead, which carries every packet.
 pub struct Live {
     replay: Replay,
+    /// Behind the VXLAN NIC, for packets with `checksum: complete`.
+    complete: Option<Replay>,
     // Frames are processed in order only within one CPU's queue, and the
     // injecting thread's CPU runs their softirq: stay on it.
     _pin: CpuPin,
@@ -144,12 +146,14 @@ pub struct Live {
 
 impl Live {
     /// Attaches `program` (XDP native, or TC ingress) behind a fresh rig
-    /// whose links carry frames up to `largest` bytes, and, for a TC
-    /// program when `needs_nic`, behind the TAP NIC too.
+    /// whose links carry frames up to `largest` bytes — for a TC program,
+    /// behind the TAP NIC when `needs_nic`, and behind the VXLAN NIC too
+    /// when `needs_complete`.
     pub fn attach(
         program: &mut LoadedProgram,
         largest: usize,
         needs_nic: bool,
+        needs_complete: bool,
     ) -> Result<Self, SuiteError> {
         let hook = match program.kind() {
             ProgramKind::Xdp => Hook::XdpNative,
@@ -168,7 +172,15 @@ impl Live {
             Replay::new(program, hook, mtu)
         }
         .map_err(SuiteError::Live)?;
-        Ok(Self { replay, _pin: pin })
+        let complete = (needs_complete && hook == Hook::TcIngress)
+            .then(|| Replay::with_complete_nic(program, mtu))
+            .transpose()
+            .map_err(SuiteError::Live)?;
+        Ok(Self {
+            replay,
+            complete,
+            _pin: pin,
+        })
     }
 }
 
@@ -192,11 +204,22 @@ impl Execution for Live {
                     .to_owned(),
             );
         }
-        if quirks.checksum_complete {
+        if quirks.checksum_complete && kind == ProgramKind::Xdp {
             return Some(
-                "checksum: complete is not emulated live yet (a veth delivers CHECKSUM_NONE)"
+                "checksum: complete is an skb property; XDP runs before the skb exists".to_owned(),
+            );
+        }
+        if quirks.checksum_complete && (quirks.linear.is_some() || quirks.checksum_unnecessary) {
+            return Some(
+                "checksum: complete together with linear: N or unnecessary is not emulated live: \
+                 the VXLAN NIC hands up linear, COMPLETE skbs"
                     .to_owned(),
             );
+        }
+        if quirks.checksum_complete
+            && let Some(why) = crate::live::nic::vxlan::cannot_carry(packet)
+        {
+            return Some(format!("checksum: complete: {why}"));
         }
         if kind == ProgramKind::Xdp && quirks.checksum_unnecessary {
             return Some(
@@ -225,10 +248,11 @@ impl Execution for Live {
             linear: quirks.linear,
             validated: quirks.checksum_unnecessary,
         };
-        let observation = self
-            .replay
-            .replay_with(packet, delivery)
-            .map_err(SuiteError::Live)?;
+        let observation = match &mut self.complete {
+            Some(rig) if quirks.checksum_complete => rig.replay(packet),
+            _ => self.replay.replay_with(packet, delivery),
+        }
+        .map_err(SuiteError::Live)?;
         Ok(Ok(as_result(program.kind(), observation, started)))
     }
 
@@ -238,11 +262,24 @@ impl Execution for Live {
     }
 
     fn markers(&self) -> u64 {
-        self.replay.fences()
+        self.replay.fences() + self.complete.as_ref().map_or(0, Replay::fences)
     }
 
+    /// The counters of every rig with a stack, added up.
     fn snmp(&self) -> Option<std::io::Result<crate::live::snmp::Counters>> {
-        self.replay.snmp()
+        let rigs = std::iter::once(&self.replay).chain(&self.complete);
+        let mut total: Option<crate::live::snmp::Counters> = None;
+        for counters in rigs.filter_map(Replay::snmp) {
+            let counters = match counters {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            let sum = total.get_or_insert_with(Default::default);
+            for (name, value) in counters {
+                *sum.entry(name).or_default() += value;
+            }
+        }
+        total.map(Ok)
     }
 }
 

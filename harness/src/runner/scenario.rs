@@ -278,8 +278,10 @@ pub(crate) fn execution(
                     .packets
                     .iter()
                     .any(|p| p.quirks.linear.is_some() || p.quirks.checksum_unnecessary);
+            let needs_complete = scenario.packets.iter().any(|p| p.quirks.checksum_complete);
             Ok(Box::new(
-                Live::attach(program, largest, needs_nic).map_err(|e| e.to_string())?,
+                Live::attach(program, largest, needs_nic, needs_complete)
+                    .map_err(|e| e.to_string())?,
             ))
         }
     }

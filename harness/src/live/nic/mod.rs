@@ -2,7 +2,9 @@
 //! do, which a veth never does.
 //!
 //! - [`tap`]: headers left unpulled ("Broadcom-like": `linear: N`) and
-//!   checksums validated (`CHECKSUM_UNNECESSARY`, per receive queue).
+//!   checksums validated (`CHECKSUM_UNNECESSARY`, per receive queue);
+//! - [`vxlan`]: `CHECKSUM_COMPLETE` as hardware gives it ("mlx5-like":
+//!   `checksum: complete`, `csum_complete_sw = 0`).
 //!
 //! Every NIC proves itself when it comes up ([`self_check`]): probe frames
 //! go through it and the `skb_state` instrument, at the head of its TC
@@ -11,6 +13,7 @@
 //! weaker test.
 
 pub mod tap;
+pub mod vxlan;
 
 use std::{io, time::Duration};
 
@@ -44,14 +47,17 @@ pub enum NicError {
 /// What an skb must look like as the NIC hands it up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Promise {
-    /// Bytes in the linear part.
-    pub linear: u32,
+    /// Bytes in the linear part (`None`: not promised).
+    pub linear: Option<u32>,
     /// Its length.
     pub len: u32,
     /// Its checksum state.
     pub ip_summed: IpSummed,
     /// Its `csum_level` (checked for `CHECKSUM_UNNECESSARY` only).
     pub csum_level: u8,
+    /// Whether a `CHECKSUM_COMPLETE` sum was made by software (checked
+    /// for `CHECKSUM_COMPLETE` only; hardware's is `false`).
+    pub complete_sw: bool,
 }
 
 impl Promise {
@@ -61,10 +67,19 @@ impl Promise {
         if seen.len != self.len {
             broken.push(format!("length {} instead of {}", seen.len, self.len));
         }
-        if seen.linear != self.linear {
+        if let Some(linear) = self.linear
+            && seen.linear != linear
+        {
+            broken.push(format!("{} linear bytes instead of {linear}", seen.linear));
+        }
+        if seen.ip_summed == IpSummed::Complete
+            && self.ip_summed == IpSummed::Complete
+            && seen.csum_complete_sw != self.complete_sw
+        {
             broken.push(format!(
-                "{} linear bytes instead of {}",
-                seen.linear, self.linear
+                "csum_complete_sw {} instead of {}",
+                u8::from(seen.csum_complete_sw),
+                u8::from(self.complete_sw)
             ));
         }
         if seen.ip_summed == IpSummed::Unnecessary
