@@ -14,12 +14,12 @@ fn main() -> anyhow::Result<()> {
         "cargo::rerun-if-changed={}",
         workspace.join("rust-toolchain.toml").display()
     );
-    // tests/scenarios.rs makes one test per file of scenarios/ at compile
-    // time (rstest's #[files]): a new scenario must rebuild it.
-    println!(
-        "cargo::rerun-if-changed={}",
-        workspace.join("scenarios").display()
-    );
+    // tests/scenarios.rs and tests/decap.rs make one test per file of
+    // scenarios/ and fixtures/ at compile time (rstest's #[files]): a new
+    // file must rebuild them.
+    for dir in ["scenarios", "fixtures"] {
+        println!("cargo::rerun-if-changed={}", workspace.join(dir).display());
+    }
 
     // aya-build runs `rustup run <toolchain> cargo build`; it must be the
     // pinned nightly, whose LLVM bpf-linker was built against.

@@ -47,6 +47,17 @@ pub enum RunError {
         "checksum bookkeeping defect: the program left skb->csum stale under CHECKSUM_COMPLETE (the kernel returned EBADMSG); a real mlx5-style NIC would see the packet's checksum fail or, for UDP, deliver it silently"
     )]
     StaleChecksum,
+    /// Live, behind the VXLAN NIC: the checksum auditor at PRE_ROUTING
+    /// found `skb->csum` stale after the program.
+    #[error(
+        "checksum bookkeeping defect: the program left skb->csum stale under CHECKSUM_COMPLETE (the checksum auditor at PRE_ROUTING: skb->csum folds to {skb:#06x}, the packet sums to {sum:#06x}); a real mlx5-style NIC's sum would be trusted, and for UDP the packet delivered silently"
+    )]
+    StaleChecksumLive {
+        /// `skb->csum`, folded.
+        skb: u16,
+        /// What the packet sums to.
+        sum: u16,
+    },
     /// A quirk the program type cannot have.
     #[error("quirk `{quirk}` does not apply to {kind} program `{program}`: {why}")]
     QuirkUnsupported {

@@ -235,3 +235,68 @@ fn keeping_the_outer_checksum_claim_is_caught_by_the_stack_counters() {
     // The wrong datagrams went on to the port lookup as if right.
     assert!(after[2].contains("UdpNoPorts +2"), "{}", after[2]);
 }
+
+/// The missing checksum fix-up is caught live as well, behind the VXLAN
+/// NIC: an IPv4 inner header with a broken header checksum shows in the
+/// delivered bytes (the stack drops it before PRE_ROUTING), and an IPv6
+/// inner header — no header checksum — reaches PRE_ROUTING with its
+/// skb->csum stale, which only the checksum auditor sees. Every packet the
+/// test run flags is flagged live.
+#[test]
+fn missing_checksum_fixup_is_caught_live_by_the_checksum_auditor() {
+    use dsrlab::{
+        formats::scenario::{load::load_str, model::Mode},
+        runner::scenario::{self as scenario_runner, RunOptions, RunOutcome},
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("defect.bpf.o");
+    std::fs::write(&object, defects::TC_NO_CSUM_FIXUP.elf).unwrap();
+    let yaml = format!(
+        "version: 1\nprograms:\n  - object: {}\n    program: defect_tc_no_csum_fixup\n    contract: decap\n\
+         modes: [test-run, netns]\nquirks: {{checksum: complete}}\ntraffic:\n  - fixture: fixtures/decap-tunnels.yaml\n",
+        object.display()
+    );
+    let loaded = load_str(&yaml, &root.join("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let report = scenario_runner::run(&loaded, &RunOptions::default(), &mut || {});
+    let packets = |mode: Mode| {
+        let run = report.runs.iter().find(|r| r.mode == mode).unwrap();
+        let RunOutcome::Ran { report, .. } = &run.outcome else {
+            panic!("{:?}", run.outcome);
+        };
+        &report.packets
+    };
+    let flagged = |mode: Mode| -> Vec<usize> {
+        packets(mode)
+            .iter()
+            .filter(|p| !p.findings.is_empty())
+            .map(|p| p.number)
+            .collect()
+    };
+    let test_run = flagged(Mode::TestRun);
+    assert!(
+        test_run.len() > 10,
+        "the test run flagged only {test_run:?}"
+    );
+    assert_eq!(
+        flagged(Mode::Netns),
+        test_run,
+        "live and test-run flag different packets"
+    );
+    let by_auditor: Vec<&str> = packets(Mode::Netns)
+        .iter()
+        .filter(|p| {
+            p.findings
+                .iter()
+                .any(|f| f.to_string().contains("checksum auditor at PRE_ROUTING"))
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        !by_auditor.is_empty()
+            && by_auditor
+                .iter()
+                .all(|n| n.contains("ip6") || n.contains("6in")),
+        "the auditor flagged {by_auditor:?}"
+    );
+}

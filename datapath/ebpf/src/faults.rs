@@ -17,10 +17,11 @@ pub trait Faults {
     /// inner total length longer than the carried bytes by up to this much
     /// is accepted and decapsulated instead of dropped.
     const INNER_LEN_SLACK: u32 = 0;
-    /// After decapsulating an IPv4 inner packet, overwrite its ToS byte with
-    /// the outer ToS / traffic class (flipping bit 0x04 when they are equal,
-    /// so the byte always changes) by a direct write, without fixing the IPv4
-    /// header checksum or `skb->csum`. TC only.
+    /// After decapsulating, change the inner header by a direct write with
+    /// no checksum fix-up of any kind: an IPv4 inner packet's ToS byte
+    /// becomes the outer ToS / traffic class (flipping bit 0x04 when they
+    /// are equal, so the byte always changes), an IPv6 inner packet's flow
+    /// label has a bit flipped (no header checksum notices). TC only.
     const TOS_WITHOUT_CSUM_FIXUP: bool = false;
     /// Remove the outer headers with `BPF_F_ADJ_ROOM_NO_CSUM_RESET`: a
     /// CHECKSUM_UNNECESSARY the NIC gave the outer packet stays on the

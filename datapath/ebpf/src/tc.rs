@@ -133,18 +133,26 @@ fn remove<F: Faults>(ctx: &TcContext, decap: &Decision) -> Result<(), RemoveErro
         // SAFETY: the Ethernet header is in the linear part.
         unsafe { (*(data as *mut EthHdr)).proto = decap.ethertype_be() };
     }
-    if F::TOS_WITHOUT_CSUM_FIXUP && !decap.inner_v6() {
+    if F::TOS_WITHOUT_CSUM_FIXUP {
         let data = ctx.data();
-        if data + ETH_HLEN as usize + 2 > ctx.data_end() {
+        if data + ETH_HLEN as usize + 4 > ctx.data_end() {
             return Err(RemoveError::Helper);
         }
-        let mut tos = decap.outer_tos;
-        if tos == decap.inner_byte1 {
-            tos ^= 0x04;
+        if decap.inner_v6() {
+            // IPv6 has no header checksum to notice: flip a flow-label
+            // bit. Deliberately no skb->csum update.
+            // SAFETY: the first four bytes of the inner IPv6 header are in
+            // the linear part.
+            unsafe { *((data + ETH_HLEN as usize + 3) as *mut u8) ^= 0x01 };
+        } else {
+            let mut tos = decap.outer_tos;
+            if tos == decap.inner_byte1 {
+                tos ^= 0x04;
+            }
+            // SAFETY: the first two bytes of the inner IPv4 header are in
+            // the linear part. Deliberately no checksum update of any kind.
+            unsafe { *((data + ETH_HLEN as usize + 1) as *mut u8) = tos };
         }
-        // SAFETY: the first two bytes of the inner IPv4 header are in the
-        // linear part. Deliberately no checksum update of any kind.
-        unsafe { *((data + ETH_HLEN as usize + 1) as *mut u8) = tos };
     }
     Ok(())
 }

@@ -144,6 +144,36 @@ impl Object {
     }
 }
 
+impl Object {
+    /// Attaches `program` at netfilter hook `hooknum` of protocol family
+    /// `pf` (`NFPROTO_IPV4` 2, `NFPROTO_IPV6` 10) in the calling thread's
+    /// namespace, at `priority`.
+    pub fn attach_netfilter(
+        &self,
+        program: &str,
+        pf: u32,
+        hooknum: u32,
+        priority: i32,
+    ) -> io::Result<Link> {
+        let prog = self.program(program)?;
+        let opts = libbpf_sys::bpf_netfilter_opts {
+            sz: size_of::<libbpf_sys::bpf_netfilter_opts>() as _,
+            pf,
+            hooknum,
+            priority,
+            flags: 0,
+        };
+        // SAFETY: a loaded program and valid options.
+        let link = unsafe { libbpf_sys::bpf_program__attach_netfilter(prog, &opts) };
+        NonNull::new(link).map(Link).ok_or_else(|| {
+            errno(format!(
+                "instrument {}: attach {program} (netfilter pf {pf} hook {hooknum})",
+                self.name
+            ))
+        })
+    }
+}
+
 impl Drop for Object {
     fn drop(&mut self) {
         // SAFETY: the object is valid and closed once.

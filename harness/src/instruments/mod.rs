@@ -4,6 +4,9 @@
 //!
 //! - [`skb_state`]: the skb as a program receives it (linear bytes,
 //!   checksum state), recorded before the program under test;
+//! - [`csum_audit`]: the checksum auditor, which re-sums every
+//!   CHECKSUM_COMPLETE packet after the program and compares with
+//!   `skb->csum`;
 //! - `nic_validate`, `nic_complete`: the checksum hardware of the emulated
 //!   NICs ([`crate::live::nic`]), part of the NICs rather than observers.
 //!
@@ -11,8 +14,12 @@
 //! loaded with libbpf ([`libbpf`]): they read kernel structures with CO-RE
 //! and call kfuncs, which libbpf resolves against the running kernel.
 
+pub mod csum_audit;
 pub mod libbpf;
 pub mod skb_state;
+
+/// The `csum_audit` object (empty when the BPF build was skipped).
+pub const CSUM_AUDIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/csum_audit.bpf.o"));
 
 /// The `nic_complete` object (empty when the BPF build was skipped).
 pub const NIC_COMPLETE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_complete.bpf.o"));

@@ -44,7 +44,10 @@ use super::{
 };
 use crate::{
     datapath,
-    instruments::skb_state::{IpSummed, SkbStateProbe},
+    instruments::{
+        csum_audit::CsumAuditor,
+        skb_state::{IpSummed, SkbStateProbe},
+    },
     load::{LoadError, LoadOptions, LoadedProgram},
 };
 
@@ -71,6 +74,10 @@ pub struct Observation {
     /// Frames that came back out of the program's interface (XDP_TX, or a
     /// redirect to its egress).
     pub sent_back: Vec<Vec<u8>>,
+    /// Behind the VXLAN NIC: the checksum auditor found `skb->csum` stale
+    /// after the program — (what `skb->csum` folds to, what the bytes sum
+    /// to).
+    pub stale_checksum: Option<(u16, u16)>,
 }
 
 /// Failures of the rig itself (never a verdict on the program).
@@ -133,6 +140,7 @@ enum Wire {
         inject: PacketSocket,
         sent_back: PacketSocket,
         probe: SkbStateProbe,
+        auditor: CsumAuditor,
         _vxlan: Vxlan,
     },
 }
@@ -367,6 +375,7 @@ impl Replay {
             &probes,
             |f, _| inject.send(f),
         )?;
+        let auditor = CsumAuditor::attach(nic).map_err(io_err("attaching the checksum auditor"))?;
         attach::attach(program, nic, "vx1", nic_index, Hook::TcIngress)?;
         let return_fence = nic
             .run(|| PacketSocket::sender(nic_index))
@@ -377,6 +386,7 @@ impl Replay {
                 inject,
                 sent_back,
                 probe,
+                auditor,
                 _vxlan: vxlan,
             },
             return_fence,
@@ -496,6 +506,17 @@ impl Replay {
         self.await_fence(forward, true, &mut observation)?;
         let back = self.send_fence(true)?;
         self.await_fence(back, false, &mut observation)?;
+        if let Wire::Complete { auditor, .. } = &mut self.wire {
+            // The frame went through PRE_ROUTING before the fence behind
+            // it reached its socket: its audit is in.
+            let audits = auditor
+                .take()
+                .map_err(io_err("reading the checksum audit"))?;
+            observation.stale_checksum = audits
+                .iter()
+                .find(|a| a.stale())
+                .map(|a| (a.skb_csum, a.sum.unwrap_or_default()));
+        }
         Ok(observation)
     }
 

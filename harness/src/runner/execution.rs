@@ -253,6 +253,9 @@ impl Execution for Live {
             _ => self.replay.replay_with(packet, delivery),
         }
         .map_err(SuiteError::Live)?;
+        if let Some((skb, sum)) = observation.stale_checksum {
+            return Ok(Err(RunError::StaleChecksumLive { skb, sum }));
+        }
         Ok(Ok(as_result(program.kind(), observation, started)))
     }
 
@@ -292,6 +295,7 @@ fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> R
     let Observation {
         mut delivered,
         mut sent_back,
+        ..
     } = observation;
     let (verdict, output) = match kind {
         ProgramKind::Xdp if !sent_back.is_empty() => (Verdict::Xdp(3), sent_back.swap_remove(0)),

@@ -1,7 +1,9 @@
-//! DEFECT (harness self-test only): `tc_decap` that, after decapsulating an
-//! IPv4 inner packet, writes the outer ToS into the inner ToS byte (flipping
-//! bit 0x04 when they are equal, so the byte always changes) without any
-//! checksum fix-up: neither the IPv4 header checksum nor `skb->csum`.
+//! DEFECT (harness self-test only): `tc_decap` that, after decapsulating,
+//! changes the inner header without any checksum fix-up: an IPv4 inner
+//! packet gets the outer ToS in its ToS byte (flipping bit 0x04 when they
+//! are equal, so the byte always changes), fixing neither the IPv4 header
+//! checksum nor `skb->csum`; an IPv6 inner packet gets a flow-label bit
+//! flipped, which only `skb->csum` covers.
 #![no_std]
 #![no_main]
 #![allow(
