@@ -35,6 +35,11 @@ pub struct RunResult {
     pub kernel_ns: u32,
     /// Wall-clock time of the whole syscall per call, as the caller sees it.
     pub wall: Duration,
+    /// The reasons a stack behind the program dropped what it passed
+    /// (`UDP_CSUM`, `NO_SOCKET`, ...), in order — when one watched: live,
+    /// behind an emulated NIC. `None` where no stack takes the packet (test
+    /// runs, the inert veth rig).
+    pub drops: Option<Vec<String>>,
 }
 
 /// Why a test run produced no result.
@@ -215,6 +220,7 @@ pub fn run_repeated(
         output,
         kernel_ns: opts.duration,
         wall,
+        drops: None,
     })
 }
 

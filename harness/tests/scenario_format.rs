@@ -265,6 +265,18 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes:\n    - {name: a, routes: [{to: 198.18.9.1/24, dev: a0}]}\n    - {name: b}\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0}\nclients:\n  - {node: a, generate: {flows: 1, src: 198.18.0.1}, expect: {outcome: reply}}\n",
     "t.yaml:8:31: 198.18.9.1/24 has host bits set: the network is 198.18.9.0/24"
 )]
+#[case::drop_reason_in_test_run_mode(
+    "version: 1\nprograms:\n  - builtin: tc_decap\ntraffic:\n  - pcap: two.pcap\nexpect: {drop_reason: UDP_CSUM}\n",
+    "t.yaml:6:10: `drop_reason` is what the live stack behind an emulated NIC did: it needs `modes:` with netns, and no `topology:`"
+)]
+#[case::drop_reason_for_an_xdp_program(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\nmodes: [netns]\ntraffic:\n  - pcap: two.pcap\nexpect: {drop_reason: UDP_CSUM}\n",
+    "t.yaml:7:10: `drop_reason` needs TC programs, which run behind an emulated NIC and its stack; `xdp_decap` is not one"
+)]
+#[case::snmp_for_an_xdp_program(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\nmodes: [netns]\ntraffic:\n  - pcap: two.pcap\nafter:\n  snmp: {UdpInCsumErrors: 1}\n",
+    "t.yaml:8:3: `after.snmp` needs TC programs, which run behind the TAP NIC and its stack; `xdp_decap` is not one (XDP runs on the inert veth rig)"
+)]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }

@@ -174,6 +174,59 @@ impl Object {
     }
 }
 
+impl Object {
+    /// Attaches the tracing program `program` (`tp_btf/...`).
+    pub fn attach_trace(&self, program: &str) -> io::Result<Link> {
+        let prog = self.program(program)?;
+        // SAFETY: a loaded program.
+        let link = unsafe { libbpf_sys::bpf_program__attach_trace(prog) };
+        NonNull::new(link).map(Link).ok_or_else(|| {
+            errno(format!(
+                "instrument {}: attach {program} (tp_btf)",
+                self.name
+            ))
+        })
+    }
+}
+
+/// The names of the values of the running kernel's enum `name`, by value,
+/// from its BTF.
+pub fn kernel_enum(name: &str) -> io::Result<std::collections::BTreeMap<i64, String>> {
+    let cname = CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: libbpf allocates the BTF; freed below.
+    let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
+    if btf.is_null() {
+        return Err(errno("loading the kernel's BTF".to_owned()));
+    }
+    let mut values = std::collections::BTreeMap::new();
+    // SAFETY: `btf` is valid until freed; type ids and offsets come from it;
+    // an enum's `vlen` btf_enum entries follow its btf_type.
+    unsafe {
+        let id = libbpf_sys::btf__find_by_name_kind(btf, cname.as_ptr(), libbpf_sys::BTF_KIND_ENUM);
+        if id > 0 {
+            let t = libbpf_sys::btf__type_by_id(btf, id as u32);
+            let vlen = ((*t).info & 0xffff) as usize;
+            let entries = t.add(1).cast::<libbpf_sys::btf_enum>();
+            for i in 0..vlen {
+                let e = &*entries.add(i);
+                let s = libbpf_sys::btf__name_by_offset(btf, e.name_off);
+                if !s.is_null() {
+                    let name = std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned();
+                    values.insert(i64::from(e.val), name);
+                }
+            }
+        }
+        libbpf_sys::btf__free(btf);
+    }
+    if values.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("the kernel's BTF has no enum {name}"),
+        ));
+    }
+    Ok(values)
+}
+
 impl Drop for Object {
     fn drop(&mut self) {
         // SAFETY: the object is valid and closed once.

@@ -4,6 +4,8 @@
 //!
 //! - [`skb_state`]: the skb as a program receives it (linear bytes,
 //!   checksum state), recorded before the program under test;
+//! - [`drop_watch`]: where the kernel drops a namespace's packets, and
+//!   the reason;
 //! - [`csum_audit`]: the checksum auditor, which re-sums every
 //!   CHECKSUM_COMPLETE packet after the program and compares with
 //!   `skb->csum`;
@@ -15,11 +17,15 @@
 //! and call kfuncs, which libbpf resolves against the running kernel.
 
 pub mod csum_audit;
+pub mod drop_watch;
 pub mod libbpf;
 pub mod skb_state;
 
 /// The `csum_audit` object (empty when the BPF build was skipped).
 pub const CSUM_AUDIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/csum_audit.bpf.o"));
+
+/// The `drop_watch` object (empty when the BPF build was skipped).
+pub const DROP_WATCH_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/drop_watch.bpf.o"));
 
 /// The `nic_complete` object (empty when the BPF build was skipped).
 pub const NIC_COMPLETE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_complete.bpf.o"));

@@ -46,6 +46,7 @@ use crate::{
     datapath,
     instruments::{
         csum_audit::CsumAuditor,
+        drop_watch::DropWatch,
         skb_state::{IpSummed, SkbStateProbe},
     },
     load::{LoadError, LoadOptions, LoadedProgram},
@@ -74,6 +75,10 @@ pub struct Observation {
     /// Frames that came back out of the program's interface (XDP_TX, or a
     /// redirect to its egress).
     pub sent_back: Vec<Vec<u8>>,
+    /// Behind an emulated NIC: the reasons the sink's stack dropped
+    /// packets while this frame was processed (fences left out); `None` on
+    /// the inert veth rig, where no stack watches.
+    pub drops: Option<Vec<String>>,
     /// Behind the VXLAN NIC: the checksum auditor found `skb->csum` stale
     /// after the program — (what `skb->csum` folds to, what the bytes sum
     /// to).
@@ -133,7 +138,11 @@ enum Wire {
     },
     /// The TAP NIC `nic0` itself, with the instrument that checks every
     /// frame arrived as promised.
-    Nic { tap: Tap, probe: SkbStateProbe },
+    Nic {
+        tap: Tap,
+        probe: SkbStateProbe,
+        drops: DropWatch,
+    },
     /// The VXLAN NIC: frames go in at `vx0` of the wire node and come out
     /// of `vx1` CHECKSUM_COMPLETE; frames sent back come out at `vx0`.
     Complete {
@@ -141,6 +150,7 @@ enum Wire {
         sent_back: PacketSocket,
         probe: SkbStateProbe,
         auditor: CsumAuditor,
+        drops: DropWatch,
         _vxlan: Vxlan,
     },
 }
@@ -168,6 +178,14 @@ impl Wire {
                 sent_back.try_recv(buf)
             }
             Self::Nic { tap, .. } => tap.try_recv(buf),
+        }
+    }
+
+    /// The drop watcher of an emulated NIC's sink.
+    fn drops(&mut self) -> Option<&mut DropWatch> {
+        match self {
+            Self::Veth { .. } => None,
+            Self::Nic { drops, .. } | Self::Complete { drops, .. } => Some(drops),
         }
     }
 
@@ -309,6 +327,7 @@ impl Replay {
                 (p.ip_summed == IpSummed::Unnecessary).then_some(0),
             )
         })?;
+        let drops = DropWatch::attach(dut).map_err(io_err("attaching the drop watcher"))?;
         attach::attach(program, dut, "nic0", tap.index(), Hook::TcIngress)?;
         let index = tap.index();
         let return_fence = dut
@@ -316,7 +335,7 @@ impl Replay {
             .and_then(|r| r)
             .map_err(io_err("opening the return fence socket"))?;
         let mut replay = Self {
-            wire: Wire::Nic { tap, probe },
+            wire: Wire::Nic { tap, probe, drops },
             return_fence,
             delivered: BTreeMap::new(),
             tap: false,
@@ -376,6 +395,7 @@ impl Replay {
             |f, _| inject.send(f),
         )?;
         let auditor = CsumAuditor::attach(nic).map_err(io_err("attaching the checksum auditor"))?;
+        let drops = DropWatch::attach(nic).map_err(io_err("attaching the drop watcher"))?;
         attach::attach(program, nic, "vx1", nic_index, Hook::TcIngress)?;
         let return_fence = nic
             .run(|| PacketSocket::sender(nic_index))
@@ -387,6 +407,7 @@ impl Replay {
                 sent_back,
                 probe,
                 auditor,
+                drops,
                 _vxlan: vxlan,
             },
             return_fence,
@@ -506,6 +527,18 @@ impl Replay {
         self.await_fence(forward, true, &mut observation)?;
         let back = self.send_fence(true)?;
         self.await_fence(back, false, &mut observation)?;
+        if let Some(watch) = self.wire.drops() {
+            // Drops happen while a frame is processed, before the fence
+            // behind it reaches its socket; the fences' own are left out.
+            let drops = watch.take().map_err(io_err("reading drop reasons"))?;
+            observation.drops = Some(
+                drops
+                    .into_iter()
+                    .filter(|d| d.bytes.get(12..14) != Some(&FENCE_ETHERTYPE.to_be_bytes()[..]))
+                    .map(|d| d.reason)
+                    .collect(),
+            );
+        }
         if let Wire::Complete { auditor, .. } = &mut self.wire {
             // The frame went through PRE_ROUTING before the fence behind
             // it reached its socket: its audit is in.

@@ -108,6 +108,7 @@ mod tests {
             output: output.to_vec(),
             kernel_ns: 0,
             wall: Duration::ZERO,
+            drops: None,
         })
     }
 

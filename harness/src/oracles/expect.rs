@@ -69,6 +69,18 @@ pub fn judge(
             }
         }
     }
+    if let (Some(want), Some(drops)) = (&expect.drop_reason, &result.drops) {
+        let actual = if drops.is_empty() {
+            "none".to_owned()
+        } else {
+            drops.join(", ")
+        };
+        if actual != *want {
+            findings.push(Finding::Stack(format!(
+                "drop reason: expected {want}, actual {actual}"
+            )));
+        }
+    }
     if let (Some(name), Some(deltas)) = (&expect.counter, deltas)
         && let Some(counter) = Counter::from_name(name)
         && deltas != [(counter, 1)]

@@ -58,6 +58,9 @@ pub enum Finding {
     Flow(String),
     /// A capture holds something else than its `expect:`.
     Capture(String),
+    /// The stack behind the program did something else with the packet
+    /// (dropped it for another reason, or did not).
+    Stack(String),
     /// Test-run and live mode did different things with the same packet
     /// (each difference, both sides named).
     ModesDisagree(String),
@@ -95,6 +98,7 @@ impl fmt::Display for Finding {
             Self::After(what) => write!(f, "after the run: {what}"),
             Self::ModesDisagree(what) => write!(f, "modes disagree: {what}"),
             Self::Flow(what) | Self::Capture(what) => f.write_str(what),
+            Self::Stack(what) => write!(f, "stack: {what}"),
             Self::Output(diff) => write!(f, "output differs:\n{diff}"),
             Self::CounterDeltas { expected, actual } => {
                 let list = |d: &[(&str, i64)]| {

@@ -295,6 +295,7 @@ fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> R
     let Observation {
         mut delivered,
         mut sent_back,
+        drops,
         ..
     } = observation;
     let (verdict, output) = match kind {
@@ -314,5 +315,6 @@ fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> R
         output,
         kernel_ns: 0,
         wall: started.elapsed(),
+        drops,
     }
 }

@@ -274,10 +274,11 @@ pub(crate) fn execution(
                 .max()
                 .unwrap_or(0);
             let needs_nic = !scenario.after_snmp.is_empty()
-                || scenario
-                    .packets
-                    .iter()
-                    .any(|p| p.quirks.linear.is_some() || p.quirks.checksum_unnecessary);
+                || scenario.packets.iter().any(|p| {
+                    p.quirks.linear.is_some()
+                        || p.quirks.checksum_unnecessary
+                        || p.expect.as_ref().is_some_and(|e| e.drop_reason.is_some())
+                });
             let needs_complete = scenario.packets.iter().any(|p| p.quirks.checksum_complete);
             Ok(Box::new(
                 Live::attach(program, largest, needs_nic, needs_complete)

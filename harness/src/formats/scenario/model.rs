@@ -562,6 +562,12 @@ pub struct Expect {
     /// checks per packet; use `after.counters` for totals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<String>,
+    /// Why the stack behind the program must drop what the program passed
+    /// — a `skb_drop_reason` without its prefix (`UDP_CSUM`, `NO_SOCKET`,
+    /// `IP_CSUM`) — or `none`. Live only, TC programs: they run behind an
+    /// emulated NIC whose node's stack takes every packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_reason: Option<String>,
 }
 
 /// Expected shape of the output packet.

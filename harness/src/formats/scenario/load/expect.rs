@@ -53,6 +53,37 @@ impl Loader<'_> {
             }
             self.check_counter(&at, false, counter, programs)?;
         }
+        if let Some(reason) = &expect.drop_reason {
+            let at = at.key("drop_reason");
+            if !self.spec.modes.contains(&super::Mode::Netns) || self.spec.topology.is_some() {
+                return Err(self.at_key(
+                    &at,
+                    "`drop_reason` is what the live stack behind an emulated NIC did: it needs `modes:` with netns, and no `topology:`",
+                ));
+            }
+            if let Some(c) = programs.iter().find(|c| c.hook != Hook::Tc) {
+                return Err(self.at_key(
+                    &at,
+                    format!(
+                        "`drop_reason` needs TC programs, which run behind an emulated NIC and its stack; `{}` is not one",
+                        c.program.name
+                    ),
+                ));
+            }
+            if reason != "none"
+                && (reason.is_empty()
+                    || !reason
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            {
+                return Err(self.at_value(
+                    &at,
+                    format!(
+                        "`{reason}` is not a drop reason: a skb_drop_reason name without SKB_DROP_REASON_ (UDP_CSUM, NO_SOCKET), or `none`"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
