@@ -527,14 +527,20 @@ impl Replay {
         self.await_fence(forward, true, &mut observation)?;
         let back = self.send_fence(true)?;
         self.await_fence(back, false, &mut observation)?;
+        let dut = self.dut_index;
         if let Some(watch) = self.wire.drops() {
             // Drops happen while a frame is processed, before the fence
-            // behind it reaches its socket; the fences' own are left out.
+            // behind it reaches its socket. Only what came in through the
+            // NIC counts: the fences' own drops, and those of the sink's
+            // answers to itself (a RST over lo), are left out.
             let drops = watch.take().map_err(io_err("reading drop reasons"))?;
             observation.drops = Some(
                 drops
                     .into_iter()
-                    .filter(|d| d.bytes.get(12..14) != Some(&FENCE_ETHERTYPE.to_be_bytes()[..]))
+                    .filter(|d| {
+                        d.ifindex == dut
+                            && d.bytes.get(12..14) != Some(&FENCE_ETHERTYPE.to_be_bytes()[..])
+                    })
                     .map(|d| d.reason)
                     .collect(),
             );

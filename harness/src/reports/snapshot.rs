@@ -78,6 +78,17 @@ pub fn dissection_of(inputs: &[&[u8]], report: &SuiteReport) -> String {
                         &packet::dissect(&result.output).to_string(),
                     );
                 }
+                if let Some(drops) = &result.drops {
+                    let _ = writeln!(
+                        out,
+                        "  stack  {}",
+                        if drops.is_empty() {
+                            "took it, no drop".to_owned()
+                        } else {
+                            format!("dropped: {}", drops.join(", "))
+                        }
+                    );
+                }
             }
         }
         for finding in &packet.findings {
