@@ -71,10 +71,41 @@ pub fn judge(expect: &FlowExpect, seen: Observed<'_>) -> Vec<Finding> {
     findings
 }
 
+/// An echo service's reply must be the request, byte for byte: what the
+/// client's socket received against what it sent, through every program
+/// on the way there and back.
+pub fn echo(request: &[u8], reply: &[u8]) -> Option<Finding> {
+    if request == reply {
+        return None;
+    }
+    let first = request
+        .iter()
+        .zip(reply)
+        .position(|(a, b)| a != b)
+        .unwrap_or(request.len().min(reply.len()));
+    Some(Finding::Flow(format!(
+        "payload: the echo is not the request (sent {} bytes, got {}; first difference at byte {first})",
+        request.len(),
+        reply.len()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::formats::scenario::model::FlowOutcomeKind;
+
+    #[test]
+    fn an_echo_must_be_the_request() {
+        assert_eq!(echo(b"abc", b"abc"), None);
+        let f = echo(b"abcd", b"abXd").unwrap().to_string();
+        assert!(
+            f.contains("sent 4 bytes, got 4; first difference at byte 2"),
+            "{f}"
+        );
+        let f = echo(b"abcd", b"ab").unwrap().to_string();
+        assert!(f.contains("got 2; first difference at byte 2"), "{f}");
+    }
 
     #[test]
     fn each_expectation_fails_on_its_own() {

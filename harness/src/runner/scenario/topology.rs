@@ -29,7 +29,7 @@ use crate::{
         client::{self, FlowOutcome, FlowSpec},
         netns,
         netns::Namespace,
-        service::{Proto, ServiceEvent, Services},
+        service::{Proto, Reply, ServiceEvent, Services},
         topology::{Topology, TopologySpec},
     },
     load::{LoadOptions, LoadedProgram},
@@ -211,10 +211,9 @@ fn run_inner(
     let mut flows_report = Vec::new();
     for ((group, results), choices) in live.clients.iter().zip(outcomes).zip(choices) {
         for (((flow, _), outcome), lb_choice) in group.flows.iter().zip(results).zip(choices) {
-            let served_by = served
-                .get(&flow_key(flow))
-                .map(|&id| live.services[id].node.clone());
-            let findings = flows::judge(
+            let served_id = served.get(&flow_key(flow)).copied();
+            let served_by = served_id.map(|id| live.services[id].node.clone());
+            let mut findings = flows::judge(
                 &group.expect,
                 flows::Observed {
                     outcome: &outcome,
@@ -222,6 +221,11 @@ fn run_inner(
                     lb_choice: lb_choice.as_deref(),
                 },
             );
+            if let (Some(id), FlowOutcome::Reply { bytes, .. }) = (served_id, &outcome)
+                && live.services[id].reply == Reply::Echo
+            {
+                findings.extend(flows::echo(&flow.request, bytes));
+            }
             flows_report.push(FlowReport {
                 group: group.name.clone(),
                 flow: flow.clone(),
