@@ -230,7 +230,8 @@ impl Execution for Live {
         if kind == ProgramKind::Xdp && quirks.linear.is_some() {
             return Some(
                 "linear: N live is emulated for TC programs: on the TAP NIC, XDP runs generic, \
-                 which lays non-linear skbs out again (test-run mode emulates it for XDP)"
+                 which lays non-linear skbs out again (measured: xdp_decap then sees whole headers \
+                 and decapsulates what it must pass as non-linear); test-run mode emulates it for XDP"
                     .to_owned(),
             );
         }
