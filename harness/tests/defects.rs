@@ -311,3 +311,46 @@ fn missing_checksum_fixup_is_caught_live_by_the_checksum_auditor() {
         "the auditor flagged {by_auditor:?}"
     );
 }
+
+/// The test-run defects that live mode can carry are caught live too, on
+/// the same packets: the off-by-one XDP decap through the veth rig, by the
+/// verdict and counter oracles, and both modes agree on what it did.
+/// (The XDP give-up-on-frags defect needs `linear: N` at XDP, which only
+/// test runs make; the checksum fix-up defect is caught live above.)
+#[test]
+fn test_run_defects_are_caught_live_on_the_same_packets() {
+    use dsrlab::{
+        formats::scenario::{load::load_str, model::Mode},
+        runner::scenario::{self as scenario_runner, RunOptions, RunOutcome},
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("defect.bpf.o");
+    std::fs::write(&object, defects::XDP_OFF_BY_ONE.elf).unwrap();
+    let yaml = format!(
+        "version: 1\nprograms:\n  - object: {}\n    program: defect_xdp_off_by_one\n    contract: decap\n\
+         modes: [test-run, netns]\ntraffic:\n  - fixture: fixtures/decap-malformed.yaml\n",
+        object.display()
+    );
+    let loaded = load_str(&yaml, &root.join("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let report = scenario_runner::run(&loaded, &RunOptions::default(), &mut || {});
+    let failing = |mode: Mode| -> Vec<usize> {
+        let run = report.runs.iter().find(|r| r.mode == mode).unwrap();
+        let RunOutcome::Ran { report, .. } = &run.outcome else {
+            panic!("{:?}", run.outcome);
+        };
+        report
+            .packets
+            .iter()
+            .filter(|p| {
+                p.findings
+                    .iter()
+                    .any(|f| matches!(f, Finding::Counters { .. } | Finding::Verdict { .. }))
+            })
+            .map(|p| p.number)
+            .collect()
+    };
+    let test_run = failing(Mode::TestRun);
+    assert!(!test_run.is_empty(), "the test run caught nothing");
+    assert_eq!(failing(Mode::Netns), test_run);
+}
