@@ -102,6 +102,13 @@ fn a_topology_carries_real_traffic_and_leaves_nothing_behind() {
     // A UDP datagram from the client to the server's VIP crosses the router.
     let server = topology.node("server").unwrap();
     let client = topology.node("client").unwrap();
+    // Should it get lost, the kernel says where and why.
+    let mut watches: Vec<_> = ["client", "router", "server"]
+        .iter()
+        .map(|n| {
+            dsrlab::instruments::drop_watch::DropWatch::attach(topology.node(n).unwrap()).unwrap()
+        })
+        .collect();
     let listener = server
         .run(|| UdpSocket::bind("198.18.100.1:7000"))
         .unwrap()
@@ -117,7 +124,10 @@ fn a_topology_carries_real_traffic_and_leaves_nothing_behind() {
         .send_to(b"through the router", "198.18.100.1:7000")
         .unwrap();
     let mut buf = [0; 64];
-    let (n, from) = listener.recv_from(&mut buf).expect("the datagram arrives");
+    let (n, from) = listener.recv_from(&mut buf).unwrap_or_else(|e| {
+        let drops: Vec<_> = watches.iter_mut().map(|w| w.take().unwrap()).collect();
+        panic!("the datagram did not arrive ({e}); drops in client, router, server: {drops:?}")
+    });
     assert_eq!(&buf[..n], b"through the router");
     assert_eq!(from.ip(), addr("198.18.1.1"));
     drop((listener, sender));

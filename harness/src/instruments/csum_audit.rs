@@ -37,11 +37,16 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Whether `skb->csum` is stale: the bytes sum to something else.
+    /// Whether `skb->csum` is stale: the bytes sum to something else (0
+    /// and 0xffff are the same ones'-complement value).
     pub fn stale(&self) -> bool {
-        self.sum.is_some_and(|s| s != self.skb_csum)
+        let norm = |s: u16| if s == 0xffff { 0 } else { s };
+        self.sum.is_some_and(|s| norm(s) != norm(self.skb_csum))
     }
 }
+
+/// Longest packet (from its network header) the auditor sums in full.
+pub const MAX_AUDITED: usize = 64 * 160;
 
 /// Size of `struct record` in csum_audit.bpf.c.
 const RECORD: usize = 16 + 64;

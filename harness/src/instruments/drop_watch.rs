@@ -10,9 +10,9 @@ use super::{
 };
 use crate::live::netns::Namespace;
 
-/// One dropped packet.
+/// One dropped packet (named so as not to hide the `Drop` trait).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Drop {
+pub struct SkbDrop {
     /// The reason's name without `SKB_DROP_REASON_` (or its number).
     pub reason: String,
     /// The interface it was on.
@@ -49,7 +49,11 @@ impl DropWatch {
                 )
             };
             if rc != 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("drop_watch: fstat of namespace {}: {e}", ns.name()),
+                ));
             }
             st.st_ino as u32
         };
@@ -80,7 +84,7 @@ impl DropWatch {
     }
 
     /// Every drop since the last call, in order.
-    pub fn take(&mut self) -> io::Result<Vec<Drop>> {
+    pub fn take(&mut self) -> io::Result<Vec<SkbDrop>> {
         self.records
             .drain()?
             .iter()
@@ -97,7 +101,7 @@ impl DropWatch {
                     || reason.to_string(),
                     |n| n.strip_prefix("SKB_DROP_REASON_").unwrap_or(n).to_owned(),
                 );
-                Ok(Drop {
+                Ok(SkbDrop {
                     reason: name,
                     ifindex: word(4),
                     len: word(8),

@@ -48,7 +48,7 @@ impl Object {
         if elf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("instrument {name} was not built (clang missing at build time?)"),
+                format!("instrument {name} was not built (AYA_BUILD_SKIP was set at build time)"),
             ));
         }
         let cname = CString::new(name).map_err(io::Error::other)?;
@@ -66,7 +66,11 @@ impl Object {
         };
         // SAFETY: a valid, opened object.
         rc(
-            || format!("instrument {name}: load (kernel without bpf_cast_to_kern_ctx or BTF?)"),
+            || {
+                format!(
+                    "instrument {name}: load (refused by the verifier or the kernel: libbpf's log above says why)"
+                )
+            },
             unsafe { libbpf_sys::bpf_object__load(object.obj.as_ptr()) },
         )?;
         Ok(object)
@@ -190,8 +194,27 @@ impl Object {
 }
 
 /// The names of the values of the running kernel's enum `name`, by value,
-/// from its BTF.
+/// from its BTF (parsed once per enum and process: it does not change).
 pub fn kernel_enum(name: &str) -> io::Result<std::collections::BTreeMap<i64, String>> {
+    use std::{
+        collections::HashMap,
+        sync::{Mutex, OnceLock},
+    };
+    type Cache = Mutex<HashMap<String, std::collections::BTreeMap<i64, String>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(values) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+        return Ok(values.clone());
+    }
+    let values = read_kernel_enum(name)?;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned(), values.clone());
+    Ok(values)
+}
+
+fn read_kernel_enum(name: &str) -> io::Result<std::collections::BTreeMap<i64, String>> {
     let cname = CString::new(name).map_err(io::Error::other)?;
     // SAFETY: libbpf allocates the BTF; freed below.
     let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
@@ -252,13 +275,13 @@ impl Drop for Link {
 #[derive(Debug)]
 pub struct RingBuffer {
     rb: NonNull<libbpf_sys::ring_buffer>,
-    // Boxed so that the Vec's own address, given to libbpf as the
-    // callback's context, stays put when the RingBuffer moves.
-    #[allow(clippy::box_collection)]
-    sink: Box<Vec<Vec<u8>>>,
+    // The records' sink, owned through this raw pointer alone (from
+    // `Box::into_raw`): libbpf's callback writes through the same pointer,
+    // so no Rust reference to it is ever alive while libbpf runs.
+    sink: *mut Vec<Vec<u8>>,
 }
 
-// SAFETY: as for `Object`.
+// SAFETY: as for `Object`; the sink is only reached through `&mut self`.
 unsafe impl Send for RingBuffer {}
 
 unsafe extern "C" fn collect(
@@ -266,12 +289,12 @@ unsafe extern "C" fn collect(
     data: *mut c_void,
     size: libbpf_sys::size_t,
 ) -> c_int {
-    // SAFETY: `ctx` is the `sink` of the RingBuffer being consumed (no
-    // other reference to it is alive during `consume`), and `data` points
-    // at `size` readable bytes of the record.
+    // SAFETY: `ctx` is the `sink` of the RingBuffer being consumed, which
+    // nothing else touches during the call, and `data` points at `size`
+    // readable bytes of the record.
     unsafe {
-        let sink = &mut *ctx.cast::<Vec<Vec<u8>>>();
-        sink.push(std::slice::from_raw_parts(data.cast::<u8>(), size as usize).to_vec());
+        let record = std::slice::from_raw_parts(data.cast::<u8>(), size as usize).to_vec();
+        (*ctx.cast::<Vec<Vec<u8>>>()).push(record);
     }
     0
 }
@@ -279,14 +302,17 @@ unsafe extern "C" fn collect(
 impl RingBuffer {
     /// A reader of the ring buffer map `map_fd`.
     pub fn new(map_fd: RawFd) -> io::Result<Self> {
-        let mut sink = Box::new(Vec::new());
-        let ctx: *mut Vec<Vec<u8>> = &mut *sink;
-        // SAFETY: a valid ring-buffer map fd; `ctx` lives as long as `rb`
-        // (both owned here, `rb` freed first).
+        let sink = Box::into_raw(Box::new(Vec::new()));
+        // SAFETY: a valid ring-buffer map fd; `sink` lives until `drop`,
+        // after `rb` is freed.
         let rb = unsafe {
-            libbpf_sys::ring_buffer__new(map_fd, Some(collect), ctx.cast(), std::ptr::null())
+            libbpf_sys::ring_buffer__new(map_fd, Some(collect), sink.cast(), std::ptr::null())
         };
-        let rb = NonNull::new(rb).ok_or_else(|| errno("ring buffer".to_owned()))?;
+        let Some(rb) = NonNull::new(rb) else {
+            // SAFETY: from Box::into_raw above, not shared with anyone.
+            drop(unsafe { Box::from_raw(sink) });
+            return Err(errno("ring buffer".to_owned()));
+        };
         Ok(Self { rb, sink })
     }
 
@@ -295,27 +321,35 @@ impl RingBuffer {
     /// time-out.
     pub fn wait(&mut self, timeout: std::time::Duration) -> io::Result<Vec<Vec<u8>>> {
         let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
-        // SAFETY: as in `drain`.
-        rc(|| "ring buffer poll".to_owned(), unsafe {
-            libbpf_sys::ring_buffer__poll(self.rb.as_ptr(), ms)
-        })?;
-        self.drain()
+        loop {
+            // SAFETY: a valid ring buffer; the callback writes into `sink`.
+            let n = unsafe { libbpf_sys::ring_buffer__poll(self.rb.as_ptr(), ms) };
+            if n == -libc::EINTR {
+                continue;
+            }
+            rc(|| "ring buffer poll".to_owned(), n)?;
+            return self.drain();
+        }
     }
 
     /// Every record written so far, in order.
     pub fn drain(&mut self) -> io::Result<Vec<Vec<u8>>> {
-        // SAFETY: a valid ring buffer; the callback writes into `sink`,
-        // which nothing else borrows during the call.
+        // SAFETY: a valid ring buffer; the callback writes into `sink`.
         rc(|| "ring buffer consume".to_owned(), unsafe {
             libbpf_sys::ring_buffer__consume(self.rb.as_ptr())
         })?;
-        Ok(std::mem::take(&mut *self.sink))
+        // SAFETY: libbpf is not running; `sink` is ours alone.
+        Ok(std::mem::take(unsafe { &mut *self.sink }))
     }
 }
 
 impl Drop for RingBuffer {
     fn drop(&mut self) {
-        // SAFETY: valid and freed once, before `sink` drops.
-        unsafe { libbpf_sys::ring_buffer__free(self.rb.as_ptr()) };
+        // SAFETY: valid and freed once; then the sink, which only the
+        // freed ring knew of.
+        unsafe {
+            libbpf_sys::ring_buffer__free(self.rb.as_ptr());
+            drop(Box::from_raw(self.sink));
+        }
     }
 }

@@ -14,8 +14,8 @@ use std::{
 };
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
@@ -25,6 +25,7 @@ use netlink_packet_route::{
     },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+    tc::{TcAttribute, TcHandle, TcMessage},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -96,6 +97,33 @@ impl Rtnl {
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
             || format!("link add {name} type veth peer {peer}"),
+        )
+    }
+
+    /// Moves link `index` into the namespace `ns` (it leaves the calling
+    /// thread's).
+    pub fn move_link(&mut self, index: u32, ns: BorrowedFd<'_>) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, || {
+            format!("link set ifindex {index} netns <fd>")
+        })
+    }
+
+    /// Replaces the root qdisc of link `index` with `noqueue`: frames go to
+    /// the driver the moment they are sent, in the order they were sent,
+    /// whatever transmit queue each takes.
+    pub fn set_noqueue(&mut self, index: u32) -> Result<(), NetlinkError> {
+        let mut msg = TcMessage::default();
+        msg.header.index = index as i32;
+        msg.header.parent = TcHandle::ROOT;
+        msg.header.handle = TcHandle::UNSPEC;
+        msg.attributes.push(TcAttribute::Kind("noqueue".to_owned()));
+        self.request(
+            RouteNetlinkMessage::NewQueueDiscipline(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            || format!("qdisc replace dev ifindex {index} root noqueue"),
         )
     }
 

@@ -363,7 +363,7 @@ impl Replay {
     pub fn with_complete_nic(program: &mut LoadedProgram, mtu: u32) -> Result<Self, ReplayError> {
         // VXLAN adds 50 bytes of headers on the underlay.
         let mtu = mtu.clamp(MIN_MTU, MAX_MTU - 64);
-        let (sysctls, local_routes) = sink(true);
+        let (sysctls, local_routes) = sink();
         let mut spec = crate::live::nic::vxlan::spec(sysctls, local_routes);
         let link = &mut spec.links[0];
         for end in [&mut link.a, &mut link.b] {
@@ -371,9 +371,10 @@ impl Replay {
         }
         let topology = Topology::build(&spec)?;
         let wire = topology.node("wire").expect("in the spec");
+        let under = topology.node("under").expect("in the spec");
         let nic = topology.node("nic").expect("in the spec");
-        let vxlan =
-            Vxlan::create(wire, nic, NIC_MAC, mtu).map_err(io_err("creating the VXLAN NIC"))?;
+        let vxlan = Vxlan::create(wire, under, nic, NIC_MAC, mtu)
+            .map_err(io_err("creating the VXLAN NIC"))?;
         let (wire_index, nic_index) = (vxlan.wire_index, vxlan.nic_index);
         let mut probe = SkbStateProbe::attach(nic, nic_index, None)
             .map_err(io_err("attaching skb_state to vx1"))?;
@@ -468,9 +469,13 @@ impl Replay {
                 complete_sw: false,
             }
         };
-        let broken = match seen.first() {
-            None => Some("the frame never reached TC ingress".to_owned()),
-            Some(s) => promise.broken_by(s),
+        let broken = match seen.as_slice() {
+            [] => Some("the frame never reached TC ingress".to_owned()),
+            [one] if one.bytes[..] != frame[..one.bytes.len().min(frame.len())] => {
+                Some("the instrument recorded another frame".to_owned())
+            }
+            [one] => promise.broken_by(one),
+            more => Some(format!("{} skbs for one frame", more.len())),
         };
         match broken {
             Some(what) => Err(ReplayError::Nic(NicError::Broken {
@@ -612,10 +617,21 @@ impl Replay {
         }
         .map_err(io_err("sending a fence"))?;
         if !back && let Some(probe) = self.wire.probe() {
-            // The fence's own record, so that only frames' records remain.
-            probe
+            // The fence's own record, so that only frames' records remain;
+            // it must be the fence's, or records are out of step.
+            let seen = probe
                 .wait_for(1, FENCE_TIMEOUT)
                 .map_err(io_err("reading the fence's skb state"))?;
+            if seen.len() != 1 || fence_sequence(&seen[0].bytes) != Some(self.sequence) {
+                return Err(ReplayError::Io {
+                    what: "reading the fence's skb state".into(),
+                    source: io::Error::other(format!(
+                        "expected the record of fence {}, found {} record(s)",
+                        self.sequence,
+                        seen.len()
+                    )),
+                });
+            }
         }
         if !back {
             self.forward_fences += 1;
@@ -731,7 +747,7 @@ const WIRE_MAC: [u8; 6] = [0x02, 0x64, 0x73, 0xfe, 0x01, 0x00];
 /// counters say what the stack made of each packet. No IPv6 link-local
 /// addresses: nothing of its own goes out of the NIC.
 fn nic_spec() -> TopologySpec {
-    let (sysctls, local_routes) = sink(false);
+    let (sysctls, local_routes) = sink();
     TopologySpec {
         nodes: vec![NodeSpec {
             name: "nic".to_owned(),
@@ -746,9 +762,8 @@ fn nic_spec() -> TopologySpec {
 /// Blocks a node owns, with their prefix lengths.
 type LocalRoutes = Vec<(IpAddr, u8)>;
 
-/// The sink's sysctls and local routes; with `underlay`, the VXLAN
-/// underlay's network is left out of what it owns, so the tunnel routes.
-fn sink(underlay: bool) -> (Vec<(String, String)>, LocalRoutes) {
+/// The sink's sysctls and local routes.
+fn sink() -> (Vec<(String, String)>, LocalRoutes) {
     let sysctl = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     let sysctls = vec![
         sysctl("ipv6.conf.default.addr_gen_mode", "1"),
@@ -762,17 +777,13 @@ fn sink(underlay: bool) -> (Vec<(String, String)>, LocalRoutes) {
         sysctl("ipv4.conf.all.arp_ignore", "8"),
         sysctl("ipv4.conf.default.arp_ignore", "8"),
     ];
-    let v4 = Ipv4Addr::new(198, 18, 0, 0);
-    let mut routes = if underlay {
-        let (hole, prefix) = crate::live::nic::vxlan::UNDERLAY;
-        crate::live::nic::vxlan::cover_except(v4, 15, hole, prefix)
-    } else {
-        vec![(IpAddr::V4(v4), 15)]
-    };
-    routes.push((
-        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
-        32,
-    ));
+    let routes = vec![
+        (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 15),
+        (
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
+            32,
+        ),
+    ];
     (sysctls, routes)
 }
 

@@ -32,6 +32,7 @@ struct sk_buff {
 	struct net_device *dev;
 	unsigned int len;
 	unsigned char *head;
+	unsigned int tail;
 	__u16 mac_header;
 } __attribute__((preserve_access_index));
 
@@ -79,8 +80,13 @@ int BPF_PROG(drop_watch, struct sk_buff *skb, void *location, int reason)
 	r->captured = 0;
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 mac = BPF_CORE_READ(skb, mac_header);
-	if (mac != 0xffff && bpf_probe_read_kernel(r->bytes, SNAP, head + mac) == 0)
-		r->captured = SNAP;
+	/* tail is an offset from head on 64-bit kernels: only the bytes
+	 * before it are the frame's (a read past it stays in the buffer,
+	 * and is not counted). */
+	__u32 tail = BPF_CORE_READ(skb, tail);
+	if (mac != 0xffff && tail > mac &&
+	    bpf_probe_read_kernel(r->bytes, SNAP, head + mac) == 0)
+		r->captured = tail - mac < SNAP ? tail - mac : SNAP;
 	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

@@ -17,7 +17,8 @@
 //! With `IFF_NAPI_FRAGS`, tun hands each frame to the stack within the
 //! `writev` call (NAPI GRO, then `napi_complete`): by the time a write
 //! returns, the frame has been through TC. Frames the stack sends out of
-//! the TAP (XDP_TX, redirects, fences sent back) are read from queue 0.
+//! the TAP (redirects, fences sent back) are read from whichever queue
+//! took them; with no qdisc, each is there the moment it is sent.
 
 use std::{
     fs::{File, OpenOptions},
@@ -39,6 +40,9 @@ const IFF_NO_PI: libc::c_short = 0x1000;
 /// `TUNSETIFF`: `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 
+/// Largest fragment tun takes from one iovec.
+const PAGE: usize = 4096;
+
 /// Receive queues: plain, validated to level 0, validated to level 1.
 pub const QUEUES: usize = 3;
 
@@ -56,7 +60,7 @@ pub struct Tap {
     queues: Vec<File>,
     name: String,
     index: u32,
-    /// The NIC's validation program (its link drops first).
+    /// The NIC's validation program (the link before its object).
     validate: (libbpf::Link, libbpf::Object),
 }
 
@@ -105,9 +109,13 @@ impl Tap {
             // GRO would pull the headers again.
             ethtool::set_feature(name, ethtool::Feature::Gro, false)?;
             let index = ifindex(name)?;
-            Rtnl::open()?
-                .set_link(index, Some(mtu), Some(mac), Some(true))
+            let mut rtnl = Rtnl::open()?;
+            rtnl.set_link(index, Some(mtu), Some(mac), Some(true))
                 .map_err(io::Error::other)?;
+            // Frames sent out of the NIC (redirects, the return fence)
+            // reach its queues in the order they were sent: a qdisc per
+            // transmit queue could hold one back behind a later fence.
+            rtnl.set_noqueue(index).map_err(io::Error::other)?;
             let link = validate.attach_tcx_ingress_first("nic_validate", index)?;
             Ok(Self {
                 queues,
@@ -156,10 +164,16 @@ impl Tap {
                 ));
             }
         };
-        let split = linear.unwrap_or(frame.len()).min(frame.len());
+        // At least one byte in the head (an empty first iovec would make
+        // the whole frame linear; the stack pulls the Ethernet header into
+        // a shorter one), and fragments of at most a page each: tun takes
+        // no larger iovec as a fragment.
+        let split = linear
+            .unwrap_or(frame.len())
+            .clamp(1.min(frame.len()), frame.len());
         let (head, tail) = frame.split_at(split);
-        let iov: Vec<libc::iovec> = [head, tail]
-            .into_iter()
+        let iov: Vec<libc::iovec> = std::iter::once(head)
+            .chain(tail.chunks(PAGE))
             .filter(|part| !part.is_empty())
             .map(|part| libc::iovec {
                 iov_base: part.as_ptr().cast_mut().cast(),
