@@ -156,24 +156,12 @@ impl Replay {
             .run(|| PacketSocket::sender(index))
             .and_then(|r| r)
             .map_err(io_err("opening the return fence socket"))?;
-        let mut replay = Self {
-            wire: Wire::Nic { tap, probe, drops },
-            return_fence,
-            delivered: BTreeMap::new(),
-            tap: false,
+        Self::behind_nic(
+            Wire::Nic { tap, probe, drops },
             topology,
-            dut_node: "nic",
-            dut_index: index,
-            fence_forward: fence_frame(mac, WIRE_MAC),
-            fence_back: fence_frame(WIRE_MAC, mac),
-            sequence: 0,
-            forward_fences: 0,
-            buf: vec![0; MAX_FRAME],
-        };
-        for protocol in [FENCE_ETHERTYPE, 0x0800, 0x86dd] {
-            replay.delivered_socket(protocol)?;
-        }
-        Ok(replay)
+            index,
+            return_fence,
+        )
     }
 
     /// Builds the rig of the emulated VXLAN NIC (see
@@ -224,8 +212,8 @@ impl Replay {
             .run(|| PacketSocket::sender(nic_index))
             .and_then(|r| r)
             .map_err(io_err("opening the return fence socket"))?;
-        let mut replay = Self {
-            wire: Wire::Complete {
+        Self::behind_nic(
+            Wire::Complete {
                 inject,
                 sent_back,
                 probe,
@@ -233,12 +221,29 @@ impl Replay {
                 drops,
                 _vxlan: vxlan,
             },
+            topology,
+            nic_index,
+            return_fence,
+        )
+    }
+
+    /// The rig around a NIC wire whose program sits on interface
+    /// `dut_index` of the sink node `nic`: fences to and from the NIC's MAC,
+    /// sockets behind the program for fences, IPv4 and IPv6.
+    fn behind_nic(
+        wire: Wire,
+        topology: Topology,
+        dut_index: u32,
+        return_fence: PacketSocket,
+    ) -> Result<Self, ReplayError> {
+        let mut replay = Self {
+            wire,
             return_fence,
             delivered: BTreeMap::new(),
             tap: false,
             topology,
             dut_node: "nic",
-            dut_index: nic_index,
+            dut_index,
             fence_forward: fence_frame(NIC_MAC, WIRE_MAC),
             fence_back: fence_frame(WIRE_MAC, NIC_MAC),
             sequence: 0,
