@@ -277,6 +277,14 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "version: 1\nprograms:\n  - builtin: xdp_decap\nmodes: [netns]\ntraffic:\n  - pcap: two.pcap\nafter:\n  snmp: {UdpInCsumErrors: 1}\n",
     "t.yaml:8:3: `after.snmp` needs TC programs, which run behind the TAP NIC and its stack; `xdp_decap` is not one (XDP runs on the inert veth rig)"
 )]
+#[case::complete_at_a_link_end(
+    "version: 1\nprograms:\n  - builtin: tc_decap\nmodes: [netns]\ntopology:\n  reference:\n    container_nic: {checksum: complete}\nclients:\n  - {node: client, generate: {flows: 1}, expect: {outcome: reply}}\n",
+    "t.yaml:7:31: a link end's NIC is the TAP NIC: unpulled headers and `unnecessary`; `complete` (the VXLAN NIC) is not available at a link end yet"
+)]
+#[case::nic_linear_below_the_ethernet_header(
+    "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a, loopback: [198.18.1.1]}, {name: b}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0, nic: {linear: 8}}\nclients:\n  - {node: a, generate: {flows: 1, src: 198.18.0.1}, expect: {outcome: reply}}\n",
+    "t.yaml:10:44: linear: 8: at least 14, the stack pulls the Ethernet header"
+)]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }

@@ -67,6 +67,12 @@ pub struct PacketSocket {
     protocol: u16,
 }
 
+impl std::os::fd::AsFd for PacketSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl PacketSocket {
     /// Opens a socket on interface `ifindex` receiving `protocol` (an
     /// EtherType, or [`ETH_P_ALL`]).

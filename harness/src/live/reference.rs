@@ -39,6 +39,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
     ethtool::Feature,
+    nic::link::NicQuirks,
     topology::{EndSpec, LinkSpec, NodeSpec, RouteSpec, TopologySpec, default_mac},
 };
 
@@ -79,6 +80,8 @@ pub struct Reference {
     pub lb_vips: Vec<IpAddr>,
     /// Sysctls by node, applied after the topology's own.
     pub sysctls: Vec<(String, String, String)>,
+    /// The containers' NICs are emulated ones with these quirks.
+    pub container_nic: Option<NicQuirks>,
 }
 
 /// The address of host number `host` on subnet `k`, in `v6` or not.
@@ -281,7 +284,10 @@ impl Reference {
             });
             links.push(LinkSpec {
                 a: end(HOST, &Self::host_side(&c.name), both(k, 254)),
-                b: end(&c.name, NIC, both(k, 1)),
+                b: EndSpec {
+                    nic: self.container_nic,
+                    ..end(&c.name, NIC, both(k, 1))
+                },
             });
         }
         for (node, key, value) in &self.sysctls {

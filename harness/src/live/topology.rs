@@ -19,6 +19,10 @@ use super::{
     ethtool::{self, Feature},
     netlink::{NetlinkError, Rtnl},
     netns::{Namespace, NetnsError},
+    nic::{
+        link::{NicLink, NicQuirks},
+        tap::Tap,
+    },
 };
 
 /// A node: one network namespace.
@@ -67,6 +71,9 @@ pub struct EndSpec {
     pub addresses: Vec<(IpAddr, u8)>,
     /// Offloads to turn on or off, in order.
     pub features: Vec<(Feature, bool)>,
+    /// This end is an emulated NIC (the TAP NIC) delivering frames with
+    /// these quirks, rather than a veth end (at most one end of a link).
+    pub nic: Option<NicQuirks>,
 }
 
 /// A veth pair between two nodes.
@@ -105,6 +112,9 @@ pub enum TopologyError {
         #[source]
         source: NetlinkError,
     },
+    /// An emulated NIC at a link end did not deliver what it promises.
+    #[error(transparent)]
+    Nic(#[from] super::nic::NicError),
     /// A system call failed.
     #[error("node {node}: {what}: {source}")]
     Io {
@@ -122,6 +132,10 @@ pub enum TopologyError {
 /// link) it made.
 #[derive(Debug)]
 pub struct Topology {
+    // Forwarders first: they stop before their namespaces go.
+    nic_links: Vec<NicLink>,
+    /// The hidden namespaces where NIC links' veth peers sit.
+    hidden: Vec<Namespace>,
     nodes: Vec<(String, Namespace)>,
     interfaces: HashMap<(String, String), Interface>,
 }
@@ -162,6 +176,8 @@ impl Topology {
     pub fn build(spec: &TopologySpec) -> Result<Self, TopologyError> {
         validate(spec)?;
         let mut topology = Self {
+            nic_links: Vec::new(),
+            hidden: Vec::new(),
             nodes: Vec::with_capacity(spec.nodes.len()),
             interfaces: HashMap::new(),
         };
@@ -192,15 +208,21 @@ impl Topology {
             .copied()
     }
 
-    /// The namespaces' names, in node order.
+    /// The namespaces' names, in node order, then the hidden ones of NIC
+    /// links.
     pub fn namespace_names(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .map(|(_, ns)| ns.name().to_owned())
+            .map(|(_, ns)| ns.name())
+            .chain(self.hidden.iter().map(Namespace::name))
+            .map(str::to_owned)
             .collect()
     }
 
     fn add_link(&mut self, i: usize, link: &LinkSpec) -> Result<(), TopologyError> {
+        if link.a.nic.is_some() || link.b.nic.is_some() {
+            return self.add_nic_link(i, link);
+        }
         let peer_ns = self.namespace(&link.b.node)?;
         let peer_fd = peer_ns
             .fd()
@@ -220,30 +242,89 @@ impl Topology {
                 })
         })??;
         for (end, n) in [(a, 0u8), (b, 1u8)] {
-            let mac = end.mac.unwrap_or(default_mac(i, n));
-            let index = self.in_node(&end.node, "link set", || {
-                let index = ifindex(&end.name).map_err(|e| io_err(&end.node, &end.name, e))?;
-                let mut rtnl = Rtnl::open().map_err(|e| io_err(&end.node, "open rtnetlink", e))?;
-                let netlink = |source| TopologyError::Netlink {
-                    node: end.node.clone(),
-                    source,
-                };
-                rtnl.set_link(index, end.mtu, Some(mac), Some(true))
-                    .map_err(netlink)?;
-                for &(addr, prefix) in &end.addresses {
-                    rtnl.add_address(index, addr, prefix).map_err(netlink)?;
-                }
-                for &(feature, on) in &end.features {
-                    ethtool::set_feature(&end.name, feature, on)
-                        .map_err(|e| io_err(&end.node, &end.name, e))?;
-                }
-                Ok::<_, TopologyError>(index)
-            })??;
-            self.interfaces.insert(
-                (end.node.clone(), end.name.clone()),
-                Interface { index, mac },
-            );
+            self.configure_end(i, n, end)?;
         }
+        Ok(())
+    }
+
+    /// A link with an emulated NIC at one end: the other end is a veth
+    /// whose peer sits in a hidden namespace, and a forwarder carries frames
+    /// between that peer and the TAP NIC ([`NicLink`]).
+    fn add_nic_link(&mut self, i: usize, link: &LinkSpec) -> Result<(), TopologyError> {
+        let (nic, other, n) = if link.b.nic.is_some() {
+            (&link.b, &link.a, 1u8)
+        } else {
+            (&link.a, &link.b, 0u8)
+        };
+        let quirks = nic.nic.unwrap_or_default();
+        let wire = Namespace::create(&format!("nicwire{i}"))?;
+        let wire_fd = wire
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| io_err(&other.node, "dup namespace fd", e))?;
+        self.hidden.push(wire);
+        self.in_node(&other.node, "veth", || {
+            let mut rtnl = Rtnl::open().map_err(|e| io_err(&other.node, "open rtnetlink", e))?;
+            rtnl.add_veth(&other.name, "nw0", wire_fd.as_fd())
+                .map_err(|source| TopologyError::Netlink {
+                    node: other.node.clone(),
+                    source,
+                })
+        })??;
+        let wire = self.hidden.last().expect("pushed above");
+        let mtu = nic.mtu.unwrap_or(1500).max(other.mtu.unwrap_or(1500));
+        let wire_index = wire
+            .run(|| {
+                let index = ifindex("nw0")?;
+                Rtnl::open()?
+                    .set_link(index, Some(mtu), None, Some(true))
+                    .map_err(io::Error::other)?;
+                Ok::<_, io::Error>(index)
+            })
+            .and_then(|r| r)
+            .map_err(|e| io_err(&other.node, "the NIC link's hidden end", e))?;
+        let mac = nic.mac.unwrap_or(default_mac(i, n));
+        let nic_ns = self.namespace(&nic.node)?;
+        let tap = Tap::create(nic_ns, &nic.name, mtu, mac)
+            .map_err(|e| io_err(&nic.node, &nic.name, e))?;
+        prove(nic_ns, &nic.node, &nic.name, &tap, quirks)?;
+        for end in [other, nic] {
+            let n = if std::ptr::eq(end, &link.a) { 0 } else { 1 };
+            self.configure_end(i, n, end)?;
+        }
+        let wire = self.hidden.last().expect("pushed above");
+        let forwarder = NicLink::start(wire, wire_index, tap, quirks)
+            .map_err(|e| io_err(&nic.node, "the NIC link's forwarder", e))?;
+        self.nic_links.push(forwarder);
+        Ok(())
+    }
+
+    /// Sets a link end up with its MAC, MTU, addresses and offloads, and
+    /// records it.
+    fn configure_end(&mut self, i: usize, n: u8, end: &EndSpec) -> Result<(), TopologyError> {
+        let mac = end.mac.unwrap_or(default_mac(i, n));
+        let index = self.in_node(&end.node, "link set", || {
+            let index = ifindex(&end.name).map_err(|e| io_err(&end.node, &end.name, e))?;
+            let mut rtnl = Rtnl::open().map_err(|e| io_err(&end.node, "open rtnetlink", e))?;
+            let netlink = |source| TopologyError::Netlink {
+                node: end.node.clone(),
+                source,
+            };
+            rtnl.set_link(index, end.mtu, Some(mac), Some(true))
+                .map_err(netlink)?;
+            for &(addr, prefix) in &end.addresses {
+                rtnl.add_address(index, addr, prefix).map_err(netlink)?;
+            }
+            for &(feature, on) in &end.features {
+                ethtool::set_feature(&end.name, feature, on)
+                    .map_err(|e| io_err(&end.node, &end.name, e))?;
+            }
+            Ok::<_, TopologyError>(index)
+        })??;
+        self.interfaces.insert(
+            (end.node.clone(), end.name.clone()),
+            Interface { index, mac },
+        );
         Ok(())
     }
 
@@ -322,6 +403,46 @@ impl Topology {
     }
 }
 
+/// The NIC at a link end proves itself before it carries anything: a probe
+/// written into it must reach TC ingress as its quirks promise.
+fn prove(
+    ns: &Namespace,
+    node: &str,
+    name: &str,
+    tap: &Tap,
+    quirks: NicQuirks,
+) -> Result<(), TopologyError> {
+    use crate::{
+        instruments::skb_state::{IpSummed, SkbStateProbe},
+        live::nic::{Promise, probe_frame, self_check},
+    };
+    let after = tap.nic_program_fd().map_err(|e| io_err(node, name, e))?;
+    let mut probe =
+        SkbStateProbe::attach(ns, tap.index(), Some(after)).map_err(|e| io_err(node, name, e))?;
+    let frame = probe_frame([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 0xfd]);
+    let len = frame.len() as u32;
+    let promise = Promise {
+        len,
+        linear: Some(quirks.linear.unwrap_or(len).clamp(14, len)),
+        ip_summed: if quirks.validated {
+            IpSummed::Unnecessary
+        } else {
+            IpSummed::None
+        },
+        csum_level: 0,
+        complete_sw: false,
+    };
+    let label = format!("{node}/{name} (TAP)");
+    self_check(&label, &mut probe, &[(frame, promise)], |f, p| {
+        tap.deliver(
+            f,
+            p.linear.map(|n| n as usize),
+            quirks.validated.then_some(0),
+        )
+    })?;
+    Ok(())
+}
+
 fn io_err(node: &str, what: &str, source: io::Error) -> TopologyError {
     TopologyError::Io {
         node: node.to_owned(),
@@ -397,6 +518,12 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyError> {
         }
     }
     for link in &spec.links {
+        if link.a.nic.is_some() && link.b.nic.is_some() {
+            return invalid(format!(
+                "link {}/{} — {}/{}: only one end of a link can be an emulated NIC",
+                link.a.node, link.a.name, link.b.node, link.b.name
+            ));
+        }
         for end in [&link.a, &link.b] {
             if !names.contains(end.node.as_str()) {
                 return invalid(format!(

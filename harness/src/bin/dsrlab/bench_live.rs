@@ -50,6 +50,7 @@ fn reference() -> Reference {
         host_loopback: Vec::new(),
         lb_vips: vec![vip],
         sysctls: Vec::new(),
+        container_nic: None,
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`tap`]: headers left unpulled ("Broadcom-like": `linear: N`) and
 //!   checksums validated (`CHECKSUM_UNNECESSARY`, per receive queue);
 //! - [`vxlan`]: `CHECKSUM_COMPLETE` as hardware gives it ("mlx5-like":
-//!   `checksum: complete`, `csum_complete_sw = 0`).
+//!   `checksum: complete`, `csum_complete_sw = 0`);
+//! - [`link`]: the TAP NIC as a link end of a topology.
 //!
 //! Every NIC proves itself when it comes up ([`self_check`]): probe frames
 //! go through it and the `skb_state` instrument, at the head of its TC
@@ -12,6 +13,7 @@
 //! deliver what it promises fails the run; it never silently becomes a
 //! weaker test.
 
+pub mod link;
 pub mod tap;
 pub mod vxlan;
 
@@ -100,6 +102,22 @@ impl Promise {
         }
         (!broken.is_empty()).then(|| broken.join(", "))
     }
+}
+
+/// A 300-byte UDP/IPv4 frame from `src` to `dst` (MACs), 198.18.9.1 to
+/// 198.18.9.2, for a NIC's self-check.
+pub fn probe_frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut frame = dst.to_vec();
+    frame.extend(src);
+    frame.extend(0x0800u16.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0x01, 0x1e, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    ip.extend([198, 18, 9, 1, 198, 18, 9, 2]);
+    let sum = pnet_packet::util::checksum(&ip, 5);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    frame.extend(ip);
+    frame.extend([0x03, 0xe8, 0x07, 0xd0, 0x01, 0x0a, 0, 0]);
+    frame.resize(300, 0x5a);
+    frame
 }
 
 /// Sends each probe with `deliver` and checks what the instrument saw

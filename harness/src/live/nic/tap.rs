@@ -198,6 +198,11 @@ impl Tap {
         Ok(())
     }
 
+    /// The file descriptors of its queues, to poll.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.queues.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
     /// Waits up to `timeout` for a frame sent out of the device.
     pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         let mut fds: Vec<libc::pollfd> = self

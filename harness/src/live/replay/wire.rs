@@ -124,7 +124,7 @@ impl Replay {
             .map_err(io_err("finding the NIC's program"))?;
         let mut probe = SkbStateProbe::attach(dut, tap.index(), Some(after))
             .map_err(io_err("attaching skb_state to nic0"))?;
-        let probe_frame = probe_frame(mac);
+        let probe_frame = crate::live::nic::probe_frame(mac, WIRE_MAC);
         let len = probe_frame.len() as u32;
         let promise = |linear, validated| Promise {
             len,
@@ -197,7 +197,7 @@ impl Replay {
             })
             .and_then(|r| r)
             .map_err(io_err("opening vx0's sockets"))?;
-        let frame = probe_frame(NIC_MAC);
+        let frame = crate::live::nic::probe_frame(NIC_MAC, WIRE_MAC);
         let probes = [(frame.clone(), complete_promise(frame.len() as u32))];
         self_check(
             "vx1 (VXLAN, hardware COMPLETE)",
@@ -372,19 +372,4 @@ const fn complete_promise(len: u32) -> Promise {
         csum_level: 0,
         complete_sw: false,
     }
-}
-
-/// A 300-byte UDP/IPv4 frame to `dst` for the NIC's self-check.
-fn probe_frame(dst: [u8; 6]) -> Vec<u8> {
-    let mut frame = dst.to_vec();
-    frame.extend(WIRE_MAC);
-    frame.extend(0x0800u16.to_be_bytes());
-    let mut ip = vec![0x45, 0, 0x01, 0x1e, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip.extend([198, 18, 9, 1, 198, 18, 9, 2]);
-    let sum = pnet_packet::util::checksum(&ip, 5);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    frame.extend(ip);
-    frame.extend([0x03, 0xe8, 0x07, 0xd0, 0x01, 0x0a, 0, 0]);
-    frame.resize(300, 0x5a);
-    frame
 }

@@ -8,10 +8,13 @@ use std::net::IpAddr;
 
 use super::{Checked, Loader, ScenarioError, tree::YPath};
 use crate::{
-    formats::scenario::model::{EndDecl, RealSpec, ReferenceDecl, TopologyDecl},
+    formats::scenario::model::{
+        ChecksumQuirk, EndDecl, NicDecl, RealSpec, ReferenceDecl, TopologyDecl,
+    },
     lb::instance::{parse_mac, parse_vip},
     live::{
         ethtool::Feature,
+        nic::link::NicQuirks,
         reference::{self, Container, MAX_CONTAINERS, Reference},
         topology::{self, EndSpec, LinkSpec, NodeSpec, RouteSpec, TopologySpec},
     },
@@ -239,11 +242,16 @@ impl Loader<'_> {
                         sysctls.push((node.clone(), key, value.to_string()));
                     }
                 }
+                let container_nic = r
+                    .container_nic
+                    .map(|n| self.nic(&at.key("reference").key("container_nic"), n))
+                    .transpose()?;
                 let reference = Reference {
                     containers,
                     host_loopback,
                     lb_vips,
                     sysctls,
+                    container_nic,
                 };
                 (reference.spec(), Some(reference))
             }
@@ -358,6 +366,28 @@ impl Loader<'_> {
         Ok(TopologySpec { nodes, links })
     }
 
+    /// An emulated NIC's quirks, checked.
+    fn nic(&self, p: &YPath, n: NicDecl) -> Result<NicQuirks, ScenarioError> {
+        if n.checksum == Some(ChecksumQuirk::Complete) {
+            return Err(self.at_value(
+                &p.key("checksum"),
+                "a link end's NIC is the TAP NIC: unpulled headers and `unnecessary`; `complete` (the VXLAN NIC) is not available at a link end yet",
+            ));
+        }
+        if let Some(linear) = n.linear
+            && linear < 14
+        {
+            return Err(self.at_value(
+                &p.key("linear"),
+                format!("linear: {linear}: at least 14, the stack pulls the Ethernet header"),
+            ));
+        }
+        Ok(NicQuirks {
+            linear: n.linear,
+            validated: n.checksum == Some(ChecksumQuirk::Unnecessary),
+        })
+    }
+
     /// A sysctl name below `net.` (the prefix may be written), checked.
     fn sysctl_key(&self, p: &YPath, key: &str) -> Result<String, ScenarioError> {
         let bare = key.strip_prefix("net.").unwrap_or(key);
@@ -400,6 +430,7 @@ impl Loader<'_> {
         .into_iter()
         .filter_map(|(f, on)| on.map(|on| (f, on)))
         .collect();
+        let nic = e.nic.map(|n| self.nic(&p.key("nic"), n)).transpose()?;
         Ok(EndSpec {
             node: e.node.clone(),
             name: e.name.clone(),
@@ -407,6 +438,7 @@ impl Loader<'_> {
             mac,
             addresses,
             features,
+            nic,
         })
     }
 }

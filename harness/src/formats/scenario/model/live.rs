@@ -43,6 +43,10 @@ pub struct ReferenceDecl {
     /// the host publishes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_loopback: Vec<String>,
+    /// Each container's NIC is an emulated one with these quirks (a
+    /// Broadcom-like NIC: `{linear: 34}`) instead of a veth end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_nic: Option<NicDecl>,
     /// `net.*` sysctls by node, applied after the topology's own (`host:
     /// {ipv4.conf.all.accept_local: 1}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -156,6 +160,25 @@ pub struct EndDecl {
     /// Receive checksum offload (veth default: on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_checksum: Option<bool>,
+    /// Make this end an emulated NIC rather than a veth end: the TAP NIC,
+    /// delivering every frame with these quirks (at most one end of a
+    /// link; TC and generic XDP programs attach to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic: Option<NicDecl>,
+}
+
+/// An emulated NIC at a link end and how it hands frames up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicDecl {
+    /// Only the first N bytes linear, the rest in page frags (at least 14:
+    /// the stack pulls the Ethernet header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<u32>,
+    /// `unnecessary`: the NIC validated the outermost checksum
+    /// (`complete` is not available at a link end yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<super::ChecksumQuirk>,
 }
 
 /// Where a program is attached in the topology. In the reference topology
