@@ -9,8 +9,8 @@
 //! - [`csum_audit`]: the checksum auditor, which re-sums every
 //!   CHECKSUM_COMPLETE packet after the program and compares with
 //!   `skb->csum`;
-//! - `nic_validate`, `nic_complete`: the checksum hardware of the emulated
-//!   NICs ([`crate::live::nic`]), part of the NICs rather than observers.
+//! - `nic_validate`: the checksum hardware of the emulated NICs
+//!   ([`crate::live::nic`]), part of the NICs rather than an observer.
 //!
 //! They are written in C (`bpf/*.bpf.c`), compiled by clang in build.rs and
 //! loaded with libbpf ([`libbpf`]): they read kernel structures with CO-RE
@@ -26,9 +26,6 @@ pub const CSUM_AUDIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/csum
 
 /// The `drop_watch` object (empty when the BPF build was skipped).
 pub const DROP_WATCH_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/drop_watch.bpf.o"));
-
-/// The `nic_complete` object (empty when the BPF build was skipped).
-pub const NIC_COMPLETE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_complete.bpf.o"));
 
 /// The `nic_validate` object (empty when the BPF build was skipped).
 pub const NIC_VALIDATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_validate.bpf.o"));

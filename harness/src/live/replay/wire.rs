@@ -11,8 +11,8 @@ use std::{
 };
 
 use super::{
-    Delivery, ETH_P_ALL, FENCE_ETHERTYPE, FENCE_TIMEOUT, MAX_FRAME, MAX_MTU, MIN_MTU, Replay,
-    ReplayError, fence_frame, io_err,
+    Delivery, FENCE_ETHERTYPE, FENCE_TIMEOUT, MAX_FRAME, MAX_MTU, MIN_MTU, Replay, ReplayError,
+    fence_frame, io_err,
 };
 use crate::{
     instruments::{
@@ -49,12 +49,10 @@ pub(super) enum Wire {
     /// The VXLAN NIC: frames go in at `vx0` of the wire node and come out
     /// of `vx1` CHECKSUM_COMPLETE; frames sent back come out at `vx0`.
     Complete {
-        inject: PacketSocket,
-        sent_back: PacketSocket,
+        vxlan: Vxlan,
         probe: SkbStateProbe,
         auditor: CsumAuditor,
         drops: DropWatch,
-        _vxlan: Vxlan,
     },
 }
 
@@ -66,26 +64,25 @@ impl Wire {
         validated: bool,
     ) -> io::Result<()> {
         match self {
-            Self::Veth { inject, .. } | Self::Complete { inject, .. } => inject.send(frame),
+            Self::Veth { inject, .. } => inject.send(frame),
             Self::Nic { tap, .. } => tap.deliver(frame, linear, validated.then_some(0)),
+            Self::Complete { vxlan, .. } => vxlan.deliver(frame, linear),
         }
     }
 
     pub(super) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         match self {
-            Self::Veth { sent_back, .. } | Self::Complete { sent_back, .. } => {
-                sent_back.wait_readable(timeout)
-            }
+            Self::Veth { sent_back, .. } => sent_back.wait_readable(timeout),
             Self::Nic { tap, .. } => tap.wait_readable(timeout),
+            Self::Complete { vxlan, .. } => vxlan.wait_readable(timeout),
         }
     }
 
     pub(super) fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
         match self {
-            Self::Veth { sent_back, .. } | Self::Complete { sent_back, .. } => {
-                sent_back.try_recv(buf)
-            }
+            Self::Veth { sent_back, .. } => sent_back.try_recv(buf),
             Self::Nic { tap, .. } => tap.try_recv(buf),
+            Self::Complete { vxlan, .. } => vxlan.try_recv(buf),
         }
     }
 
@@ -174,36 +171,22 @@ impl Replay {
         // VXLAN adds 50 bytes of headers on the underlay.
         let mtu = mtu.clamp(MIN_MTU, MAX_MTU - 64);
         let (sysctls, local_routes) = sink();
-        let mut spec = crate::live::nic::vxlan::spec(sysctls, local_routes);
-        let link = &mut spec.links[0];
-        for end in [&mut link.a, &mut link.b] {
-            end.mtu = Some(mtu + 64);
-        }
-        let topology = Topology::build(&spec)?;
-        let wire = topology.node("wire").expect("in the spec");
+        let topology = Topology::build(&crate::live::nic::vxlan::spec(sysctls, local_routes))?;
         let under = topology.node("under").expect("in the spec");
         let nic = topology.node("nic").expect("in the spec");
-        let vxlan = Vxlan::create(wire, under, nic, NIC_MAC, mtu)
-            .map_err(io_err("creating the VXLAN NIC"))?;
-        let (wire_index, nic_index) = (vxlan.wire_index, vxlan.nic_index);
+        let vxlan =
+            Vxlan::create(under, nic, NIC_MAC, mtu).map_err(io_err("creating the VXLAN NIC"))?;
+        let nic_index = vxlan.nic_index;
         let mut probe = SkbStateProbe::attach(nic, nic_index, None)
             .map_err(io_err("attaching skb_state to vx1"))?;
-        let (inject, sent_back) = wire
-            .run(|| {
-                let inject = PacketSocket::sender(wire_index)?;
-                let sent_back = PacketSocket::capture_arriving(wire_index, ETH_P_ALL)?;
-                sent_back.set_receive_buffer(4 << 20)?;
-                io::Result::Ok((inject, sent_back))
-            })
-            .and_then(|r| r)
-            .map_err(io_err("opening vx0's sockets"))?;
         let frame = crate::live::nic::probe_frame(NIC_MAC, WIRE_MAC);
-        let probes = [(frame.clone(), complete_promise(frame.len() as u32))];
+        let len = frame.len() as u32;
+        let probes = [(frame, complete_promise(len))];
         self_check(
             "vx1 (VXLAN, hardware COMPLETE)",
             &mut probe,
             &probes,
-            |f, _| inject.send(f),
+            |f, _| vxlan.deliver(f, None),
         )?;
         let auditor = CsumAuditor::attach(nic).map_err(io_err("attaching the checksum auditor"))?;
         let drops = DropWatch::attach(nic).map_err(io_err("attaching the drop watcher"))?;
@@ -214,12 +197,10 @@ impl Replay {
             .map_err(io_err("opening the return fence socket"))?;
         Self::behind_nic(
             Wire::Complete {
-                inject,
-                sent_back,
+                vxlan,
                 probe,
                 auditor,
                 drops,
-                _vxlan: vxlan,
             },
             topology,
             nic_index,
@@ -363,7 +344,8 @@ fn sink() -> (Vec<(String, String)>, LocalRoutes) {
     (sysctls, routes)
 }
 
-/// What the VXLAN NIC promises for an inner frame of `len` bytes.
+/// What the VXLAN NIC promises for an inner frame of `len` bytes:
+/// CHECKSUM_COMPLETE with a hardware sum.
 const fn complete_promise(len: u32) -> Promise {
     Promise {
         len,
