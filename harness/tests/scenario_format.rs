@@ -285,6 +285,18 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    attach: {node: a, interface: a0}\nmodes: [netns]\ntopology:\n  nodes: [{name: a, loopback: [198.18.1.1]}, {name: b}]\n  links:\n    - a: {node: a, name: a0, addresses: [198.18.0.1/24]}\n      b: {node: b, name: b0, nic: {linear: 8}}\nclients:\n  - {node: a, generate: {flows: 1, src: 198.18.0.1}, expect: {outcome: reply}}\n",
     "t.yaml:10:44: linear: 8: at least 14, the stack pulls the Ethernet header"
 )]
+#[case::checksum_quirk_for_xdp(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\nmodes: [test-run, netns]\ntraffic:\n  - pcap: two.pcap\n    quirks: {checksum: complete}\n",
+    "t.yaml:7:5: these quirks reach no program in modes test-run, netns: `xdp_decap`: checksum state is an skb property; XDP runs before the skb exists"
+)]
+#[case::linear_for_tc_in_test_runs(
+    "version: 1\nprograms:\n  - builtin: tc_decap\ntraffic:\n  - pcap: two.pcap\nquirks: {linear: 34}\n",
+    "t.yaml:6:1: these quirks reach no program in modes test-run: `tc_decap`: TC programs get linear: N and checksum: unnecessary live only, behind the TAP NIC (skb test runs are linear and unvalidated): add netns to `modes`"
+)]
+#[case::linear_for_xdp_live_only(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\nmodes: [netns]\ntraffic:\n  - pcap: two.pcap\n    packets:\n      1: {quirks: {linear: 20}}\n",
+    "t.yaml:8:11: these quirks reach no program in modes netns: `xdp_decap`: XDP gets linear: N in test runs only (live, generic XDP lays non-linear skbs out again): add test-run to `modes`"
+)]
 fn load_errors(#[case] text: &str, #[case] expected: &str) {
     assert_eq!(error(text), format!("{DATA}/{expected}"));
 }

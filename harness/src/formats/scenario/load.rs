@@ -476,6 +476,7 @@ impl<'a> Loader<'a> {
             .map(|(i, p)| self.program(&root.key("programs").index(i), p))
             .collect::<Result<Vec<_>, _>>()?;
         self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
+        self.check_quirks(&root.key("quirks"), &self.spec.quirks, &programs)?;
         let mut packets = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut lb_changes = Vec::new();

@@ -114,8 +114,10 @@ impl Loader<'_> {
         let stream_expect = s.expect.clone();
         let overrides = s.packets.clone();
         let stream_quirks = s.quirks;
+        self.check_quirks(&p.key("quirks"), &stream_quirks, programs)?;
         self.check_expect(&p.key("expect"), stream_expect.as_ref(), programs)?;
         for (n, o) in &overrides {
+            self.check_quirks(&p.key("packets").key(n).key("quirks"), &o.quirks, programs)?;
             self.check_expect(
                 &p.key("packets").key(n).key("expect"),
                 o.expect.as_ref(),
@@ -186,6 +188,72 @@ impl Loader<'_> {
             self.equals.insert(path.clone(), packets);
         }
         Ok(path)
+    }
+
+    /// Quirks asked for explicitly (scenario, stream, packet) must reach
+    /// some program in some mode of the scenario: quirks no program can be
+    /// given are an error that says why for each, not a run of skips.
+    /// (Where they reach one program and not another, the other skips
+    /// those packets with the reason, as it does a fixture's own quirks.)
+    pub(super) fn check_quirks(
+        &self,
+        at: &YPath,
+        q: &super::QuirksSpec,
+        programs: &[Checked],
+    ) -> Result<(), ScenarioError> {
+        use super::{Mode, objects::Hook};
+        use crate::formats::scenario::model::ChecksumQuirk;
+        if q.is_empty() {
+            return Ok(());
+        }
+        let complete = q.checksum == Some(ChecksumQuirk::Complete);
+        let unnecessary = q.checksum == Some(ChecksumQuirk::Unnecessary);
+        let linear = q.linear.is_some();
+        let reaches = |hook: Hook, mode: Mode| match (mode, hook) {
+            (Mode::TestRun, Hook::Xdp) => !complete && !unnecessary,
+            (Mode::TestRun, _) => !unnecessary && !linear,
+            (Mode::Netns, Hook::Xdp) => !complete && !unnecessary && !linear,
+            (Mode::Netns, _) => !(complete && linear),
+        };
+        if programs
+            .iter()
+            .any(|c| self.spec.modes.iter().any(|&m| reaches(c.hook, m)))
+        {
+            return Ok(());
+        }
+        let why: Vec<String> = programs
+            .iter()
+            .map(|c| {
+                let why = match c.hook {
+                    Hook::Xdp if complete || unnecessary => {
+                        "checksum state is an skb property; XDP runs before the skb exists"
+                    }
+                    Hook::Xdp => {
+                        "XDP gets linear: N in test runs only (live, generic XDP lays non-linear skbs out again): add test-run to `modes`"
+                    }
+                    _ if complete && linear => {
+                        "checksum: complete with linear: N is not emulated (skb test runs are linear; the VXLAN NIC's tunnel pulls the inner headers)"
+                    }
+                    _ => {
+                        "TC programs get linear: N and checksum: unnecessary live only, behind the TAP NIC (skb test runs are linear and unvalidated): add netns to `modes`"
+                    }
+                };
+                format!("`{}`: {why}", c.program.name)
+            })
+            .collect();
+        Err(self.at_key(
+            at,
+            format!(
+                "these quirks reach no program in modes {}: {}",
+                self.spec
+                    .modes
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                why.join("; ")
+            ),
+        ))
     }
 
     /// Checks `after.snmp`: live TC programs only (see the model).
