@@ -63,6 +63,10 @@ pub enum RunError {
         /// What the packet sums to.
         sum: u16,
     },
+    /// Live, behind an emulated NIC: the skb claims validated checksums
+    /// that the program removed.
+    #[error("checksum state defect: {0}; the stack would trust what nobody validated")]
+    StaleChecksumState(String),
     /// A quirk the program type cannot have.
     #[error("quirk `{quirk}` does not apply to {kind} program `{program}`: {why}")]
     QuirkUnsupported {

@@ -184,9 +184,10 @@ fn tc_giving_up_on_unpulled_headers_passes_test_runs_and_is_caught_live() {
 
 /// A TC decap that keeps the NIC's CHECKSUM_UNNECESSARY on the inner packet
 /// decapsulates every byte right — the byte and counter oracles see
-/// nothing wrong — and gets inner packets with wrong checksums past the
-/// stack: the drop reasons show each going on to the port lookup, and the
-/// SNMP oracle reports each checksum error that did not happen.
+/// nothing wrong. The auditor sees every packet still claiming the outer
+/// checksum the decap removed, and the stack lets inner packets with wrong
+/// checksums through: the SNMP oracle reports each checksum error that did
+/// not happen.
 #[test]
 fn keeping_the_outer_checksum_claim_is_caught_by_the_stack_counters() {
     use dsrlab::{
@@ -217,17 +218,21 @@ fn keeping_the_outer_checksum_claim_is_caught_by_the_stack_counters() {
     let RunOutcome::Ran { report, after } = &bad.runs[0].outcome else {
         panic!("{:?}", bad.runs[0].outcome);
     };
-    // Every packet is decapsulated exactly: only the stack notices.
-    assert_eq!(report.passed(), 2, "{:?}", report.packets);
-    for p in report.packets.iter().filter(|p| !p.passed()) {
+    // Every packet is decapsulated exactly (the counters moved as for the
+    // correct decap); every one keeps a claim nobody can make any more.
+    assert_eq!(report.passed(), 0, "{:?}", report.packets);
+    for p in &report.packets {
         assert!(
             p.findings
                 .iter()
-                .all(|f| matches!(f, Finding::Stack(what) if what.contains("actual NO_SOCKET"))),
+                .all(|f| matches!(f, Finding::RunFailed(why)
+                if why.contains("still claims 1 validated checksum(s)")
+                    && why.contains("removed 1 of the 1 the NIC validated"))),
             "{}: {:?}",
             p.name,
             p.findings
         );
+        assert_eq!(p.counters.len(), 1, "{}: {:?}", p.name, p.counters);
     }
     let after: Vec<String> = after.iter().map(ToString::to_string).collect();
     assert_eq!(after.len(), 3, "{after:?}");

@@ -10,6 +10,7 @@ use std::io;
 use super::{
     CSUM_AUDIT_ELF,
     libbpf::{Link, Object, RingBuffer},
+    skb_state::IpSummed,
 };
 use crate::live::netns::Namespace;
 
@@ -20,15 +21,19 @@ const PRE_ROUTING: u32 = 0;
 /// Early, before conntrack (-200) could drop or change anything.
 const PRIORITY: i32 = -300;
 
-/// One COMPLETE skb as audited.
+/// One skb as audited.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Audit {
+    /// Its checksum state after the programs before PRE_ROUTING.
+    pub ip_summed: IpSummed,
+    /// Its `csum_level` (meaningful for CHECKSUM_UNNECESSARY).
+    pub csum_level: u8,
     /// Its length from the network header.
     pub len: u32,
     /// `skb->csum`, folded to 16 bits.
     pub skb_csum: u16,
-    /// What the bytes sum to, folded (`None`: not audited — too long, or
-    /// unreadable).
+    /// What the bytes sum to, folded (`None`: not CHECKSUM_COMPLETE, or not
+    /// audited — too long, or unreadable).
     pub sum: Option<u16>,
     /// `csum_complete_sw`.
     pub complete_sw: bool,
@@ -37,6 +42,15 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// Validated checksums the skb claims: `csum_level + 1` when
+    /// CHECKSUM_UNNECESSARY, none otherwise.
+    pub const fn claimed(&self) -> u8 {
+        match self.ip_summed {
+            IpSummed::Unnecessary => self.csum_level + 1,
+            _ => 0,
+        }
+    }
+
     /// Whether `skb->csum` is stale: the bytes sum to something else (0
     /// and 0xffff are the same ones'-complement value).
     pub fn stale(&self) -> bool {
@@ -84,7 +98,7 @@ impl CsumAuditor {
         })
     }
 
-    /// Every COMPLETE skb audited since the last call, in order.
+    /// Every skb audited since the last call, in order.
     pub fn take(&mut self) -> io::Result<Vec<Audit>> {
         self.records
             .drain()?
@@ -98,6 +112,8 @@ impl CsumAuditor {
                 }
                 let word = |i: usize| u32::from_ne_bytes(r[i..i + 4].try_into().expect("4 bytes"));
                 Ok(Audit {
+                    ip_summed: IpSummed::from_raw(r[14]),
+                    csum_level: r[15],
                     len: word(0),
                     skb_csum: fold(u64::from(word(4))),
                     sum: (r[13] != 0).then(|| word(8) as u16),

@@ -27,7 +27,8 @@ pub enum IpSummed {
 }
 
 impl IpSummed {
-    fn from_raw(v: u8) -> Self {
+    /// From the kernel's `CHECKSUM_*` value.
+    pub fn from_raw(v: u8) -> Self {
         match v & 3 {
             0 => Self::None,
             1 => Self::Unnecessary,

@@ -42,6 +42,7 @@ use super::{
 };
 use crate::{
     datapath,
+    instruments::skb_state::IpSummed,
     load::{LoadError, LoadOptions, LoadedProgram},
 };
 
@@ -72,6 +73,9 @@ pub struct Observation {
     /// packets while this frame was processed (fences left out); `None` on
     /// the inert veth rig, where no stack watches.
     pub drops: Option<Vec<String>>,
+    /// Behind an emulated NIC: the skb still claims validated checksums
+    /// that the program removed (what the auditor saw, explained).
+    pub stale_state: Option<String>,
     /// Behind the VXLAN NIC: the checksum auditor found `skb->csum` stale
     /// after the program — (what `skb->csum` folds to, what the bytes sum
     /// to).
@@ -278,16 +282,33 @@ impl Replay {
                     .collect(),
             );
         }
-        if let Wire::Complete { auditor, .. } = &mut self.wire {
+        if let Some(auditor) = self.wire.auditor() {
             // The frame went through PRE_ROUTING before the fence behind
             // it reached its socket: its audit is in.
             let audits = auditor
                 .take()
                 .map_err(io_err("reading the checksum audit"))?;
+            if let Some(a) = audits
+                .iter()
+                .find(|a| a.ip_summed == IpSummed::Complete && a.sum.is_none())
+            {
+                // Never a pass by default: a packet it could not sum is an
+                // error of the rig, not a clean audit.
+                return Err(ReplayError::Io {
+                    what: "auditing skb->csum".into(),
+                    source: io::Error::other(format!(
+                        "the checksum auditor could not sum a {}-byte packet",
+                        a.len
+                    )),
+                });
+            }
             observation.stale_checksum = audits
                 .iter()
                 .find(|a| a.stale())
                 .map(|a| (a.skb_csum, a.sum.unwrap_or_default()));
+            if let (Some(after), Some(out)) = (audits.first(), observation.delivered.first()) {
+                observation.stale_state = stale_state(frame, out, delivery, after);
+            }
         }
         Ok(observation)
     }
@@ -439,6 +460,40 @@ impl Replay {
             }
         }
     }
+}
+
+/// Validated L4 checksums in `frame`: TCP, and UDP unless its checksum is
+/// absent (zero over IPv4), outermost first.
+fn l4_checksums(frame: &[u8]) -> usize {
+    crate::formats::packet::dissect(frame)
+        .layers
+        .iter()
+        .filter(|l| {
+            matches!(l.repr.kind(), "tcp" | "udp")
+                && l.checksum != Some(crate::formats::packet::dissect::ChecksumStatus::Absent)
+        })
+        .count()
+}
+
+/// Whether the skb, as the auditor saw it after the program, claims more
+/// validated checksums than are left: the NIC validated the outermost
+/// ones (`delivery`), and the program removed some of those headers.
+fn stale_state(
+    frame: &[u8],
+    out: &[u8],
+    delivery: Delivery,
+    after: &crate::instruments::csum_audit::Audit,
+) -> Option<String> {
+    let validated = usize::from(delivery.validated);
+    let removed = l4_checksums(frame).saturating_sub(l4_checksums(out));
+    let left = validated.saturating_sub(removed);
+    let claimed = usize::from(after.claimed());
+    (claimed > left).then(|| {
+        format!(
+            "the skb still claims {claimed} validated checksum(s) (CHECKSUM_UNNECESSARY, csum_level {}) after the program removed {removed} of the {validated} the NIC validated",
+            after.csum_level
+        )
+    })
 }
 
 /// A minimum-size fence frame from `src` to `dst`, sequence 0.

@@ -264,6 +264,9 @@ impl Execution for Live {
         if let Some((skb, sum)) = observation.stale_checksum {
             return Ok(Err(RunError::StaleChecksumLive { skb, sum }));
         }
+        if let Some(why) = observation.stale_state {
+            return Ok(Err(RunError::StaleChecksumState(why)));
+        }
         Ok(Ok(as_result(program.kind(), observation, started)))
     }
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * csum_audit: the checksum auditor. A netfilter program at PRE_ROUTING
- * (IPv4 and IPv6) that, for every CHECKSUM_COMPLETE skb, sums the packet
- * from the network header to its end and compares the sum with skb->csum,
- * which must cover exactly those bytes: a program before it that changed
- * bytes without updating skb->csum leaves it stale, and the stack would
- * trust it (hardware sums are not recomputed). One record per audited skb
- * goes into a ring buffer; packets are never changed or dropped.
+ * (IPv4 and IPv6) that records every skb's checksum state (ip_summed,
+ * csum_level) as the programs before it left it, and, for every
+ * CHECKSUM_COMPLETE skb, sums the packet from the network header to its
+ * end and compares the sum with skb->csum, which must cover exactly those
+ * bytes: a program that changed bytes without updating skb->csum leaves it
+ * stale, and the stack would trust it (hardware sums are not recomputed).
+ * One record per skb goes into a ring buffer; packets are never changed or
+ * dropped.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -17,6 +19,7 @@ struct sk_buff {
 	unsigned int len;
 	__u8 ip_summed : 2;
 	__u8 csum_complete_sw : 1;
+	__u8 csum_level : 2;
 	__u32 csum;
 } __attribute__((preserve_access_index));
 
@@ -41,7 +44,8 @@ struct record {
 	__u32 sum;
 	__u8 complete_sw;
 	__u8 audited;
-	__u8 pad[2];
+	__u8 ip_summed;
+	__u8 csum_level;
 	__u8 bytes[CHUNK];
 };
 
@@ -70,11 +74,11 @@ SEC("netfilter")
 int csum_audit(struct bpf_nf_ctx *ctx)
 {
 	struct sk_buff *skb = ctx->skb;
-	if (BPF_CORE_READ_BITFIELD(skb, ip_summed) != CHECKSUM_COMPLETE)
-		return NF_ACCEPT;
 	struct record *r = bpf_ringbuf_reserve(&audits, sizeof(*r), 0);
 	if (!r)
 		return NF_ACCEPT;
+	r->ip_summed = BPF_CORE_READ_BITFIELD(skb, ip_summed);
+	r->csum_level = BPF_CORE_READ_BITFIELD(skb, csum_level);
 	__u32 len = skb->len;
 	r->len = len;
 	r->skb_csum = skb->csum;
@@ -84,7 +88,8 @@ int csum_audit(struct bpf_nf_ctx *ctx)
 	__builtin_memset(r->bytes, 0, CHUNK);
 
 	struct bpf_dynptr ptr;
-	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &ptr) || len > CHUNK * MAX_CHUNKS) {
+	if (r->ip_summed != CHECKSUM_COMPLETE || bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &ptr) ||
+	    len > CHUNK * MAX_CHUNKS) {
 		bpf_ringbuf_submit(r, 0);
 		return NF_ACCEPT;
 	}

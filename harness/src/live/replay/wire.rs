@@ -44,6 +44,7 @@ pub(super) enum Wire {
     Nic {
         tap: Tap,
         probe: SkbStateProbe,
+        auditor: CsumAuditor,
         drops: DropWatch,
     },
     /// The VXLAN NIC: frames go in at `vx0` of the wire node and come out
@@ -83,6 +84,14 @@ impl Wire {
             Self::Veth { sent_back, .. } => sent_back.try_recv(buf),
             Self::Nic { tap, .. } => tap.try_recv(buf),
             Self::Complete { vxlan, .. } => vxlan.try_recv(buf),
+        }
+    }
+
+    /// The checksum auditor of an emulated NIC's sink.
+    pub(super) fn auditor(&mut self) -> Option<&mut CsumAuditor> {
+        match self {
+            Self::Veth { .. } => None,
+            Self::Nic { auditor, .. } | Self::Complete { auditor, .. } => Some(auditor),
         }
     }
 
@@ -146,6 +155,7 @@ impl Replay {
                 (p.ip_summed == IpSummed::Unnecessary).then_some(0),
             )
         })?;
+        let auditor = CsumAuditor::attach(dut).map_err(io_err("attaching the checksum auditor"))?;
         let drops = DropWatch::attach(dut).map_err(io_err("attaching the drop watcher"))?;
         attach::attach(program, dut, "nic0", tap.index(), Hook::TcIngress)?;
         let index = tap.index();
@@ -154,7 +164,12 @@ impl Replay {
             .and_then(|r| r)
             .map_err(io_err("opening the return fence socket"))?;
         Self::behind_nic(
-            Wire::Nic { tap, probe, drops },
+            Wire::Nic {
+                tap,
+                probe,
+                auditor,
+                drops,
+            },
             topology,
             index,
             return_fence,
