@@ -18,6 +18,8 @@ use aya::{
 
 use crate::datapath::Object;
 
+pub mod sections;
+
 /// The program types the test-run engine can drive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgramKind {
@@ -60,6 +62,23 @@ pub enum LoadError {
     NotBuilt {
         /// Object name.
         object: String,
+    },
+    /// The object file could not be read.
+    #[error("cannot read object {object}: {source}")]
+    Read {
+        /// The path.
+        object: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// libbpf's TC section names could not be rewritten for aya.
+    #[error("object {object}: {reason}")]
+    Sections {
+        /// The path.
+        object: String,
+        /// What in the object stopped the rewrite.
+        reason: String,
     },
     /// aya could not parse or prepare the ELF object.
     #[error("cannot load object {object}: {source}")]
@@ -161,8 +180,16 @@ impl LoadedProgram {
     ) -> Result<Self, LoadError> {
         crate::kernel::check_bpf_capabilities()?;
         let object = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
+            object: object.clone(),
+            source: e,
+        })?;
+        let elf = sections::for_aya(&bytes).map_err(|reason| LoadError::Sections {
+            object: object.clone(),
+            reason,
+        })?;
         let ebpf = loader(options)
-            .load_file(path)
+            .load(&elf)
             .map_err(|source| LoadError::Object {
                 object: object.clone(),
                 source: Box::new(source),
@@ -271,6 +298,54 @@ impl LoadedProgram {
             .and_then(|p| p.info().ok())
             .and_then(|info| info.map_ids().ok().flatten())
             .unwrap_or_default()
+    }
+
+    /// The file descriptor of another program of the same object, loaded
+    /// first if it is not (the target of a tail call through a program
+    /// array). It must be of the same type as this program.
+    pub fn sibling_fd(&mut self, name: &str) -> Result<BorrowedFd<'_>, LoadError> {
+        let object = self.object.clone();
+        let available = self
+            .ebpf
+            .programs()
+            .map(|(name, _)| name.to_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let kind = self.kind;
+        let Some(prog) = self.ebpf.program_mut(name) else {
+            return Err(LoadError::NoSuchProgram {
+                object,
+                program: name.to_owned(),
+                available,
+            });
+        };
+        let verifier = |source| LoadError::Verifier {
+            object: object.clone(),
+            program: name.to_owned(),
+            source: Box::new(source),
+        };
+        let loaded = prog.fd().is_ok();
+        match (prog, kind) {
+            (Program::Xdp(p), ProgramKind::Xdp) if !loaded => p.load().map_err(verifier)?,
+            (Program::SchedClassifier(p), ProgramKind::SchedCls) if !loaded => {
+                p.load().map_err(verifier)?;
+            }
+            (Program::Xdp(_), ProgramKind::Xdp)
+            | (Program::SchedClassifier(_), ProgramKind::SchedCls) => {}
+            (other, _) => {
+                return Err(LoadError::UnsupportedType {
+                    object,
+                    program: name.to_owned(),
+                    kind: format!(
+                        "{:?} program, not a {} one like the program under test,",
+                        other.prog_type(),
+                        kind.name()
+                    ),
+                });
+            }
+        }
+        let prog = self.ebpf.program(name).expect("found above");
+        Ok(prog.fd().expect("loaded above").as_fd())
     }
 
     /// Pins the program at `path` on a BPF filesystem: it stays loaded after

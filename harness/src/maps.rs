@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 
-use aya::maps::{MapFd, MapInfo, MapType};
+use aya::maps::{Map, MapData, MapFd, MapInfo, MapType};
 
 use crate::load::LoadedProgram;
 
@@ -77,6 +77,43 @@ pub enum MapAccessError {
     },
 }
 
+/// The kernel map behind any of aya's typed variants: aya has no
+/// variant-independent accessor, and `RawMap` works below the types.
+fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::Array(data)
+        | Map::ArrayOfMaps(data)
+        | Map::BloomFilter(data)
+        | Map::CgroupArray(data)
+        | Map::CgroupStorage(data)
+        | Map::CgrpStorage(data)
+        | Map::CpuMap(data)
+        | Map::DevMap(data)
+        | Map::DevMapHash(data)
+        | Map::HashMap(data)
+        | Map::HashOfMaps(data)
+        | Map::InodeStorage(data)
+        | Map::LpmTrie(data)
+        | Map::LruHashMap(data)
+        | Map::PerCpuArray(data)
+        | Map::PerCpuCgroupStorage(data)
+        | Map::PerCpuHashMap(data)
+        | Map::PerCpuLruHashMap(data)
+        | Map::PerfEventArray(data)
+        | Map::ProgramArray(data)
+        | Map::Queue(data)
+        | Map::ReusePortSockArray(data)
+        | Map::RingBuf(data)
+        | Map::SockHash(data)
+        | Map::SockMap(data)
+        | Map::SkStorage(data)
+        | Map::Stack(data)
+        | Map::StackTraceMap(data)
+        | Map::Unsupported(data)
+        | Map::XskMap(data) => data,
+    }
+}
+
 impl RawMap {
     /// The map called `name` among those `program` uses.
     pub fn find(program: &LoadedProgram, name: &str) -> Result<Self, MapAccessError> {
@@ -84,19 +121,28 @@ impl RawMap {
             program: program.name().to_owned(),
             source: Box::new(source),
         };
+        // The object's own maps by their full name first: that covers maps
+        // the program does not reference itself (inner maps of a map of
+        // maps) and global data (`.bss`, `.data`).
+        let described = |info: MapInfo| -> Result<Self, aya::maps::MapError> {
+            Ok(Self {
+                name: name.to_owned(),
+                fd: info.fd()?,
+                map_type: info.map_type()?,
+                key_size: info.key_size() as usize,
+                value_size: info.value_size() as usize,
+            })
+        };
+        if let Some(map) = program.map(name) {
+            return map_data(map).info().and_then(described).map_err(info_err);
+        }
         let wanted = &name[..name.len().min(KERNEL_NAME_LEN)];
         let mut available = Vec::new();
         for id in program.map_ids() {
             let info = MapInfo::from_id(id).map_err(info_err)?;
             let kernel_name = info.name_as_str().unwrap_or_default().to_owned();
             if kernel_name == wanted {
-                return Ok(Self {
-                    name: name.to_owned(),
-                    fd: info.fd().map_err(info_err)?,
-                    map_type: info.map_type().map_err(info_err)?,
-                    key_size: info.key_size() as usize,
-                    value_size: info.value_size() as usize,
-                });
+                return described(info).map_err(info_err);
             }
             available.push(kernel_name);
         }
@@ -137,6 +183,11 @@ impl RawMap {
         })
     }
 
+    /// The map's file descriptor, to store it in a map of maps.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Writes `value` at `key` (on every CPU for per-CPU maps).
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), MapAccessError> {
         self.check("key", key.len(), self.key_size)?;
@@ -163,18 +214,12 @@ impl RawMap {
         self.syscall("update", rc)
     }
 
-    /// Reads the value at `key`, per-CPU values summed as little-endian u64
-    /// words; `None` if the key is absent.
-    pub fn lookup_summed(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapAccessError> {
+    /// Reads the value at `key`: one value, or one per possible CPU for
+    /// per-CPU maps; `None` if the key is absent.
+    pub fn lookup_per_cpu(&self, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, MapAccessError> {
         self.check("key", key.len(), self.key_size)?;
         let stride = self.value_size.next_multiple_of(8);
         let cpus = if self.per_cpu() { possible_cpus() } else { 1 };
-        if self.per_cpu() && self.value_size % 8 != 0 {
-            return Err(MapAccessError::NotSummable {
-                map: self.name.clone(),
-                size: self.value_size,
-            });
-        }
         let mut buffer = vec![0u8; stride * cpus];
         // SAFETY: buffer holds a value for every possible CPU.
         let rc = unsafe {
@@ -190,10 +235,38 @@ impl RawMap {
         self.syscall("lookup", rc)?;
         if !self.per_cpu() {
             buffer.truncate(self.value_size);
-            return Ok(Some(buffer));
+            return Ok(Some(vec![buffer]));
+        }
+        Ok(Some(
+            buffer
+                .chunks(stride)
+                .map(|slot| slot[..self.value_size].to_vec())
+                .collect(),
+        ))
+    }
+
+    /// Whether the map holds a value per CPU.
+    pub fn is_per_cpu(&self) -> bool {
+        self.per_cpu()
+    }
+
+    /// Reads the value at `key`, per-CPU values summed as little-endian u64
+    /// words; `None` if the key is absent.
+    pub fn lookup_summed(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapAccessError> {
+        if self.per_cpu() && self.value_size % 8 != 0 {
+            return Err(MapAccessError::NotSummable {
+                map: self.name.clone(),
+                size: self.value_size,
+            });
+        }
+        let Some(values) = self.lookup_per_cpu(key)? else {
+            return Ok(None);
+        };
+        if !self.per_cpu() {
+            return Ok(values.into_iter().next());
         }
         let mut sum = vec![0u64; self.value_size / 8];
-        for slot in buffer.chunks(stride) {
+        for slot in &values {
             let (words, _) = slot.as_chunks::<8>();
             for (word, bytes) in sum.iter_mut().zip(words) {
                 *word = word.wrapping_add(u64::from_le_bytes(*bytes));

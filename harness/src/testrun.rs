@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::load::{LoadedProgram, ProgramKind};
+use crate::{
+    formats::ctx::{CB_WORDS, Ctx, SkbCtxOut},
+    load::{LoadedProgram, ProgramKind},
+};
 pub use crate::{formats::fixture::Quirks, verdict::Verdict};
 
 /// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: give the program a CHECKSUM_COMPLETE
@@ -40,6 +43,9 @@ pub struct RunResult {
     /// behind an emulated NIC. `None` where no stack takes the packet (test
     /// runs, the inert veth rig).
     pub drops: Option<Vec<String>>,
+    /// The skb's context after the run, when the packet's context was read
+    /// back (test runs of TC programs).
+    pub ctx: Option<SkbCtxOut>,
 }
 
 /// Why a test run produced no result.
@@ -147,24 +153,16 @@ pub fn run_repeated(
         }
         flags |= BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
     }
-    // xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-    // egress_ifindex. data_end < len leaves the rest in frags.
-    let mut xdp_ctx = [0u32; 6];
-    let ctx_in: &[u32] = match quirks.linear {
-        None => &[],
-        Some(_) if kind != ProgramKind::Xdp => {
-            return Err(RunError::QuirkUnsupported {
-                quirk: "linear",
-                kind: kind.name(),
-                program: program.name().to_owned(),
-                why: "skb test runs are always linear on this kernel; unpulled headers for TC need a live TAP with IFF_NAPI_FRAGS",
-            });
-        }
-        Some(n) => {
-            xdp_ctx[1] = n.min(packet.len() as u32);
-            &xdp_ctx
-        }
-    };
+    if quirks.linear.is_some() && kind != ProgramKind::Xdp {
+        return Err(RunError::QuirkUnsupported {
+            quirk: "linear",
+            kind: kind.name(),
+            program: program.name().to_owned(),
+            why: "skb test runs are always linear on this kernel; unpulled headers for TC need a live TAP with IFF_NAPI_FRAGS",
+        });
+    }
+    let mut context = KernelCtx::new(kind, packet.len(), quirks);
+    let (ctx_in, ctx_out) = context.buffers();
 
     let capacity = packet.len() + OUTPUT_HEADROOM;
     let mut output = vec![0u8; capacity];
@@ -174,12 +172,10 @@ pub fn run_repeated(
         data_size_in: packet.len() as u32,
         data_out: output.as_mut_ptr().cast(),
         data_size_out: capacity as u32,
-        ctx_in: if ctx_in.is_empty() {
-            std::ptr::null()
-        } else {
-            ctx_in.as_ptr().cast()
-        },
-        ctx_size_in: size_of_val(ctx_in) as u32,
+        ctx_in: ctx_in.map_or(std::ptr::null(), |c| c.as_ptr().cast()),
+        ctx_size_in: ctx_in.map_or(0, |c| c.len() as u32),
+        ctx_size_out: ctx_out.as_ref().map_or(0, |c| c.len() as u32),
+        ctx_out: ctx_out.map_or(std::ptr::null_mut(), |c| c.as_mut_ptr().cast()),
         repeat: repeat.max(1) as i32,
         flags,
         ..Default::default()
@@ -208,6 +204,19 @@ pub fn run_repeated(
                 program: program.name().to_owned(),
                 hint: einval_hint(kind, quirks),
             },
+            Some(libc::ENODEV) if quirks.ctx.is_used() => RunError::InvalidInput {
+                program: program.name().to_owned(),
+                hint: format!(
+                    "no device has the context's ifindex or ingress_ifindex ({}) in the \
+                     harness's network namespace (ENODEV); 1 is lo, which always exists",
+                    [quirks.ctx.ifindex, quirks.ctx.ingress_ifindex]
+                        .iter()
+                        .flatten()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             _ => RunError::Syscall {
                 program: program.name().to_owned(),
                 source,
@@ -225,7 +234,139 @@ pub fn run_repeated(
         kernel_ns: opts.duration,
         wall,
         drops: None,
+        ctx: context.skb_out(),
     })
+}
+
+/// `struct __sk_buff` as `BPF_PROG_TEST_RUN` takes and returns it (uapi
+/// layout; libbpf-sys has no binding for it). Only the fields the kernel
+/// accepts from user space are ever set; the rest must stay zero.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SkBuff {
+    len: u32,
+    pkt_type: u32,
+    mark: u32,
+    queue_mapping: u32,
+    protocol: u32,
+    vlan_present: u32,
+    vlan_tci: u32,
+    vlan_proto: u32,
+    priority: u32,
+    ingress_ifindex: u32,
+    ifindex: u32,
+    tc_index: u32,
+    cb: [u32; CB_WORDS],
+    hash: u32,
+    tc_classid: u32,
+    data: u32,
+    data_end: u32,
+    napi_id: u32,
+    family: u32,
+    remote_ip4: u32,
+    local_ip4: u32,
+    remote_ip6: [u32; 4],
+    local_ip6: [u32; 4],
+    remote_port: u32,
+    local_port: u32,
+    data_meta: u32,
+    flow_keys: u64,
+    tstamp: u64,
+    wire_len: u32,
+    gso_segs: u32,
+    sk: u64,
+    gso_size: u32,
+    tstamp_type: u8,
+    _pad: [u8; 3],
+    hwtstamp: u64,
+}
+
+// The uapi layout, checked where it is easy to get wrong.
+const _: () = assert!(size_of::<SkBuff>() == 192);
+const _: () = assert!(std::mem::offset_of!(SkBuff, tstamp) == 152);
+const _: () = assert!(std::mem::offset_of!(SkBuff, hwtstamp) == 184);
+
+/// The context buffers of one run: none (the kernel's defaults), an skb's
+/// or an XDP frame's. It lives on the stack for one syscall, so the size
+/// difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum KernelCtx {
+    None,
+    Skb { input: SkBuff, output: SkBuff },
+    Xdp([u32; 6]),
+}
+
+impl KernelCtx {
+    fn new(kind: ProgramKind, len: usize, quirks: Quirks) -> Self {
+        let ctx: Ctx = quirks.ctx;
+        match kind {
+            ProgramKind::SchedCls if ctx.is_used() => {
+                let input = SkBuff {
+                    mark: ctx.mark.unwrap_or(0),
+                    priority: ctx.priority.unwrap_or(0),
+                    ifindex: ctx.ifindex.unwrap_or(0),
+                    ingress_ifindex: ctx.ingress_ifindex.unwrap_or(0),
+                    cb: ctx.cb.unwrap_or_default(),
+                    tstamp: ctx.tstamp.unwrap_or(0),
+                    ..SkBuff::default()
+                };
+                Self::Skb {
+                    input,
+                    output: SkBuff::default(),
+                }
+            }
+            ProgramKind::SchedCls => Self::None,
+            ProgramKind::Xdp if ctx.is_used() || quirks.linear.is_some() => {
+                // xdp_md: data, data_end, data_meta, ingress_ifindex,
+                // rx_queue_index, egress_ifindex. data_end < len leaves the
+                // rest in frags.
+                let data_end = quirks.linear.map_or(len, |n| (n as usize).min(len));
+                Self::Xdp([
+                    0,
+                    data_end as u32,
+                    0,
+                    ctx.ingress_ifindex.unwrap_or(0),
+                    ctx.rx_queue_index.unwrap_or(0),
+                    0,
+                ])
+            }
+            ProgramKind::Xdp => Self::None,
+        }
+    }
+
+    /// (input, output) as byte buffers for `bpf_test_run_opts`.
+    fn buffers(&mut self) -> (Option<&[u8]>, Option<&mut [u8]>) {
+        match self {
+            Self::None => (None, None),
+            Self::Xdp(md) => (Some(as_bytes(md)), None),
+            Self::Skb { input, output } => (Some(as_bytes(input)), Some(as_bytes_mut(output))),
+        }
+    }
+
+    fn skb_out(&self) -> Option<SkbCtxOut> {
+        let Self::Skb { output, .. } = self else {
+            return None;
+        };
+        Some(SkbCtxOut {
+            mark: output.mark,
+            priority: output.priority,
+            ifindex: output.ifindex,
+            ingress_ifindex: output.ingress_ifindex,
+            cb: output.cb,
+            tstamp: output.tstamp,
+        })
+    }
+}
+
+fn as_bytes<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: T is a plain repr(C) integer struct or array without padding
+    // that could be uninitialised (SkBuff's padding is an explicit field).
+    unsafe { std::slice::from_raw_parts((value as *const T).cast(), size_of::<T>()) }
+}
+
+fn as_bytes_mut<T: Copy>(value: &mut T) -> &mut [u8] {
+    // SAFETY: as in as_bytes; every bit pattern is a valid T.
+    unsafe { std::slice::from_raw_parts_mut((value as *mut T).cast(), size_of::<T>()) }
 }
 
 /// The minimum sizes `BPF_PROG_TEST_RUN` enforces before running anything:

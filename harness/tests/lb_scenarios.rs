@@ -8,6 +8,8 @@
 //!
 //! Needs root and the `xdp_lb` object; says so and skips without them.
 
+mod common;
+
 use std::path::Path;
 
 use dsrlab::{
@@ -18,7 +20,7 @@ use dsrlab::{
     },
     lb::{Lb, LbSettings, Proto, VipSpec, control::Counters, model::XDP_DROP},
     oracles::{Finding, lb},
-    runner::scenario::{self as runner, RunOptions, RunOutcome, ScenarioReport},
+    runner::scenario::{self as runner, RunOptions, ScenarioReport},
     testrun,
 };
 use dsrlab_abi::lb::Counter;
@@ -63,21 +65,8 @@ programs:
 }
 
 /// The per-packet and after findings of the scenario's only run.
-fn findings(report: &ScenarioReport) -> (Vec<(String, Vec<Finding>)>, Vec<Finding>) {
-    let RunOutcome::Ran {
-        report: suite,
-        after,
-    } = &report.runs[0].outcome
-    else {
-        panic!("the run did not happen: {:?}", report.runs[0].outcome);
-    };
-    let packets = suite
-        .packets
-        .iter()
-        .filter(|p| !p.findings.is_empty())
-        .map(|p| (p.name.clone(), p.findings.clone()))
-        .collect();
-    (packets, after.clone())
+fn findings(report: &ScenarioReport) -> common::RunFindings {
+    common::findings(report).swap_remove(0)
 }
 
 fn run(scenario: &LoadedScenario) -> ScenarioReport {

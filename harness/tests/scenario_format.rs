@@ -14,7 +14,7 @@ use dsrlab::{
     formats::{
         fixture::Quirks,
         scenario::{
-            load::{self, LbOp, ProgramSource, ScenarioError, load_str},
+            load::{self, EntryValue, LbOp, ProgramSource, ScenarioError, load_str},
             model::{Builtin, Contract, OutputExpect},
             scaffold::scaffold,
             schema::{SHIPPED_PATH, schema_json},
@@ -63,11 +63,11 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_key(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expct: {verdict: pass}\n",
-    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, quirks, expect, packets, lb_changes"
+    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, inline, quirks, ctx, expect, packets, lb_changes"
 )]
 #[case::unknown_top_level_key(
     "version: 1\nprogram: []\n",
-    "t.yaml:2:1: unknown key `program` in the scenario; expected one of version, name, description, programs, modes, traffic, topology, services, clients, captures, quirks, expect, after, snapshot"
+    "t.yaml:2:1: unknown key `program` in the scenario; expected one of version, name, description, programs, modes, traffic, topology, services, clients, captures, quirks, ctx, expect, after, snapshot"
 )]
 #[case::wrong_type(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: many}\n",
@@ -90,8 +90,8 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
     "t.yaml:1:1: `traffic` is empty or missing; expected at least one stream (or a `topology:` with `clients:`)"
 )]
 #[case::missing_key_in_item(
-    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\nafter:\n  maps:\n    - {map: M, key: '00'}\n",
-    "t.yaml:8:7: missing key `value` in a map check"
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\nafter:\n  maps:\n    - {key: '00', value: '00'}\n",
+    "t.yaml:8:7: missing key `map` in a map check"
 )]
 #[case::missing_key_in_generator(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {tunnel: ip4_in_ip4}\n",
@@ -127,11 +127,11 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::no_source(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - name: empty\n",
-    "t.yaml:5:5: a stream needs one of `fixture`, `pcap` or `generate`"
+    "t.yaml:5:5: a stream needs one of `fixture`, `pcap`, `generate` or `inline`"
 )]
 #[case::two_sources(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    generate: {flows: 1}\n",
-    "t.yaml:6:5: a stream has both `pcap` and `generate`; give exactly one of `fixture`, `pcap`, `generate`"
+    "t.yaml:6:5: a stream has both `pcap` and `generate`; give exactly one of `fixture`, `pcap`, `generate`, `inline`"
 )]
 #[case::builtin_and_object(
     "version: 1\nprograms:\n  - builtin: xdp_decap\n    object: prog.o\ntraffic:\n  - pcap: two.pcap\n",
@@ -516,15 +516,15 @@ impl UserObject {
 )]
 #[case::map_key_size(
     "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS:\n        - {key: '01 00 00', value: '0000000000000000'}\n",
-    "7:17: map DECAP_COUNTERS: key is 3 bytes, the map's key size is 4"
+    "7:17: map DECAP_COUNTERS: key: expected an IPv4 address, a number or 4 hex bytes for u32, got `01 00 00` (3 hex bytes; a quoted value is bytes, an unquoted one a number)"
 )]
 #[case::map_value_size(
     "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS:\n        - key: '01:00:00:00'\n          value: '00'\n",
-    "8:18: map DECAP_COUNTERS: value is 1 bytes, the map's value size is 8"
+    "8:18: map DECAP_COUNTERS: value: expected a number or 8 hex bytes for u64, got `00` (1 hex byte; a quoted value is bytes, an unquoted one a number)"
 )]
 #[case::map_key_not_hex(
     "  - object: decap.o\n    program: xdp_decap\n    maps:\n      DECAP_COUNTERS: [{key: '0x01zz', value: '00'}]\n",
-    "6:30: map DECAP_COUNTERS: key: `0x01zz` is not hex bytes: `z` is not a hex digit"
+    "6:30: map DECAP_COUNTERS: key: expected an IPv4 address, a number or 4 hex bytes for u32, got `0x01zz`"
 )]
 #[case::lb_contract_without_its_maps(
     "  - object: decap.o\n    program: xdp_decap\n    contract: lb\n",
@@ -585,7 +585,10 @@ fn a_user_object_with_a_contract_and_maps_resolves() {
         p.maps,
         [(
             "DECAP_COUNTERS".to_owned(),
-            vec![(vec![8, 0, 0, 0], vec![1, 0, 0, 0, 0, 0, 0, 0])]
+            vec![(
+                vec![8, 0, 0, 0],
+                EntryValue::Bytes(vec![1, 0, 0, 0, 0, 0, 0, 0])
+            )]
         )]
     );
 }
@@ -701,7 +704,10 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
             &ProgramSource::Builtin(Builtin::TcDecap)
         ]
     );
-    assert_eq!(s.programs[1].gue_port, Some(6080));
+    assert_eq!(
+        s.programs[1].globals,
+        [("GUE_PORT".to_owned(), 6080u16.to_ne_bytes().to_vec())]
+    );
     assert!(
         s.programs
             .iter()
@@ -724,7 +730,8 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         Quirks {
             checksum_complete: false,
             checksum_unnecessary: false,
-            linear: Some(96)
+            linear: Some(96),
+            ..Quirks::default()
         }
     );
     assert_eq!(
@@ -751,7 +758,8 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         Quirks {
             checksum_complete: true,
             checksum_unnecessary: false,
-            linear: Some(96)
+            linear: Some(96),
+            ..Quirks::default()
         }
     );
 
@@ -766,7 +774,8 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         Quirks {
             checksum_complete: true,
             checksum_unnecessary: false,
-            linear: Some(64)
+            linear: Some(64),
+            ..Quirks::default()
         }
     );
     let e = plain[0].expect.as_ref().unwrap();

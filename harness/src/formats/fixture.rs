@@ -167,6 +167,8 @@ pub struct Quirks {
     pub checksum_unnecessary: bool,
     /// Only the first N bytes linear, the rest in page frags (`linear: N`).
     pub linear: Option<u32>,
+    /// The context it arrives with (scenarios' `ctx:`; fixtures have none).
+    pub ctx: super::ctx::Ctx,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +193,7 @@ impl From<RawQuirks> for Quirks {
             checksum_complete: matches!(r.checksum, Some(ChecksumQuirk::Complete)),
             checksum_unnecessary: matches!(r.checksum, Some(ChecksumQuirk::Unnecessary)),
             linear: r.linear,
+            ctx: super::ctx::Ctx::default(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Data formats that know nothing of the kernel: packets, pcap files,
 //! fixture definitions and scenarios.
 
+pub mod ctx;
 pub mod fixture;
 pub mod packet;
 pub mod pcap;
 pub mod scenario;
+pub mod typed;
 
 /// `:line:column` (or `:line`, or nothing) for an error message that starts
 /// with a file path, the way compilers print locations.

@@ -788,20 +788,32 @@ impl Lb {
     /// Loads the built-in `xdp_lb` object sized for `settings.ring_size`
     /// and writes its configuration.
     pub fn load(object: Object, settings: LbSettings) -> Result<Self, LbError> {
-        settings.validate()?;
-        let le = settings.ring_size.to_le_bytes();
-        let program = LoadedProgram::builtin(object, &load_options(settings.ring_size, &le))?;
-        Self::new(program, settings)
+        Self::load_with(settings, &[], |options| {
+            LoadedProgram::builtin(object, options)
+        })
     }
 
     /// Loads `program` from an ELF file sized for `settings.ring_size` and
     /// writes its configuration.
     pub fn load_file(path: &Path, program: &str, settings: LbSettings) -> Result<Self, LbError> {
+        Self::load_with(settings, &[], |options| {
+            LoadedProgram::from_file(path, program, options)
+        })
+    }
+
+    /// Loads a program with `load`, given the options sized for
+    /// `settings.ring_size` and the `globals` a scenario sets besides, and
+    /// writes its configuration.
+    pub fn load_with(
+        settings: LbSettings,
+        globals: &[(&str, &[u8])],
+        load: impl FnOnce(&LoadOptions<'_>) -> Result<LoadedProgram, LoadError>,
+    ) -> Result<Self, LbError> {
         settings.validate()?;
         let le = settings.ring_size.to_le_bytes();
-        let program =
-            LoadedProgram::from_file(path, program, &load_options(settings.ring_size, &le))?;
-        Self::new(program, settings)
+        let mut options = load_options(settings.ring_size, &le);
+        options.globals.extend_from_slice(globals);
+        Self::new(load(&options)?, settings)
     }
 
     /// Takes over a loaded `xdp_lb` (loaded with [`load_options`] for

@@ -109,6 +109,7 @@ mod tests {
             kernel_ns: 0,
             wall: Duration::ZERO,
             drops: None,
+            ctx: None,
         })
     }
 

@@ -51,7 +51,7 @@ pub fn judge(
         None => {}
     }
     if let Some(want) = expected_output
-        && expect.equals.is_some()
+        && (expect.equals.is_some() || expect.packet.is_some())
         && let Some(diff) = packet::diff(want, &result.output)
     {
         findings.push(Finding::Output(diff));
@@ -67,6 +67,22 @@ pub fn judge(
                     actual,
                 });
             }
+        }
+    }
+    if let Some(want) = &expect.ctx {
+        match &result.ctx {
+            Some(out) => {
+                for (path, expected, actual) in out.mismatches(want) {
+                    findings.push(Finding::Field {
+                        path,
+                        expected,
+                        actual: Some(actual),
+                    });
+                }
+            }
+            None => findings.push(Finding::RunFailed(
+                "the run did not read the skb's context back for `expect.ctx`".into(),
+            )),
         }
     }
     if let (Some(want), Some(drops)) = (&expect.drop_reason, &result.drops) {

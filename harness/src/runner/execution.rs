@@ -190,6 +190,13 @@ impl Execution for Live {
     }
 
     fn skip_reason(&self, kind: ProgramKind, packet: &[u8], quirks: Quirks) -> Option<String> {
+        if quirks.ctx.is_used() {
+            return Some(
+                "`ctx` is given to and read back from test runs; a live packet's context is \
+                 what the stack gives it"
+                    .to_owned(),
+            );
+        }
         if packet.len() < 14 {
             return Some(format!(
                 "{} bytes is shorter than an Ethernet header: no NIC delivers it",
@@ -322,6 +329,7 @@ fn as_result(kind: ProgramKind, observation: Observation, started: Instant) -> R
         ProgramKind::SchedCls => (Verdict::Tc(2), Vec::new()),
     };
     RunResult {
+        ctx: None,
         verdict,
         output,
         kernel_ns: 0,

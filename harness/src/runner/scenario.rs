@@ -8,29 +8,33 @@
 //! Programs of the lb contract run through [`lb`]: provisioned by the
 //! control plane, pinned to one CPU, judged by the reference model.
 
+mod after;
 mod lb;
 mod topology;
 
 use super::execution::{Execution, Live, MarkerCost, TestRun};
 
 pub use lb::set_up_lb;
+
+pub(crate) use after::{after_map_words, after_state};
 pub use topology::{CaptureReport, FlowReport, TopologyReport};
 
 use std::{
+    os::fd::AsRawFd as _,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use dsrlab_abi::decap::{COUNTERS_MAP, GUE_PORT_GLOBAL};
+use dsrlab_abi::decap::COUNTERS_MAP;
 
 use super::{PacketReport, SuiteError, SuiteReport};
 use crate::{
     datapath::{self, Object},
     formats::scenario::{
-        load::{LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket},
+        load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket},
         model::{Builtin, Contract, Mode},
     },
-    load::{LoadOptions, LoadedProgram},
+    load::{LoadError, LoadOptions, LoadedProgram},
     maps::RawMap,
     oracles::{Finding, agree, decap, expect},
     testrun::RunError,
@@ -235,25 +239,56 @@ pub fn run(
 /// Loads `program` and fills its maps: the setup phase (for programs of the
 /// lb contract, which the control plane provisions, see [`set_up_lb`]).
 pub fn set_up(program: &ResolvedProgram) -> Result<LoadedProgram, String> {
-    let port_bytes = program.gue_port.map(u16::to_ne_bytes);
-    let mut options = LoadOptions::default();
-    if let Some(bytes) = &port_bytes {
-        options.globals.push((GUE_PORT_GLOBAL, bytes));
-    }
-    let loaded = match &program.source {
-        ProgramSource::Builtin(b) => LoadedProgram::builtin(builtin_object(*b), &options),
-        ProgramSource::File { object, program } => {
-            LoadedProgram::from_file(object, program, &options)
-        }
-    }
-    .map_err(|e| e.to_string())?;
-    for (map, entries) in &program.maps {
-        let raw = RawMap::find(&loaded, map).map_err(|e| e.to_string())?;
-        for (key, value) in entries {
-            raw.update(key, value).map_err(|e| e.to_string())?;
-        }
-    }
+    let options = LoadOptions {
+        globals: program.global_options(),
+        ..LoadOptions::default()
+    };
+    let mut loaded = load_source(&program.source, &options).map_err(|e| e.to_string())?;
+    fill_maps(&mut loaded, program)?;
     Ok(loaded)
+}
+
+/// Loads a builtin or a user's program with `options`.
+fn load_source(
+    source: &ProgramSource,
+    options: &LoadOptions<'_>,
+) -> Result<LoadedProgram, LoadError> {
+    match source {
+        ProgramSource::Builtin(b) => LoadedProgram::builtin(builtin_object(*b), options),
+        ProgramSource::File { object, program } => {
+            LoadedProgram::from_file(object, program, options)
+        }
+    }
+}
+
+/// Writes the scenario's `maps:` entries into a loaded program's maps:
+/// bytes, the programs of program arrays, the maps of maps of maps.
+pub(crate) fn fill_maps(
+    loaded: &mut LoadedProgram,
+    program: &ResolvedProgram,
+) -> Result<(), String> {
+    for (map, entries) in &program.maps {
+        let raw = RawMap::find(loaded, map).map_err(|e| e.to_string())?;
+        for (key, value) in entries {
+            match value {
+                EntryValue::Bytes(bytes) => raw.update(key, bytes),
+                EntryValue::Map(inner) => {
+                    let inner = RawMap::find(loaded, inner).map_err(|e| e.to_string())?;
+                    let fd = inner.fd().as_raw_fd() as u32;
+                    raw.update(key, &fd.to_ne_bytes())
+                }
+                EntryValue::Program(target) => {
+                    let fd = loaded
+                        .sibling_fd(target)
+                        .map_err(|e| format!("map {map}: {e}"))?
+                        .as_raw_fd() as u32;
+                    raw.update(key, &fd.to_ne_bytes())
+                }
+            }
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// The execution of `mode` for `program`: test runs, or the program
@@ -479,7 +514,7 @@ fn after_checks(
             }
         }
     }
-    findings.extend(after_maps(scenario, program, cost, markers));
+    findings.extend(after_state(scenario, program, cost, markers));
     findings
 }
 
@@ -525,70 +560,6 @@ fn snmp_checks(
         }
     }
     findings
-}
-
-/// The `after.maps` values as little-endian u64 words (absent: none),
-/// the groups 1.. of a [`MarkerCost`].
-pub(crate) fn after_map_words(scenario: &LoadedScenario, program: &LoadedProgram) -> Vec<Vec<u64>> {
-    scenario
-        .after_maps
-        .iter()
-        .map(|(map, key, _)| {
-            let value = RawMap::find(program, map).and_then(|raw| raw.lookup_summed(key));
-            match value {
-                Ok(Some(bytes)) if bytes.len() % 8 == 0 => bytes
-                    .as_chunks::<8>()
-                    .0
-                    .iter()
-                    .map(|w| u64::from_le_bytes(*w))
-                    .collect(),
-                _ => Vec::new(),
-            }
-        })
-        .collect()
-}
-
-/// The `after.maps` checks, less what `markers` marker frames added.
-pub(crate) fn after_maps(
-    scenario: &LoadedScenario,
-    program: &LoadedProgram,
-    cost: &MarkerCost,
-    markers: u64,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for (i, (map, key, want)) in scenario.after_maps.iter().enumerate() {
-        let actual = RawMap::find(program, map).and_then(|raw| raw.lookup_summed(key));
-        let actual = actual.map(|value| {
-            value.map(|mut bytes| {
-                if markers > 0 && bytes.len() % 8 == 0 {
-                    let mut words: Vec<u64> = bytes
-                        .as_chunks::<8>()
-                        .0
-                        .iter()
-                        .map(|w| u64::from_le_bytes(*w))
-                        .collect();
-                    cost.remove(i + 1, &mut words, markers);
-                    bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-                }
-                bytes
-            })
-        });
-        match actual {
-            Err(e) => findings.push(Finding::After(e.to_string())),
-            Ok(actual) if actual.as_deref() == Some(want.as_slice()) => {}
-            Ok(actual) => findings.push(Finding::After(format!(
-                "map {map} key {}: expected {}, actual {}",
-                hex(key),
-                hex(want),
-                actual.as_deref().map_or("(absent)".to_owned(), hex)
-            ))),
-        }
-    }
-    findings
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a program ran in both modes, judges every packet both carried

@@ -23,12 +23,14 @@ mod programs;
 mod topology;
 mod traffic;
 mod tree;
+mod values;
 
 use std::{
     collections::HashMap,
     fmt,
     net::IpAddr,
     path::{Component, Path, PathBuf},
+    sync::Arc,
 };
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
@@ -40,9 +42,12 @@ use self::{
     objects::{Hook, ObjectInfo},
     tree::{Node, Pos, YPath},
 };
-use super::model::{Builtin, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION};
+use super::model::{Builtin, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION, Value};
 use crate::{
-    formats::fixture::{Expectation, Quirks},
+    formats::{
+        fixture::{Expectation, Quirks},
+        typed::{self, ObjectTypes, TypeRef},
+    },
     lb::{LbSettings, Vip, VipSpec, control::Plane},
 };
 
@@ -68,8 +73,10 @@ pub struct LoadedScenario {
     /// Load balancer changes, each applied before a stream's first packet,
     /// in traffic order.
     pub lb_changes: Vec<LbChanges>,
-    /// Raw map values expected after the run: (map, key, value).
-    pub after_maps: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// Map values expected after the run.
+    pub after_maps: Vec<AfterMap>,
+    /// Global variables expected after the run.
+    pub after_globals: Vec<AfterGlobal>,
     /// The topology, its services, clients and captures (`topology:`).
     pub live: Option<LiveSetup>,
     /// SNMP counter movements expected over a live run (`after.snmp`).
@@ -98,8 +105,9 @@ pub struct ResolvedProgram {
     pub source: ProgramSource,
     /// Its name in reports (the program name).
     pub name: String,
-    /// GUE port override for decap programs.
-    pub gue_port: Option<u16>,
+    /// Globals set before loading, name → bytes: `globals:`, and the
+    /// decap builtins' `gue_port` as their `GUE_PORT`.
+    pub globals: Vec<(String, Vec<u8>)>,
     /// The contract whose oracles apply (builtins: their own).
     pub contract: Option<Contract>,
     /// Map entries to write before the traffic: (map, [(key, value)]),
@@ -108,6 +116,16 @@ pub struct ResolvedProgram {
     /// For programs of the lb contract: the configuration to give the
     /// control plane.
     pub lb: Option<LbSetup>,
+}
+
+impl ResolvedProgram {
+    /// The globals as the loader takes them.
+    pub fn global_options(&self) -> Vec<(&str, &[u8])> {
+        self.globals
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect()
+    }
 }
 
 /// A load balancer's configuration, checked: what the control plane is
@@ -163,8 +181,86 @@ pub struct LbChanges {
     pub ops: Vec<LbOp>,
 }
 
-/// A map's entries as raw (key, value) bytes.
-pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+/// A value a check after the run expects, and how to compare it.
+#[derive(Clone, Debug)]
+pub struct ExpectedValue {
+    /// The bytes it encodes to; all of them are compared when untyped.
+    pub bytes: Vec<u8>,
+    /// Its BTF type and the value as written: only what is written is
+    /// compared, and differences are named field by field.
+    pub typed: Option<(Arc<ObjectTypes>, TypeRef, Value)>,
+}
+
+impl ExpectedValue {
+    /// What differs in `actual`, one line per field (empty: it matches).
+    pub fn mismatches(&self, actual: &[u8]) -> Vec<String> {
+        match &self.typed {
+            Some((types, ty, written)) => typed::compare(types, *ty, written, actual)
+                .into_iter()
+                .map(|m| {
+                    let field = if m.field.is_empty() {
+                        String::new()
+                    } else {
+                        format!(".{}", m.field.trim_start_matches('.'))
+                    };
+                    format!("{field}: expected {}, actual {}", m.expected, m.actual)
+                })
+                .collect(),
+            None if actual == self.bytes => Vec::new(),
+            None => vec![format!(
+                ": expected {}, actual {}",
+                hex_string(&self.bytes),
+                hex_string(actual)
+            )],
+        }
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A map value expected after the run.
+#[derive(Clone, Debug)]
+pub struct AfterMap {
+    /// The map.
+    pub map: String,
+    /// The key's bytes.
+    pub key: Vec<u8>,
+    /// The key as the scenario wrote it, for messages.
+    pub key_shown: String,
+    /// The value summed over the CPUs (per-CPU maps) or the value.
+    pub summed: Option<ExpectedValue>,
+    /// The value on each CPU, from CPU 0.
+    pub per_cpu: Vec<ExpectedValue>,
+}
+
+/// A global variable expected after the run: a slice of its section's map.
+#[derive(Clone, Debug)]
+pub struct AfterGlobal {
+    /// The variable.
+    pub name: String,
+    /// The map of its section (`.bss`, `.data`).
+    pub map: String,
+    /// Its offset in the section.
+    pub offset: usize,
+    /// What it must hold.
+    pub expected: ExpectedValue,
+}
+
+/// A map's entries: (key bytes, value).
+pub type MapEntries = Vec<(Vec<u8>, EntryValue)>;
+
+/// What a map entry stores at its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryValue {
+    /// Bytes of the map's value size (on every CPU of a per-CPU map).
+    Bytes(Vec<u8>),
+    /// Program arrays: the program of the same object, by name.
+    Program(String),
+    /// Maps of maps: the map of the same object, by name.
+    Map(String),
+}
 
 /// One packet of the traffic with everything that applies to it.
 #[derive(Clone, Debug)]
@@ -475,8 +571,10 @@ impl<'a> Loader<'a> {
             .enumerate()
             .map(|(i, p)| self.program(&root.key("programs").index(i), p))
             .collect::<Result<Vec<_>, _>>()?;
+        self.label_programs(&root.key("programs"), &mut programs)?;
         self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
         self.check_quirks(&root.key("quirks"), &self.spec.quirks, &programs)?;
+        self.check_ctx(&root.key("ctx"), &self.spec.ctx, &programs)?;
         let mut packets = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut lb_changes = Vec::new();
@@ -508,7 +606,8 @@ impl<'a> Loader<'a> {
             }
             packets.extend(self.stream(&p, i, &name, &programs)?);
         }
-        let (after_counters, after_lb_counters, after_maps) = self.after(&programs)?;
+        let (after_counters, after_lb_counters, after_maps, after_globals) =
+            self.after(&programs)?;
         let live = self.live(&programs)?;
         let after_snmp = self.after_snmp(&programs)?;
         let name = self.spec.name.clone().unwrap_or_else(|| {
@@ -526,6 +625,7 @@ impl<'a> Loader<'a> {
             after_counters,
             after_lb_counters,
             after_maps,
+            after_globals,
             lb_changes,
             live,
             after_snmp,
@@ -542,6 +642,7 @@ fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
         checksum_unnecessary: base.checksum_unnecessary
             || over.checksum == Some(super::model::ChecksumQuirk::Unnecessary),
         linear: over.linear.or(base.linear),
+        ctx: base.ctx,
     }
 }
 
@@ -552,6 +653,7 @@ fn fixture_quirks_over(base: Quirks, fixture: Quirks) -> Quirks {
         checksum_complete: base.checksum_complete || fixture.checksum_complete,
         checksum_unnecessary: base.checksum_unnecessary || fixture.checksum_unnecessary,
         linear: fixture.linear.or(base.linear),
+        ctx: base.ctx,
     }
 }
 

@@ -12,9 +12,15 @@ use std::{collections::BTreeMap, path::PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-mod live;
+pub use crate::formats::ctx::CtxSpec;
 
+mod lb;
+mod live;
+mod program;
+
+pub use lb::*;
 pub use live::*;
+pub use program::*;
 
 /// The only scenario format version this harness reads.
 pub const VERSION: u32 = 1;
@@ -61,6 +67,11 @@ pub struct Scenario {
     /// NIC quirks for every packet (a stream or packet may add its own).
     #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
     pub quirks: QuirksSpec,
+    /// The context every packet is run with (a stream or packet may set
+    /// fields of its own, which win). Test runs only: a live packet's
+    /// context is what the stack gives it, so live runs skip these packets.
+    #[serde(default, skip_serializing_if = "CtxSpec::is_empty")]
+    pub ctx: CtxSpec,
     /// Expectation for every packet of a stream that has none of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
@@ -100,257 +111,6 @@ impl Mode {
     }
 }
 
-/// One program under test: one of dsrlab's own (`builtin`) or one from a
-/// user's ELF object (`object` + `program`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProgramSpec {
-    /// One of dsrlab's programs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<Builtin>,
-    /// A user's BPF ELF object, relative to the scenario file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object: Option<PathBuf>,
-    /// The program's name in `object` (its function / section symbol).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub program: Option<String>,
-    /// UDP port of GUE tunnels (decap programs; default 6080). For the load
-    /// balancer it is `lb.gue_port`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gue_port: Option<u16>,
-    /// The contract the program claims to implement, which turns on the
-    /// oracles for it (counters by name). dsrlab's decap programs implement
-    /// `decap` and `xdp_lb` implements `lb` without saying so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contract: Option<Contract>,
-    /// The load balancer's configuration (`xdp_lb`, or an object with
-    /// `contract: lb`): settings, VIPs and their reals, given to the
-    /// control plane before any traffic. Default: the default settings and
-    /// no VIP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb: Option<LbSpec>,
-    /// Entries to write into the object's maps before any traffic, by map
-    /// name; keys and values as raw bytes in hex (user objects).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub maps: BTreeMap<String, Vec<MapEntry>>,
-    /// Where the program is attached in the scenario's `topology:`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attach: Option<AttachDecl>,
-}
-
-/// dsrlab's own programs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Builtin {
-    /// XDP decapsulation (frags-aware).
-    XdpDecap,
-    /// TC (sched_cls) decapsulation.
-    TcDecap,
-    /// Returns XDP_PASS: a floor and a control.
-    XdpPass,
-    /// Returns TC_ACT_OK: a floor and a control.
-    TcPass,
-    /// The XDP L4 load balancer (contract `lb`): configured by the
-    /// program's `lb:` key, every packet judged by the reference model.
-    XdpLb,
-}
-
-impl Builtin {
-    /// The program's name, as in `datapath/ebpf`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::XdpDecap => "xdp_decap",
-            Self::TcDecap => "tc_decap",
-            Self::XdpPass => "xdp_pass",
-            Self::TcPass => "tc_pass",
-            Self::XdpLb => "xdp_lb",
-        }
-    }
-
-    /// The contract the program implements, if any.
-    pub const fn contract(self) -> Option<Contract> {
-        match self {
-            Self::XdpDecap | Self::TcDecap => Some(Contract::Decap),
-            Self::XdpLb => Some(Contract::Lb),
-            Self::XdpPass | Self::TcPass => None,
-        }
-    }
-}
-
-/// A behaviour contract with its own oracles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Contract {
-    /// The decap ABI: a per-CPU `DECAP_COUNTERS` array of u64 with the
-    /// counters of `dsrlab_abi::decap::Counter`, one increment per packet.
-    Decap,
-    /// The load balancer ABI and behaviour of `dsrlab_abi::lb` (its maps,
-    /// `LB_COUNTERS` with the counters of `dsrlab_abi::lb::Counter`). An XDP
-    /// program. Every packet's verdict, output bytes and counter increments
-    /// are compared with the reference model's, and per-VIP and per-real
-    /// statistics after the run. The run is pinned to one CPU, because the
-    /// connection table (`LB_LRU`) is per CPU.
-    Lb,
-}
-
-/// The load balancer's configuration: deployment settings and VIPs. Every
-/// address must be in 198.18.0.0/15 or 2001:db8::/32.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LbSpec {
-    /// Maglev ring slots per VIP; a prime (default 65537). Small primes
-    /// (13, 251) make runs faster and rings easy to reason about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ring_size: Option<u32>,
-    /// Seed of the flow hash (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash_seed: Option<u32>,
-    /// MAC address every encapsulated packet is sent to
-    /// (default `02:00:00:00:00:fe`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway_mac: Option<String>,
-    /// Largest IP packet, outer header included, the path to the reals
-    /// carries: 116 to 65535 (default 1500).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// UDP destination port of GUE encapsulation (default 6080).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gue_port: Option<u16>,
-    /// Answer ICMP / ICMPv6 echo requests to VIP addresses (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub icmp_echo: Option<bool>,
-    /// Answer packets too big to encapsulate with ICMP fragmentation-needed
-    /// / ICMPv6 packet-too-big (default true; false drops them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send_too_big: Option<bool>,
-    /// Outer IPv4 source: its first two bytes, then two bytes of the flow
-    /// hash (default 198.19.0.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src_v4_prefix: Option<String>,
-    /// Outer IPv6 source: its first twelve bytes, then four bytes of the
-    /// flow hash (default `2001:db8:5352::`; quote it in YAML).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src_v6_prefix: Option<String>,
-    /// The VIPs, each with its reals.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub vips: Vec<VipEntry>,
-}
-
-/// A VIP and its reals.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VipEntry {
-    /// `address:port/proto`: `198.18.0.10:80/tcp`, or
-    /// `"[2001:db8::10]:443/udp"` (quoted: YAML reads `[` as a list).
-    /// Port 0 is the "all ports" VIP, used when no VIP has the packet's
-    /// port; proto is `tcp` or `udp`.
-    pub vip: String,
-    /// How the real is chosen and reached.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub flags: Vec<VipFlag>,
-    /// The reals (backends): an address (weight 1) or `{addr, weight}`.
-    /// A real of another family than the VIP is allowed: an IPv4 VIP
-    /// reaches an IPv6 real as IPv4-in-IPv6; an IPv6 VIP cannot reach an
-    /// IPv4 real, and its packets are dropped (`drop_encap`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reals: Vec<RealSpec>,
-}
-
-/// A VIP flag (`dsrlab_abi::lb::vip_flags`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VipFlag {
-    /// Hash without the source port: all of a client's connections go to
-    /// one real.
-    NoSport,
-    /// Never use or fill the connection table.
-    NoLru,
-    /// Hash on the destination port only.
-    DportOnly,
-    /// Encapsulate in GUE (UDP to `gue_port`) instead of IP in IP.
-    Gue,
-}
-
-impl VipFlag {
-    /// The flag's name as written in scenarios.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::NoSport => "no_sport",
-            Self::NoLru => "no_lru",
-            Self::DportOnly => "dport_only",
-            Self::Gue => "gue",
-        }
-    }
-}
-
-/// A real: an address (weight 1) or an address with a weight.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum RealSpec {
-    /// An address, weight 1.
-    Addr(String),
-    /// An address and its weight.
-    Weighted(WeightedReal),
-}
-
-/// A real with a weight.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WeightedReal {
-    /// The real's address.
-    pub addr: String,
-    /// Relative share of the VIP's ring slots (default 1; 0 keeps the real
-    /// provisioned without slots).
-    #[serde(default = "one")]
-    pub weight: u32,
-}
-
-/// A change to the load balancers' configuration, applied (through the
-/// control plane, to every `lb` program, and to the reference model) before
-/// the stream's first packet.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum LbChange {
-    /// Adds a real to a VIP.
-    AddReal {
-        /// The VIP, as in `lb.vips[].vip`.
-        vip: String,
-        /// The real's address.
-        addr: String,
-        /// Its weight (default 1).
-        #[serde(default = "one")]
-        weight: u32,
-    },
-    /// Removes a real from a VIP.
-    RemoveReal {
-        /// The VIP, as in `lb.vips[].vip`.
-        vip: String,
-        /// The real's address.
-        addr: String,
-    },
-    /// Changes a real's weight in a VIP.
-    SetWeight {
-        /// The VIP, as in `lb.vips[].vip`.
-        vip: String,
-        /// The real's address.
-        addr: String,
-        /// The new weight (0 takes all its slots away).
-        weight: u32,
-    },
-}
-
-/// One map entry as raw bytes.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MapEntry {
-    /// The key, hex (spaces and `:` allowed between bytes), exactly the
-    /// map's key size.
-    pub key: String,
-    /// The value, hex, exactly the map's value size. For per-CPU maps the
-    /// same value is written for every CPU.
-    pub value: String,
-}
-
 /// A source of packets. Exactly one of `fixture`, `pcap` and `generate`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -369,16 +129,24 @@ pub struct Stream {
     /// Generated flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<Generator>,
+    /// Packets written in the scenario, each built from the layer recipe
+    /// of fixtures (`layers:`, `cut:`, `mutate:`), with its own quirks,
+    /// context and expectation if it needs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline: Vec<PacketEntry>,
     /// NIC quirks for every packet of this stream.
     #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
     pub quirks: QuirksSpec,
+    /// Context fields for every packet of this stream.
+    #[serde(default, skip_serializing_if = "CtxSpec::is_empty")]
+    pub ctx: CtxSpec,
     /// Expectation for every packet of this stream (overrides the
     /// scenario's; for fixtures it adds to the fixture's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
     /// Per-packet overrides by 1-based packet number in the stream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub packets: BTreeMap<u32, PacketOverride>,
+    pub packets: BTreeMap<u32, PacketEntry>,
     /// Load balancer changes applied before this stream's first packet (to
     /// every `lb` program): established flows keep their real through the
     /// connection table, new ones (and TCP SYNs) follow the new ring.
@@ -386,16 +154,40 @@ pub struct Stream {
     pub lb_changes: Vec<LbChange>,
 }
 
-/// Quirks and expectation for one packet of a stream.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+/// One packet of a stream: its quirks, context and expectation — under
+/// `packets:` for a packet of the stream's source, by number — and, for a
+/// packet written `inline:`, the recipe it is built from (`layers`, `cut`,
+/// `mutate`, as in fixtures) and its name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PacketOverride {
+pub struct PacketEntry {
+    /// Inline packets: its name in reports; default `#N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Inline packets: layers, outermost first (see `PacketRecipe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<serde_json::Value>,
+    /// Inline packets: build only the first N bytes (see `PacketRecipe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<usize>,
+    /// Inline packets: changes to the built bytes (see `PacketRecipe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutate: Vec<serde_json::Value>,
     /// NIC quirks for this packet.
     #[serde(default, skip_serializing_if = "QuirksSpec::is_empty")]
     pub quirks: QuirksSpec,
-    /// Expectation for this packet.
+    /// Context fields for this packet.
+    #[serde(default, skip_serializing_if = "CtxSpec::is_empty")]
+    pub ctx: CtxSpec,
+    /// Expectation for this packet, replacing the stream's (or the
+    /// scenario's) whole: nothing of it is checked unless repeated here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
+    /// More expectation for this packet, on top of the stream's (or the
+    /// scenario's): its keys win where both say something, `fields` and
+    /// `ctx` are merged key by key. Give `expect` or `also_expect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_expect: Option<Expect>,
 }
 
 /// NIC behaviour to emulate.
@@ -478,6 +270,7 @@ pub struct Generator {
     pub seed: u64,
 }
 
+/// serde's default of fields that count from one.
 const fn one() -> u32 {
     1
 }
@@ -568,6 +361,35 @@ pub struct Expect {
     /// emulated NIC whose node's stack takes every packet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_reason: Option<String>,
+    /// The skb's context after the run (`mark`, `priority`, `cb`, ...),
+    /// field by field; fields not given are not checked. Test runs of TC
+    /// programs (the kernel copies an skb's context back; XDP has none to
+    /// change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<CtxSpec>,
+    /// The output packet byte for byte, built from the layer recipe of
+    /// fixtures and inline packets (`{layers: [eth, ipv4, udp]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<PacketRecipe>,
+}
+
+/// A packet built from layers, as in fixtures: outermost first, fields not
+/// given derived (lengths, checksums, protocol numbers) or defaulted; see
+/// the fixture format.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PacketRecipe {
+    /// Layers, outermost first: `eth`, `vlan`, `arp`, `ipv4`, `ipv6`,
+    /// `udp`, `gue`, `tcp`, `icmp`, `icmpv6`, `payload`, each a name or a
+    /// mapping of its fields (`{ipv4: {src: 198.18.1.1, ttl: 1}}`).
+    pub layers: Vec<serde_json::Value>,
+    /// Build only the first N bytes, with the length fields of every whole
+    /// header fitted to what remains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<usize>,
+    /// Changes to the built bytes, in order (`truncate`, `append`, `set`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutate: Vec<serde_json::Value>,
 }
 
 /// Expected shape of the output packet.
@@ -590,10 +412,14 @@ pub struct After {
     /// ...) for the lb contract.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
-    /// Raw map values (user objects). Per-CPU values are summed as
-    /// little-endian u64 words before comparing.
+    /// Map values (user objects), typed by the object's BTF or hex.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<MapCheck>,
+    /// Global variables of a user's object (`.data`, `.bss`; `.rodata`
+    /// cannot change) by name → value, typed by the object's BTF or hex.
+    /// A struct written in part is checked in part.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub globals: BTreeMap<String, Value>,
     /// How much the live stack's SNMP counters must move over the run, by
     /// `nstat` name (`UdpInCsumErrors: 1`, `Udp6InCsumErrors`,
     /// `TcpInCsumErrors`, `UdpNoPorts`, ...); counters not listed are not
@@ -609,8 +435,16 @@ pub struct After {
 pub struct MapCheck {
     /// The map's name.
     pub map: String,
-    /// The key, hex.
-    pub key: String,
-    /// The expected value, hex.
-    pub value: String,
+    /// The key (typed by the object's BTF, or hex; see `Value`).
+    pub key: Value,
+    /// The expected value (typed, or hex); of a struct, only the members
+    /// written are checked. Per-CPU values are summed over the CPUs first,
+    /// member by member (without BTF: as little-endian u64 words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Per-CPU maps: the expected value on each CPU, from CPU 0 (CPUs
+    /// after the list are not checked). Test runs run on the first CPU the
+    /// process may use. Give `value` or `per_cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_cpu: Option<Vec<Value>>,
 }

@@ -10,15 +10,14 @@ use std::{collections::HashMap, net::IpAddr};
 use aya::maps::PerCpuHashMap;
 use dsrlab_abi::lb::{COUNTERS_MAP, FlowKey, FlowState, LRU_MAP};
 
-use super::{RunOptions, RunOutcome, after_map_words, after_maps, execution, packet_name};
+use super::{RunOptions, RunOutcome, after_map_words, after_state, execution, packet_name};
 use crate::{
     formats::scenario::load::{
-        LbChanges, LbOp, LbSetup, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket,
+        LbChanges, LbOp, LbSetup, LoadedScenario, ResolvedProgram, ScenarioPacket,
     },
     formats::scenario::model::Mode,
     lb::{Lb, LbError, ModelState, Vip, control::Counters},
     load::ProgramKind,
-    maps::RawMap,
     oracles::{
         Finding, expect,
         lb::{self, Tally},
@@ -38,10 +37,10 @@ const TABLE_DIFF_LIMIT: usize = 10;
 /// provisions VIPs and reals, then the raw `maps:` entries: the setup
 /// phase of a load balancer.
 pub fn set_up_lb(program: &ResolvedProgram, setup: &LbSetup) -> Result<Lb, String> {
-    let mut lb = match &program.source {
-        ProgramSource::Builtin(b) => Lb::load(super::builtin_object(*b), setup.settings),
-        ProgramSource::File { object, program } => Lb::load_file(object, program, setup.settings),
-    }
+    let globals = program.global_options();
+    let mut lb = Lb::load_with(setup.settings, &globals, |options| {
+        super::load_source(&program.source, options)
+    })
     .map_err(|e| e.to_string())?;
     for (spec, reals) in &setup.vips {
         lb.add_vip(*spec)
@@ -51,12 +50,7 @@ pub fn set_up_lb(program: &ResolvedProgram, setup: &LbSetup) -> Result<Lb, Strin
                 .map_err(|e| format!("VIP {}: real {real}: {e}", spec.vip()))?;
         }
     }
-    for (map, entries) in &program.maps {
-        let raw = RawMap::find(lb.program(), map).map_err(|e| e.to_string())?;
-        for (key, value) in entries {
-            raw.update(key, value).map_err(|e| e.to_string())?;
-        }
-    }
+    super::fill_maps(lb.program_mut(), program)?;
     Ok(lb)
 }
 
@@ -288,7 +282,7 @@ fn after_checks(
             }
         }
     }
-    findings.extend(after_maps(scenario, lb.program(), cost, markers));
+    findings.extend(after_state(scenario, lb.program(), cost, markers));
     let plane = lb.plane();
     let vips: Vec<Vip> = plane.vips().map(|s| s.vip()).collect();
     for vip in &vips {

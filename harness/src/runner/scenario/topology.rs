@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{RunOutcome, after_checks, after_maps, set_up, set_up_lb};
+use super::{RunOutcome, after_checks, after_state, set_up, set_up_lb};
 use crate::{
     datapath,
     formats::scenario::{
@@ -487,7 +487,7 @@ fn program_after(scenario: &LoadedScenario, program: &Program) -> Vec<Finding> {
                     }
                 }
             }
-            findings.extend(after_maps(scenario, lb.program(), &none, 0));
+            findings.extend(after_state(scenario, lb.program(), &none, 0));
             findings
         }
     }

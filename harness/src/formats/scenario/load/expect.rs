@@ -6,7 +6,10 @@ use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use super::{Checked, Loader, ProgramSource, ScenarioError, fields, objects::Hook, tree::YPath};
 use crate::{
-    formats::scenario::model::{Contract, Expect},
+    formats::{
+        ctx::{CB_WORDS, CtxSpec},
+        scenario::model::{Contract, Expect},
+    },
     verdict::{CLASSES, TC_NAMES, XDP_NAMES},
 };
 
@@ -53,6 +56,36 @@ impl Loader<'_> {
             }
             self.check_counter(&at, false, counter, programs)?;
         }
+        if let Some(recipe) = &expect.packet {
+            if expect.equals.is_some() || expect.output.is_some() {
+                return Err(self.at_key(
+                    &at.key("packet"),
+                    "`packet` is the whole output packet: give it, `equals` or `output`, not two",
+                ));
+            }
+            self.build_recipe(&at.key("packet"), recipe)?;
+        }
+        if let Some(ctx) = &expect.ctx {
+            let at = at.key("ctx");
+            if ctx.rx_queue_index.is_some() {
+                return Err(self.at_key(
+                    &at.key("rx_queue_index"),
+                    "an XDP program cannot change its context; `expect.ctx` checks the skb's \
+                     fields after a TC program",
+                ));
+            }
+            self.check_ctx(&at, ctx, programs)?;
+            if let Some(c) = programs.iter().find(|c| c.hook != Hook::Tc) {
+                return Err(self.at_key(
+                    &at,
+                    format!(
+                        "`expect.ctx` checks the skb's context after a TC program; `{}` is not \
+                         one (an XDP program's context is not copied back)",
+                        c.program.name
+                    ),
+                ));
+            }
+        }
         if let Some(reason) = &expect.drop_reason {
             let at = at.key("drop_reason");
             if !self.spec.modes.contains(&super::Mode::Netns) || self.spec.topology.is_some() {
@@ -80,6 +113,53 @@ impl Loader<'_> {
                     &at,
                     format!(
                         "`{reason}` is not a drop reason: a skb_drop_reason name without SKB_DROP_REASON_ (UDP_CSUM, NO_SOCKET), or `none`"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a `ctx:` (given or expected): at most five `cb` words, a
+    /// test-run mode to give it in, and fields every program has.
+    pub(super) fn check_ctx(
+        &self,
+        at: &YPath,
+        ctx: &CtxSpec,
+        programs: &[Checked],
+    ) -> Result<(), ScenarioError> {
+        if ctx.is_empty() {
+            return Ok(());
+        }
+        if let Some(cb) = &ctx.cb
+            && cb.len() > CB_WORDS
+        {
+            return Err(self.at_value(
+                &at.key("cb"),
+                format!("`cb` has {CB_WORDS} words; {} are given", cb.len()),
+            ));
+        }
+        if !self.spec.modes.contains(&super::Mode::TestRun) {
+            return Err(self.at_key(
+                at,
+                "`ctx` is given to and read back from test runs; add test-run to `modes` (a \
+                 live packet's context is what the stack gives it)",
+            ));
+        }
+        for field in ctx.fields() {
+            let (lacks, kind) = if CtxSpec::SKB_ONLY.contains(&field) {
+                (Hook::Xdp, "an skb")
+            } else if CtxSpec::XDP_ONLY.contains(&field) {
+                (Hook::Tc, "an XDP")
+            } else {
+                continue;
+            };
+            if let Some(c) = programs.iter().find(|c| c.hook == lacks) {
+                return Err(self.at_key(
+                    &at.key(field),
+                    format!(
+                        "`{field}` is a field of {kind} program's context; `{}` has none",
+                        c.program.name
                     ),
                 ));
             }

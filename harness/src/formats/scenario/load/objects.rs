@@ -1,8 +1,14 @@
 //! What a BPF ELF object holds, read with aya-obj (no syscalls): its
-//! programs and its maps' key and value sizes. And the hex that map keys
-//! and values are written in.
+//! programs, its maps' key and value sizes and the BTF types of its maps
+//! and globals.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
+
+use crate::formats::typed::ObjectTypes;
+
+/// The section names of the programs dsrlab runs, for messages.
+pub const SECTION_NAMES: &str = "xdp, xdp.frags, xdp/<name>, tc, tc/ingress, tc/egress, \
+     tcx/ingress, tcx/egress, classifier, classifier/<name>";
 
 /// ELF machine number of BPF.
 const EM_BPF: u16 = 247;
@@ -32,13 +38,16 @@ pub enum Hook {
 }
 
 /// The programs and maps of one object.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ObjectInfo {
     /// Programs by name.
     pub programs: BTreeMap<String, Hook>,
     /// Maps by name, without the global-data sections (`.rodata`, `.bss`,
     /// `.data`), which are not written through `maps:`.
     pub maps: BTreeMap<String, MapInfo>,
+    /// The types of its maps and globals from its BTF, or why there are
+    /// none (no `.BTF`, or BTF libbpf cannot read).
+    pub types: Result<Arc<ObjectTypes>, String>,
 }
 
 impl ObjectInfo {
@@ -59,12 +68,25 @@ impl ObjectInfo {
                 "an ELF object for machine {machine}, not BPF ({EM_BPF})"
             ));
         }
-        let obj = aya_obj::Object::parse(bytes).map_err(|e| {
+        let types = match ObjectTypes::parse(bytes) {
+            Ok(Some(types)) => Ok(Arc::new(types)),
+            Ok(None) => Err("the object has no BTF (compile it with `clang -g`)".to_owned()),
+            Err(e) => Err(format!("its BTF cannot be read: {e}")),
+        };
+        let bytes = crate::load::sections::for_aya(bytes)?;
+        let obj = aya_obj::Object::parse(&bytes).map_err(|e| {
             let mut msg = format!("not a valid BPF object: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
                 msg.push_str(&format!(": {s}"));
                 source = s.source();
+            }
+            if matches!(e, aya_obj::ParseError::InvalidProgramSection { .. }) {
+                msg.push_str(&format!(
+                    " (dsrlab reads objects with aya, which refuses an object with a section \
+                     name it does not know, even for a program the scenario does not use; \
+                     the names it reads for the programs dsrlab runs are {SECTION_NAMES})"
+                ));
             }
             msg
         })?;
@@ -96,7 +118,11 @@ impl ObjectInfo {
                 )
             })
             .collect();
-        Ok(Self { programs, maps })
+        Ok(Self {
+            programs,
+            maps,
+            types,
+        })
     }
 
     /// The map names, comma-separated, or `none`.
@@ -119,57 +145,9 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// Decodes hex bytes; spaces and `:` may separate bytes, and a leading
-/// `0x` is allowed.
-pub fn hex(s: &str) -> Result<Vec<u8>, String> {
-    let body = s.trim();
-    let body = body
-        .strip_prefix("0x")
-        .or_else(|| body.strip_prefix("0X"))
-        .unwrap_or(body);
-    let mut out = Vec::new();
-    for group in body.split(|c: char| c == ':' || c.is_whitespace()) {
-        if group.is_empty() {
-            continue;
-        }
-        if group.len() % 2 != 0 {
-            return Err(format!(
-                "`{s}` is not hex bytes: `{group}` has an odd number of digits"
-            ));
-        }
-        if let Some(bad) = group.chars().find(|c| !c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "`{s}` is not hex bytes: `{bad}` is not a hex digit"
-            ));
-        }
-        for pair in group.as_bytes().chunks(2) {
-            // Two ASCII hex digits: both conversions succeed.
-            let text = std::str::from_utf8(pair).unwrap_or("00");
-            out.push(u8::from_str_radix(text, 16).unwrap_or(0));
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "`{s}` is empty; expected hex bytes such as `01000000`"
-        ));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_forms() {
-        assert_eq!(hex("01000000"), Ok(vec![1, 0, 0, 0]));
-        assert_eq!(hex("01 00:00 00"), Ok(vec![1, 0, 0, 0]));
-        assert_eq!(hex("0xdead"), Ok(vec![0xde, 0xad]));
-        assert!(hex("abc").unwrap_err().contains("odd number"));
-        assert!(hex("zz").unwrap_err().contains("`z` is not a hex digit"));
-        assert!(hex("+1").unwrap_err().contains("`+` is not a hex digit"));
-        assert!(hex(" ").unwrap_err().contains("is empty"));
-    }
 
     #[test]
     fn the_builtin_decap_object() {

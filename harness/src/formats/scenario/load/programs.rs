@@ -2,12 +2,13 @@
 //! object holds (its programs, its maps' key and value sizes, the maps a
 //! contract needs), and their `maps:` entries decoded.
 
-use dsrlab_abi::decap::{COUNTERS_MAP, Counter};
+use dsrlab_abi::decap::{COUNTERS_MAP, Counter, GUE_PORT_GLOBAL};
 
 use super::{
-    Checked, Loader, MapEntries, ProgramSource, ResolvedProgram, ScenarioError,
+    Checked, EntryValue, Loader, MapEntries, ProgramSource, ResolvedProgram, ScenarioError,
     objects::{self, Hook, ObjectInfo},
     tree::YPath,
+    values::{Part, Slot},
 };
 use crate::{
     datapath,
@@ -93,7 +94,8 @@ impl Loader<'_> {
                         &p.key("program"),
                         format!(
                             "program `{program}` in {shown} is neither XDP nor a TC classifier, \
-                             the program types dsrlab runs"
+                             the program types dsrlab runs (sections {})",
+                            objects::SECTION_NAMES
                         ),
                     ));
                 }
@@ -104,9 +106,21 @@ impl Loader<'_> {
                 (source, Some(info), shown, hook)
             }
         };
-        let name = match &source {
-            ProgramSource::Builtin(b) => b.name().to_owned(),
-            ProgramSource::File { program, .. } => program.clone(),
+        let name = match (&spec.label, &source) {
+            (Some(label), _) => {
+                if label.is_empty() || label.contains(['/', '\\']) || label.trim() != label {
+                    return Err(self.at_value(
+                        &p.key("label"),
+                        format!(
+                            "label `{label}` names reports and `--out` paths: it must be \
+                             non-empty, without `/` or surrounding spaces"
+                        ),
+                    ));
+                }
+                label.clone()
+            }
+            (None, ProgramSource::Builtin(b)) => b.name().to_owned(),
+            (None, ProgramSource::File { program, .. }) => program.clone(),
         };
         if spec.gue_port.is_some()
             && !matches!(spec.builtin, Some(b) if b.contract() == Some(Contract::Decap))
@@ -183,17 +197,40 @@ impl Loader<'_> {
             }
             (None, None)
         };
+        let mut globals = Vec::new();
+        if let Some(port) = spec.gue_port {
+            // The decap programs read it in host order (see dsrlab_abi).
+            globals.push((GUE_PORT_GLOBAL.to_owned(), port.to_ne_bytes().to_vec()));
+        }
+        for (name, value) in &spec.globals {
+            let at = p.key("globals").key(name);
+            if globals.iter().any(|(n, _)| n == name) {
+                return Err(self.at_key(
+                    &at,
+                    format!("`{name}` is set by `gue_port` already: give one of them"),
+                ));
+            }
+            let global = self.global(&at, name, info.as_ref(), &object)?;
+            let slot = Slot {
+                size: Some(global.1.size),
+                typed: Some((global.0, global.1.ty)),
+                untyped: String::new(),
+                size_name: "the variable's size",
+            };
+            let bytes = self.value_bytes(&at, &format!("global {name}"), value, slot)?;
+            globals.push((name.clone(), bytes));
+        }
         let mut maps = Vec::new();
         for (map, entries) in &spec.maps {
             let at = p.key("maps").key(map);
-            let decoded = self.map_entries(&at, map, entries, info.as_ref(), &object)?;
+            let decoded = self.map_entries(&at, map, entries, (info.as_ref(), hook), &object)?;
             maps.push((map.clone(), decoded));
         }
         Ok(Checked {
             program: ResolvedProgram {
                 source,
                 name,
-                gue_port: spec.gue_port,
+                globals,
                 contract,
                 maps,
                 lb,
@@ -205,16 +242,76 @@ impl Loader<'_> {
         })
     }
 
-    /// Decodes `maps:` entries and checks them against the object's map.
+    /// Gives programs that share a name distinct labels: `program@file`,
+    /// `program@path` when the files share a name too, `name#N` (N its
+    /// place in `programs:`) when it is the same program. Labels written in
+    /// the scenario are kept, and two equal ones are an error.
+    pub(super) fn label_programs(
+        &self,
+        at: &YPath,
+        programs: &mut [Checked],
+    ) -> Result<(), ScenarioError> {
+        let clashes = |programs: &[Checked], i: usize| {
+            programs
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.program.name == programs[i].program.name)
+        };
+        for step in [Label::FileName, Label::Path, Label::Index] {
+            let clashing: Vec<usize> = (0..programs.len())
+                .filter(|&i| self.spec.programs[i].label.is_none() && clashes(programs, i))
+                .collect();
+            for i in clashing {
+                if step == Label::Index {
+                    programs[i].program.name = format!("{}#{}", programs[i].program.name, i + 1);
+                } else if let ProgramSource::File { object, program } = &programs[i].program.source
+                {
+                    let shown = match step {
+                        Label::FileName => object.file_name().map_or_else(
+                            || object.display().to_string(),
+                            |f| f.display().to_string(),
+                        ),
+                        Label::Index | Label::Path => self.spec.programs[i]
+                            .object
+                            .as_deref()
+                            .unwrap_or(object)
+                            .display()
+                            .to_string(),
+                    };
+                    programs[i].program.name = format!("{program}@{shown}");
+                }
+            }
+        }
+        for i in 0..programs.len() {
+            if let Some(j) = (0..i).find(|&j| programs[j].program.name == programs[i].program.name)
+            {
+                let name = &programs[i].program.name;
+                return Err(self.at_value(
+                    &at.index(i),
+                    format!(
+                        "programs[{j}] and programs[{i}] are both labelled `{name}`: give one of \
+                         them its own `label:` (reports, findings and `--out` paths need \
+                         distinct names)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes `maps:` entries and checks them against the object's map:
+    /// key and value sizes, and that program arrays get programs of the
+    /// same type and maps of maps get maps.
     pub(super) fn map_entries(
         &self,
         at: &YPath,
         map: &str,
         entries: &[MapEntry],
-        info: Option<&ObjectInfo>,
+        checked: (Option<&ObjectInfo>, Hook),
         object: &str,
     ) -> Result<MapEntries, ScenarioError> {
-        let sizes = match info {
+        let (info, hook) = checked;
+        let declared = match info {
             Some(info) => {
                 let Some(m) = info.maps.get(map) else {
                     return Err(self.at_key(
@@ -225,46 +322,155 @@ impl Loader<'_> {
                         ),
                     ));
                 };
-                Some((m.key_size, m.value_size))
+                Some(*m)
             }
             None => None,
         };
+        let kind = declared.map(|m| MapKind::of(m.map_type));
         entries
             .iter()
             .enumerate()
             .map(|(j, e)| {
                 let at = at.index(j);
-                let key = self.sized(&at.key("key"), map, "key", &e.key, sizes.map(|s| s.0))?;
-                let value =
-                    self.sized(&at.key("value"), map, "value", &e.value, sizes.map(|s| s.1))?;
+                let key = self.value_bytes(
+                    &at.key("key"),
+                    &format!("map {map}: key"),
+                    &e.key,
+                    Slot::map(info, map, Part::Key),
+                )?;
+                let value = match (&e.value, &e.program, &e.map) {
+                    (Some(value), None, None) => {
+                        if let Some(kind @ (MapKind::Programs | MapKind::Maps)) = kind {
+                            return Err(self.at_key(
+                                &at.key("value"),
+                                format!(
+                                    "map `{map}` is {}: write `{}: <name>` instead of `value`",
+                                    kind.describe(),
+                                    kind.entry_key()
+                                ),
+                            ));
+                        }
+                        EntryValue::Bytes(self.value_bytes(
+                            &at.key("value"),
+                            &format!("map {map}: value"),
+                            value,
+                            Slot::map(info, map, Part::Value),
+                        )?)
+                    }
+                    (None, Some(program), None) => {
+                        if kind.is_some_and(|k| k != MapKind::Programs) {
+                            return Err(self.at_key(
+                                &at.key("program"),
+                                format!("`program` fills program arrays; map `{map}` is not one"),
+                            ));
+                        }
+                        if let Some(info) = info {
+                            match info.programs.get(program) {
+                                None => {
+                                    return Err(self.at_value(
+                                        &at.key("program"),
+                                        format!(
+                                            "program `{program}` is not in {object}; it has: {}",
+                                            info.program_names()
+                                        ),
+                                    ));
+                                }
+                                Some(&other) if other != hook => {
+                                    return Err(self.at_value(
+                                        &at.key("program"),
+                                        format!(
+                                            "program `{program}` is not of the type of the program \
+                                             under test, and a tail call only jumps between \
+                                             programs of one type"
+                                        ),
+                                    ));
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                        EntryValue::Program(program.clone())
+                    }
+                    (None, None, Some(inner)) => {
+                        if kind.is_some_and(|k| k != MapKind::Maps) {
+                            return Err(self.at_key(
+                                &at.key("map"),
+                                format!(
+                                    "`map` fills arrays and hashes of maps; map `{map}` is not one"
+                                ),
+                            ));
+                        }
+                        if let Some(info) = info
+                            && (!info.maps.contains_key(inner) || inner == map)
+                        {
+                            return Err(self.at_value(
+                                &at.key("map"),
+                                format!(
+                                    "map `{inner}` is not another map of {object}; it has: {}",
+                                    info.map_names()
+                                ),
+                            ));
+                        }
+                        EntryValue::Map(inner.clone())
+                    }
+                    _ => {
+                        return Err(self.at_key(
+                            &at.key("key"),
+                            "a map entry needs its `key` and exactly one of `value`, `program` \
+                             (program arrays) and `map` (maps of maps)",
+                        ));
+                    }
+                };
                 Ok((key, value))
             })
             .collect()
     }
+}
 
-    /// Decodes hex that must be exactly `size` bytes (when known).
-    pub(super) fn sized(
-        &self,
-        at: &YPath,
-        map: &str,
-        what: &str,
-        text: &str,
-        size: Option<u32>,
-    ) -> Result<Vec<u8>, ScenarioError> {
-        let bytes =
-            objects::hex(text).map_err(|e| self.at_value(at, format!("map {map}: {what}: {e}")))?;
-        if let Some(size) = size
-            && bytes.len() != size as usize
-        {
-            return Err(self.at_value(
-                at,
-                format!(
-                    "map {map}: {what} is {} bytes, the map's {what} size is {size}",
-                    bytes.len()
-                ),
-            ));
+/// How a clashing program name is made distinct: by its object's file
+/// name, its object's path, or (the same program twice, a builtin twice)
+/// its place in `programs:`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    FileName,
+    Path,
+    Index,
+}
+
+/// What a map's values are, for the entry forms it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapKind {
+    /// `BPF_MAP_TYPE_PROG_ARRAY`: program file descriptors.
+    Programs,
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`: map file
+    /// descriptors.
+    Maps,
+    /// Every other map type: bytes.
+    Data,
+}
+
+impl MapKind {
+    const fn of(map_type: u32) -> Self {
+        match map_type {
+            3 => Self::Programs,
+            12 | 13 => Self::Maps,
+            _ => Self::Data,
         }
-        Ok(bytes)
+    }
+
+    const fn describe(self) -> &'static str {
+        match self {
+            Self::Programs => "a program array",
+            Self::Maps => "a map of maps",
+            Self::Data => "a map of values",
+        }
+    }
+
+    const fn entry_key(self) -> &'static str {
+        match self {
+            Self::Programs => "program",
+            Self::Maps => "map",
+            Self::Data => "value",
+        }
     }
 }
 

@@ -7,20 +7,26 @@ use std::path::{Path, PathBuf};
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
 use super::{
-    Checked, Loader, ScenarioError, ScenarioPacket, fixture_quirks_over, merge, tree::YPath,
+    AfterGlobal, AfterMap, Checked, Loader, ScenarioError, ScenarioPacket, fixture_quirks_over,
+    merge, tree::YPath,
 };
 use crate::formats::{
+    ctx::{Ctx, CtxSpec},
     fixture::{Expectation, FixtureSet, Quirks},
+    packet::PacketSpec,
     pcap,
-    scenario::generate,
+    scenario::{
+        generate,
+        model::{Expect, PacketRecipe},
+    },
 };
 
-/// `after:` decoded: decap and lb contract counters, and (map, key, value)
-/// checks.
+/// `after:` decoded: decap and lb contract counters, map and global checks.
 type After = (
     Vec<(Counter, u64)>,
     Vec<(LbCounter, u64)>,
-    Vec<(String, Vec<u8>, Vec<u8>)>,
+    Vec<AfterMap>,
+    Vec<AfterGlobal>,
 );
 
 impl Loader<'_> {
@@ -41,8 +47,9 @@ impl Loader<'_> {
             Option<Expectation>,
             Option<Vec<u8>>,
         );
-        let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &s.generate) {
-            (Some(rel), None, None) => {
+        let inline = (!s.inline.is_empty()).then_some(&s.inline);
+        let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &s.generate, inline) {
+            (Some(rel), None, None, None) => {
                 let at = p.key("fixture");
                 let err = |e| self.at_value(&at, format!("cannot use fixture set: {e}"));
                 let set = FixtureSet::from_yaml_file(&self.resolve(rel)).map_err(err)?;
@@ -60,13 +67,31 @@ impl Loader<'_> {
                     })
                     .collect()
             }
-            (None, Some(rel), None) => pcap::read_file(&self.resolve(rel))
+            (None, Some(rel), None, None) => pcap::read_file(&self.resolve(rel))
                 .map_err(|e| self.at_value(&p.key("pcap"), format!("cannot use pcap: {e}")))?
                 .into_iter()
                 .enumerate()
                 .map(|(n, bytes)| (format!("#{}", n + 1), bytes, Quirks::default(), None, None))
                 .collect(),
-            (None, None, Some(generator)) => generate::expand(generator, name)
+            (None, None, None, Some(inline)) => inline
+                .iter()
+                .enumerate()
+                .map(|(j, packet)| {
+                    let at = p.key("inline").index(j);
+                    if packet.layers.is_empty() {
+                        return Err(self.at_value(&at, "an inline packet needs `layers`"));
+                    }
+                    let recipe = PacketRecipe {
+                        layers: packet.layers.clone(),
+                        cut: packet.cut,
+                        mutate: packet.mutate.clone(),
+                    };
+                    let bytes = self.build_recipe(&at, &recipe)?;
+                    let name = packet.name.clone().unwrap_or_else(|| format!("#{}", j + 1));
+                    Ok((name, bytes, Quirks::default(), None, None))
+                })
+                .collect::<Result<_, ScenarioError>>()?,
+            (None, None, Some(generator), None) => generate::expand(generator, name)
                 .map_err(|e| {
                     self.at_value(
                         &p.key("generate").key(e.field),
@@ -76,11 +101,12 @@ impl Loader<'_> {
                 .into_iter()
                 .map(|g| (g.name, g.bytes, Quirks::default(), None, None))
                 .collect(),
-            (f, pc, g) => {
+            (f, pc, g, i) => {
                 let given: Vec<&str> = [
                     ("fixture", f.is_some()),
                     ("pcap", pc.is_some()),
                     ("generate", g.is_some()),
+                    ("inline", i.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, set)| set.then_some(k))
@@ -90,10 +116,13 @@ impl Loader<'_> {
                         &p.key(second),
                         format!(
                             "a stream has both `{first}` and `{second}`; give exactly one of \
-                             `fixture`, `pcap`, `generate`"
+                             `fixture`, `pcap`, `generate`, `inline`"
                         ),
                     ),
-                    _ => self.at_value(p, "a stream needs one of `fixture`, `pcap` or `generate`"),
+                    _ => self.at_value(
+                        p,
+                        "a stream needs one of `fixture`, `pcap`, `generate` or `inline`",
+                    ),
                 });
             }
         };
@@ -112,17 +141,47 @@ impl Loader<'_> {
         // with, which must cover every packet they apply to.
         let scenario_expect = self.spec.expect.clone();
         let stream_expect = s.expect.clone();
-        let overrides = s.packets.clone();
+        let mut overrides = s.packets.clone();
+        for (n, o) in &s.packets {
+            if o.name.is_some() || !o.layers.is_empty() || o.cut.is_some() || !o.mutate.is_empty() {
+                return Err(self.at_key(
+                    &p.key("packets").key(n),
+                    "`name`, `layers`, `cut` and `mutate` belong to packets written `inline:`; \
+                     `packets:` gives the stream's packets quirks, context and expectations",
+                ));
+            }
+        }
+        for (j, packet) in s.inline.iter().enumerate() {
+            let number = u32::try_from(j + 1).unwrap_or(u32::MAX);
+            if overrides.contains_key(&number) {
+                return Err(self.at_key(
+                    &p.key("packets").key(number),
+                    format!(
+                        "packet {number} is written inline: give its quirks, context and \
+                         expectation in its `inline` entry"
+                    ),
+                ));
+            }
+            overrides.insert(number, packet.clone());
+        }
         let stream_quirks = s.quirks;
+        let stream_ctx = s.ctx.clone();
         self.check_quirks(&p.key("quirks"), &stream_quirks, programs)?;
+        self.check_ctx(&p.key("ctx"), &stream_ctx, programs)?;
         self.check_expect(&p.key("expect"), stream_expect.as_ref(), programs)?;
         for (n, o) in &overrides {
-            self.check_quirks(&p.key("packets").key(n).key("quirks"), &o.quirks, programs)?;
-            self.check_expect(
-                &p.key("packets").key(n).key("expect"),
-                o.expect.as_ref(),
-                programs,
-            )?;
+            let at = p.key("packets").key(n);
+            self.check_quirks(&at.key("quirks"), &o.quirks, programs)?;
+            self.check_ctx(&at.key("ctx"), &o.ctx, programs)?;
+            if o.expect.is_some() && o.also_expect.is_some() {
+                return Err(self.at_key(
+                    &at.key("also_expect"),
+                    "give `expect` (replaces the stream's expectation) or `also_expect` (adds to \
+                     it), not both",
+                ));
+            }
+            self.check_expect(&at.key("expect"), o.expect.as_ref(), programs)?;
+            self.check_expect(&at.key("also_expect"), o.also_expect.as_ref(), programs)?;
         }
         let mut packets = Vec::with_capacity(count);
         for (k, (pname, bytes, fixture_quirks, fixture, fixture_output)) in
@@ -132,16 +191,34 @@ impl Loader<'_> {
             let o = overrides.get(&number);
             // The expectation, where it is written, and how many packets
             // of an `equals` pcap it needs.
-            let (expect, level, needs) = match (o.and_then(|o| o.expect.as_ref()), &stream_expect) {
+            let (inherited, inherited_at) = match &stream_expect {
+                Some(e) => (Some(e.clone()), p.key("expect")),
+                None => (scenario_expect.clone(), YPath::root().key("expect")),
+            };
+            let (expect, level, needs) = match (
+                o.and_then(|o| o.expect.as_ref()),
+                o.and_then(|o| o.also_expect.as_ref()),
+            ) {
                 (Some(e), _) => (
                     Some(e.clone()),
                     p.key("packets").key(number).key("expect"),
                     k + 1,
                 ),
-                (None, Some(e)) => (Some(e.clone()), p.key("expect"), count),
-                (None, None) => (scenario_expect.clone(), YPath::root().key("expect"), count),
+                (None, Some(more)) => {
+                    let at = if more.equals.is_some() {
+                        p.key("packets").key(number).key("also_expect")
+                    } else {
+                        inherited_at
+                    };
+                    let needs = if more.equals.is_some() { k + 1 } else { count };
+                    (Some(merge_expect(inherited, more)), at, needs)
+                }
+                (None, None) => (inherited, inherited_at, count),
             };
             let mut expected_output = fixture_output;
+            if let Some(recipe) = expect.as_ref().and_then(|e| e.packet.as_ref()) {
+                expected_output = Some(self.build_recipe(&level.key("packet"), recipe)?);
+            }
             if let Some(rel) = expect.as_ref().and_then(|e| e.equals.as_ref()) {
                 let pcap = self.equals_pcap(&level.key("equals"), rel)?;
                 let pcap = &self.equals[&pcap];
@@ -164,6 +241,12 @@ impl Loader<'_> {
                 ),
                 &o.map(|o| o.quirks).unwrap_or_default(),
             );
+            let mut ctx = Ctx::default().merged(&self.spec.ctx).merged(&stream_ctx);
+            if let Some(o) = o {
+                ctx = ctx.merged(&o.ctx);
+            }
+            ctx.read_back = expect.as_ref().is_some_and(|e| e.ctx.is_some());
+            let quirks = Quirks { ctx, ..quirks };
             packets.push(ScenarioPacket {
                 stream: name.to_owned(),
                 number,
@@ -176,6 +259,23 @@ impl Loader<'_> {
             });
         }
         Ok(packets)
+    }
+
+    /// Builds a packet from its layer recipe; the error names the recipe.
+    pub(super) fn build_recipe(
+        &self,
+        at: &YPath,
+        recipe: &PacketRecipe,
+    ) -> Result<Vec<u8>, ScenarioError> {
+        let value = serde_json::json!({
+            "layers": recipe.layers,
+            "cut": recipe.cut,
+            "mutate": recipe.mutate,
+        });
+        let spec: PacketSpec = serde_json::from_value(value)
+            .map_err(|e| self.at_value(&at.key("layers"), format!("not a packet recipe: {e}")))?;
+        spec.build()
+            .map_err(|e| self.at_value(&at.key("layers"), format!("cannot build the packet: {e}")))
     }
 
     /// Reads an `expect.equals` pcap into `self.equals` (once per file);
@@ -298,7 +398,7 @@ impl Loader<'_> {
     /// Checks and decodes `after:`: (counters, map checks).
     pub(super) fn after(&self, programs: &[Checked]) -> Result<After, ScenarioError> {
         let Some(after) = &self.spec.after else {
-            return Ok((Vec::new(), Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Vec::new(), Vec::new(), Vec::new()));
         };
         let at = YPath::root().key("after");
         let mut counters = Vec::new();
@@ -308,42 +408,38 @@ impl Loader<'_> {
             counters.extend(c.decap.map(|c| (c, total)));
             lb_counters.extend(c.lb.map(|c| (c, total)));
         }
-        let mut maps = Vec::new();
-        for (j, check) in after.maps.iter().enumerate() {
-            let at = at.key("maps").index(j);
-            let mut sizes = None;
-            for c in programs {
-                let Some(info) = &c.info else { continue };
-                let Some(m) = info.maps.get(&check.map) else {
-                    return Err(self.at_value(
-                        &at.key("map"),
-                        format!(
-                            "map `{}` is not in {} (program `{}`); it has: {}",
-                            check.map,
-                            c.object,
-                            c.program.name,
-                            info.map_names()
-                        ),
-                    ));
-                };
-                sizes.get_or_insert((m.key_size, m.value_size));
-            }
-            let key = self.sized(
-                &at.key("key"),
-                &check.map,
-                "key",
-                &check.key,
-                sizes.map(|s| s.0),
-            )?;
-            let value = self.sized(
-                &at.key("value"),
-                &check.map,
-                "value",
-                &check.value,
-                sizes.map(|s| s.1),
-            )?;
-            maps.push((check.map.clone(), key, value));
-        }
-        Ok((counters, lb_counters, maps))
+        let maps = self.after_maps(&at.key("maps"), &after.maps, programs)?;
+        let globals = self.after_globals(&at.key("globals"), &after.globals, programs)?;
+        Ok((counters, lb_counters, maps, globals))
+    }
+}
+
+/// The inherited expectation with `more` on top: `more`'s keys win,
+/// `fields` and `ctx` merge key by key.
+fn merge_expect(inherited: Option<Expect>, more: &Expect) -> Expect {
+    let base = inherited.unwrap_or_default();
+    let mut fields = base.fields;
+    fields.extend(more.fields.clone());
+    let ctx = match (base.ctx, &more.ctx) {
+        (Some(base), Some(more)) => Some(CtxSpec {
+            mark: more.mark.or(base.mark),
+            priority: more.priority.or(base.priority),
+            ifindex: more.ifindex.or(base.ifindex),
+            ingress_ifindex: more.ingress_ifindex.or(base.ingress_ifindex),
+            cb: more.cb.clone().or(base.cb),
+            tstamp: more.tstamp.or(base.tstamp),
+            rx_queue_index: more.rx_queue_index.or(base.rx_queue_index),
+        }),
+        (base, more) => more.clone().or(base),
+    };
+    Expect {
+        verdict: more.verdict.clone().or(base.verdict),
+        output: more.output.or(base.output),
+        fields,
+        equals: more.equals.clone().or(base.equals),
+        counter: more.counter.clone().or(base.counter),
+        drop_reason: more.drop_reason.clone().or(base.drop_reason),
+        ctx,
+        packet: more.packet.clone().or(base.packet),
     }
 }
