@@ -365,6 +365,11 @@ impl LoadedProgram {
         self.ebpf.map_mut(name)
     }
 
+    /// The names of the object's maps (global data sections included).
+    pub fn map_names(&self) -> Vec<String> {
+        self.ebpf.maps().map(|(name, _)| name.to_owned()).collect()
+    }
+
     /// One of the object's maps by name, for reading it through aya's typed
     /// maps without `&mut` (statistics, counters).
     pub fn map(&self, name: &str) -> Option<&aya::maps::Map> {

@@ -20,6 +20,7 @@ pub struct RawMap {
     map_type: MapType,
     key_size: usize,
     value_size: usize,
+    max_entries: u32,
 }
 
 /// What can go wrong reading or writing a map.
@@ -131,6 +132,7 @@ impl RawMap {
                 map_type: info.map_type()?,
                 key_size: info.key_size() as usize,
                 value_size: info.value_size() as usize,
+                max_entries: info.max_entries(),
             })
         };
         if let Some(map) = program.map(name) {
@@ -243,6 +245,22 @@ impl RawMap {
                 .map(|slot| slot[..self.value_size].to_vec())
                 .collect(),
         ))
+    }
+
+    /// Whether the map is an array (plain or per CPU) of at most
+    /// `entries` values made of u64 words: the shape of a program's
+    /// counters.
+    pub fn is_small_counter_array(&self, entries: u32) -> bool {
+        matches!(self.map_type, MapType::Array | MapType::PerCpuArray)
+            && self.max_entries <= entries
+            && self.key_size == 4
+            && self.value_size % 8 == 0
+            && self.value_size > 0
+    }
+
+    /// The map's `max_entries`.
+    pub const fn max_entries(&self) -> u32 {
+        self.max_entries
     }
 
     /// Whether the map holds a value per CPU.

@@ -166,8 +166,11 @@ pub fn run_decap_packet(
     scenario::run_packet(
         program,
         &mut execution::TestRun,
-        &execution::MarkerCost::default(),
-        true,
+        &scenario::Judging {
+            cost: &execution::MarkerCost::default(),
+            counters: true,
+            watch: None,
+        },
         number,
         &as_scenario,
     )

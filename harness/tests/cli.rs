@@ -256,3 +256,54 @@ fn bench_live_measures_every_part_on_a_small_run() {
     assert_eq!(json["udp_cross_impact"]["held_sockets"], 200);
     assert_eq!(json["udp_cross_impact"]["shared_failed_binds"], 0);
 }
+
+#[test]
+fn runs_that_check_nothing_fail_unless_allowed() {
+    let dir = scratch();
+    let path = dir.path().join("unchecked.yaml");
+    // Two streams: one with an expectation, one without any.
+    std::fs::write(
+        &path,
+        "version: 1\nprograms:\n  - builtin: xdp_pass\ntraffic:\n  - name: checked\n    generate: {flows: 1}\n    expect: {verdict: pass}\n  - name: nobody\n    generate: {flows: 2}\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let out = dsrlab(&["run", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("stream `nobody` checks nothing") && !stdout.contains("`checked`"),
+        "{stdout}"
+    );
+    let out = dsrlab(&["run", file, "--allow-unchecked"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // A packet number no scenario has matches nothing.
+    let out = dsrlab(&["run", file, "--packet", "9"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--packet 9 matches nothing in unchecked has 3"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn strict_fails_a_run_with_skips() {
+    // The blocklist scenario skips its 3 checksum: complete packets on XDP.
+    let scenario = "scenarios/user-object-blocklist.yaml";
+    let out = dsrlab(&["run", scenario, "--mode", "test-run"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("3 skipped"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = dsrlab(&["run", scenario, "--mode", "test-run", "--strict"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--strict: 3 skipped (reasons above) fail the run"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -487,3 +487,23 @@ fn typed_values_are_checked_against_the_btf_when_loading() {
         assert!(err.contains(wanted), "{err}\n{extra}{after}");
     }
 }
+
+#[test]
+fn a_wrong_verdict_names_what_the_packet_counted() {
+    skip_without_kernel!("a_wrong_verdict_names_what_the_packet_counted");
+    let traffic = "traffic:
+  - name: blocked
+    generate: {flows: 1, protocols: [udp], src: 198.18.1.1}
+    expect: {verdict: pass}
+";
+    let runs = findings(&run(&scenario(&typed_program(), traffic)));
+    let (packets, _) = &runs[0];
+    let shown: Vec<String> = packets[0].1.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "verdict: expected pass, actual TC_ACT_SHOT (counters moved: tallies[1] \
+          {\"bytes\":58,\"packets\":1})"
+        ]
+    );
+}

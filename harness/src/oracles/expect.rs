@@ -30,6 +30,7 @@ pub fn judge(
         findings.push(Finding::VerdictClass {
             expected: wanted.clone(),
             actual: result.verdict,
+            moved: None,
         });
     }
     match expect.output {

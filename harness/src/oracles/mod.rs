@@ -32,6 +32,9 @@ pub enum Finding {
         expected: String,
         /// What the program returned.
         actual: Verdict,
+        /// The counters the packet moved (contract counters, or a user
+        /// object's counter arrays), when they were watched.
+        moved: Option<Vec<String>>,
     },
     /// An output field has another value (or is missing).
     Field {
@@ -44,6 +47,9 @@ pub enum Finding {
     },
     /// A state check after the run failed.
     After(String),
+    /// Nothing checked the packets of this stream: no expectation, no
+    /// contract, no `after:` check.
+    Unchecked(String),
     /// The output packet differs; the text is a layer-by-layer diff.
     Output(String),
     /// The counters moved otherwise than the reference model says (every
@@ -81,8 +87,17 @@ impl fmt::Display for Finding {
             Self::Verdict { expected, actual } => {
                 write!(f, "verdict: expected {expected}, actual {actual}")
             }
-            Self::VerdictClass { expected, actual } => {
-                write!(f, "verdict: expected {expected}, actual {actual}")
+            Self::VerdictClass {
+                expected,
+                actual,
+                moved,
+            } => {
+                write!(f, "verdict: expected {expected}, actual {actual}")?;
+                match moved.as_deref() {
+                    Some([]) => f.write_str(" (no counter moved)"),
+                    Some(moved) => write!(f, " (counters moved: {})", moved.join(", ")),
+                    None => Ok(()),
+                }
             }
             Self::Field {
                 path,
@@ -96,6 +111,12 @@ impl fmt::Display for Finding {
                 ),
             },
             Self::After(what) => write!(f, "after the run: {what}"),
+            Self::Unchecked(stream) => write!(
+                f,
+                "stream `{stream}` checks nothing: no `expect:`, no contract and no `after:` \
+                 applies, so it passes whatever the program does; give it an `expect:` (or \
+                 run with --allow-unchecked)"
+            ),
             Self::ModesDisagree(what) => write!(f, "modes disagree: {what}"),
             Self::Flow(what) | Self::Capture(what) => f.write_str(what),
             Self::Stack(what) => write!(f, "stack: {what}"),

@@ -11,6 +11,9 @@
 mod after;
 mod lb;
 mod topology;
+mod watch;
+
+use watch::CounterWatch;
 
 use super::execution::{Execution, Live, MarkerCost, TestRun};
 
@@ -47,6 +50,9 @@ pub struct RunOptions {
     pub packet: Option<usize>,
     /// Only these modes (default: the scenario's).
     pub modes: Option<Vec<Mode>>,
+    /// Let streams whose packets nothing checks (no `expect:`, no contract,
+    /// no `after:`) pass; by default each such stream is a finding.
+    pub allow_unchecked: bool,
 }
 
 /// One program in one mode.
@@ -355,12 +361,21 @@ fn run_mode(
         Err(why) => return RunOutcome::SetupFailed(why.to_string()),
     };
     let snmp_before = execution.snmp();
+    // Test runs only: live, the rig's marker frames count too.
+    let watch = (!counters && mode == Mode::TestRun)
+        .then(|| CounterWatch::new(&loaded, program.types.as_ref()))
+        .filter(|w| !w.is_empty());
+    let judging = Judging {
+        cost: &cost,
+        counters,
+        watch: watch.as_ref(),
+    };
     let mut packets = Vec::new();
     for (i, packet) in scenario.packets.iter().enumerate() {
         if options.packet.is_some_and(|only| only != i + 1) {
             continue;
         }
-        match run_packet(&loaded, execution.as_mut(), &cost, counters, i + 1, packet) {
+        match run_packet(&loaded, execution.as_mut(), &judging, i + 1, packet) {
             Ok(report) => packets.push(report),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
@@ -374,6 +389,9 @@ fn run_mode(
         after
     };
     after.extend(nothing_checked(&packets, mode));
+    if !options.allow_unchecked {
+        after.extend(unchecked_streams(scenario, &packets, counters));
+    }
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
@@ -385,17 +403,32 @@ fn run_mode(
     }
 }
 
+/// What judges a run's packets beside their expectations.
+#[derive(Clone, Copy)]
+pub(crate) struct Judging<'a> {
+    /// What each of the mode's marker frames adds to the counters.
+    pub cost: &'a MarkerCost,
+    /// The program implements the decap contract: its counters are read.
+    pub counters: bool,
+    /// A user's counter arrays, read around each packet.
+    pub watch: Option<&'a CounterWatch>,
+}
+
 /// Runs one packet and judges it: the fixture's expectation (decap
 /// contract, for programs implementing it: `counters`), then the packet's
 /// `expect:`. `number` is its 1-based position in the run.
 pub(crate) fn run_packet(
     program: &LoadedProgram,
     execution: &mut dyn Execution,
-    cost: &MarkerCost,
-    counters: bool,
+    judging: &Judging<'_>,
     number: usize,
     packet: &ScenarioPacket,
 ) -> Result<PacketReport, SuiteError> {
+    let Judging {
+        cost,
+        counters,
+        watch,
+    } = *judging;
     let mut report = PacketReport {
         number,
         name: packet_name(packet),
@@ -419,6 +452,7 @@ pub(crate) fn run_packet(
         }
     };
     let before = read()?;
+    let watched = watch.map(CounterWatch::snapshot);
     let run = execution.run(program, &packet.bytes, packet.quirks)?;
     let mut after = read()?;
     cost.remove(0, &mut after, 1);
@@ -465,6 +499,24 @@ pub(crate) fn run_packet(
         }
         _ => {}
     }
+    // A wrong verdict says what the packet counted: the contract's
+    // counters, or the user's counter arrays.
+    let moved = match (watch, watched) {
+        (Some(watch), Some(before)) => Some(watch.moved(&before, &watch.snapshot())),
+        _ if counters => Some(
+            report
+                .counters
+                .iter()
+                .map(|(c, d)| format!("{} {d:+}", c.name()))
+                .collect(),
+        ),
+        _ => None,
+    };
+    for finding in &mut report.findings {
+        if let Finding::VerdictClass { moved: slot, .. } = finding {
+            slot.clone_from(&moved);
+        }
+    }
     report.run = Some(run);
     Ok(report)
 }
@@ -478,6 +530,39 @@ pub(crate) fn nothing_checked(packets: &[PacketReport], mode: Mode) -> Option<Fi
             mode.name()
         ))
     })
+}
+
+/// Streams of which no packet that ran had anything checked beyond "it
+/// ran without error": no `expect:`, no fixture expectation the program's
+/// contract binds, and no `after:` check totalling them. Each is a finding,
+/// since a stream nobody checks passes whatever the program does.
+fn unchecked_streams(
+    scenario: &LoadedScenario,
+    packets: &[PacketReport],
+    counters: bool,
+) -> Vec<Finding> {
+    let after = !scenario.after_counters.is_empty()
+        || !scenario.after_lb_counters.is_empty()
+        || !scenario.after_maps.is_empty()
+        || !scenario.after_globals.is_empty()
+        || !scenario.after_snmp.is_empty();
+    if after {
+        return Vec::new();
+    }
+    let mut streams: Vec<(&str, bool)> = Vec::new();
+    for report in packets.iter().filter(|p| p.skipped.is_none()) {
+        let packet = &scenario.packets[report.number - 1];
+        let checked = packet.expect.is_some() || (packet.fixture.is_some() && counters);
+        match streams.iter_mut().find(|(s, _)| *s == packet.stream) {
+            Some((_, any)) => *any |= checked,
+            None => streams.push((&packet.stream, checked)),
+        }
+    }
+    streams
+        .into_iter()
+        .filter(|(_, checked)| !checked)
+        .map(|(stream, _)| Finding::Unchecked(stream.to_owned()))
+        .collect()
 }
 
 /// `stream/name`, or the name alone outside a scenario.

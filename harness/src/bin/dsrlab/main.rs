@@ -62,6 +62,13 @@ enum Command {
         /// Write input/expected/actual pcaps of every failing packet here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Fail on any skipped packet or run, not only on failures.
+        #[arg(long)]
+        strict: bool,
+        /// Let streams that check nothing (no `expect:`, no contract, no
+        /// `after:`) pass instead of failing them.
+        #[arg(long)]
+        allow_unchecked: bool,
     },
     /// Check scenario files without running them; every error names
     /// file:line:column.
@@ -416,12 +423,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             packet,
             format,
             out,
+            strict,
+            allow_unchecked,
         } => {
             let options = RunOptions {
                 packet,
                 modes: mode.map(|m| vec![m.into()]),
+                allow_unchecked,
             };
-            run_scenarios(&paths, filter.as_deref(), &options, format, out.as_deref())
+            run_scenarios(
+                &paths,
+                filter.as_deref(),
+                &options,
+                format,
+                out.as_deref(),
+                strict,
+            )
         }
         Command::Check { paths } => check_scenarios(&paths),
         Command::New { name, dir } => {

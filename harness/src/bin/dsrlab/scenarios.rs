@@ -82,6 +82,7 @@ pub(super) fn run_scenarios(
     options: &RunOptions,
     format: Format,
     out: Option<&Path>,
+    strict: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut scenarios = Vec::new();
     for file in scenario_files(paths)? {
@@ -106,6 +107,23 @@ pub(super) fn run_scenarios(
                     .join(", ")
             ),
             None => bail!("no scenario matches"),
+        }
+    }
+    if let Some(n) = options.packet {
+        let lacking: Vec<String> = scenarios
+            .iter()
+            .filter(|s| s.live.is_none() && n > s.packets.len())
+            .map(|s| format!("{} has {}", s.name, s.packets.len()))
+            .collect();
+        if !lacking.is_empty() || scenarios.iter().all(|s| s.live.is_some()) {
+            bail!(
+                "--packet {n} matches nothing in {}: nothing would be checked",
+                if lacking.is_empty() {
+                    "a topology scenario (its traffic is flows, not numbered packets)".to_owned()
+                } else {
+                    lacking.join(", ")
+                }
+            );
         }
     }
     let total: u64 = scenarios
@@ -139,6 +157,11 @@ pub(super) fn run_scenarios(
             serde_json::to_string_pretty(&reports::scenario::json(&reports))?
         ),
         Format::Junit => println!("{}", reports::scenario::junit(&reports)),
+    }
+    let skipped: usize = reports.iter().map(|r| r.skipped()).sum();
+    if strict && skipped > 0 {
+        eprintln!("--strict: {skipped} skipped (reasons above) fail the run");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(if reports.iter().all(|r| r.ok()) {
         ExitCode::SUCCESS

@@ -116,6 +116,9 @@ pub struct ResolvedProgram {
     /// For programs of the lb contract: the configuration to give the
     /// control plane.
     pub lb: Option<LbSetup>,
+    /// The types of its object's maps and globals, when its BTF has them
+    /// (to show what a packet counted, typed).
+    pub types: Option<Arc<ObjectTypes>>,
 }
 
 impl ResolvedProgram {

@@ -231,6 +231,7 @@ impl Loader<'_> {
                 source,
                 name,
                 globals,
+                types: info.as_ref().and_then(|i| i.types.clone().ok()),
                 contract,
                 maps,
                 lb,
