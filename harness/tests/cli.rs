@@ -104,6 +104,71 @@ fn a_failing_run_exits_1_shows_the_diff_and_writes_pcaps() {
     for pcap in ["input.pcap", "expected.pcap", "actual.pcap"] {
         assert!(packet_dir.join(pcap).is_file(), "{pcap} not written");
     }
+
+    // JSON: findings as records, with what the packet counted.
+    let out = dsrlab(&["run", path.to_str().unwrap(), "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packet = &json["scenarios"][0]["runs"][0]["packets"][0];
+    assert_eq!(packet["packet"], 1);
+    assert_eq!(packet["counters"]["decap_ip4_in_ip4"], 1, "{packet}");
+    let finding = &packet["findings"][0];
+    assert_eq!(finding["kind"], "output", "{finding}");
+    assert!(finding["diff"].as_str().unwrap().contains("ipv4[0].proto"));
+
+    // JUnit: the same cases as a passing run, the pcaps attached.
+    let out = dsrlab(&[
+        "run",
+        path.to_str().unwrap(),
+        "--format",
+        "junit",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let xml = text(&out.stdout);
+    for case in [
+        "name=\"setup\"",
+        "name=\"#1 generated/flow-1\"",
+        "name=\"after\"",
+    ] {
+        assert!(xml.contains(case), "{case} missing: {xml}");
+    }
+    assert!(
+        xml.contains(&format!(
+            "[[ATTACHMENT|{}]]",
+            packet_dir.join("input.pcap").display()
+        )),
+        "{xml}"
+    );
+}
+
+#[test]
+fn junit_reports_a_scenario_that_cannot_be_read_as_an_errored_case() {
+    let dir = scratch();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "version: 1
+programs: [{builtin: xdp_nothing}]
+",
+    )
+    .unwrap();
+    let out = dsrlab(&[
+        "run",
+        broken.to_str().unwrap(),
+        "scenarios/decap-gue-port.yaml",
+        "--mode",
+        "test-run",
+        "--format",
+        "junit",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let xml = text(&out.stdout);
+    assert!(xml.contains("<testcase name=\"load\""), "{xml}");
+    assert!(xml.contains("xdp_nothing"), "{xml}");
+    assert!(
+        xml.contains(r#"<testsuite name="decap-gue-port""#),
+        "the readable scenario still runs: {xml}"
+    );
 }
 
 #[test]
@@ -112,7 +177,8 @@ fn junit_and_json_reports_parse_and_count() {
     assert!(out.status.success());
     let xml = text(&out.stdout);
     assert!(
-        xml.contains(r#"<testsuite name="decap-gue-port" tests="400""#),
+        // 100 packets, `setup` and `after` × (xdp_decap, tc_decap) × (test-run, netns)
+        xml.contains(r#"<testsuite name="decap-gue-port" tests="408""#),
         "{xml}"
     );
     let out = dsrlab(&["run", "scenarios/decap-gue-port.yaml", "--format", "json"]);
@@ -226,7 +292,8 @@ fn a_topology_run_reports_flows_in_every_format_and_writes_its_captures() {
     ]);
     let xml = text(&out.stdout);
     assert!(
-        xml.contains(r#"tests="22""#) && xml.contains("tenants flow 20"),
+        // `setup`, 20 flows, 2 captures
+        xml.contains(r#"tests="23""#) && xml.contains("tenants flow 20"),
         "{xml}"
     );
 }

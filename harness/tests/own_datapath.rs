@@ -118,7 +118,7 @@ fn without_its_program_array_entry_the_tail_call_counts_nothing() {
     let (packets, after) = &runs[0];
     assert!(packets.is_empty(), "{packets:?}");
     assert!(
-        matches!(&after[..], [Finding::After(f)] if f.contains("map tallies")),
+        matches!(&after[..], [Finding::State { at, .. }] if at == "map tallies key 00000000"),
         "{after:?}"
     );
 }

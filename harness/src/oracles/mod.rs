@@ -45,8 +45,20 @@ pub enum Finding {
         /// The value found, if the field exists.
         actual: Option<String>,
     },
-    /// A state check after the run failed.
+    /// A state check after the run failed (it could not be made, or a
+    /// counter total differs).
     After(String),
+    /// A map value or global differs after the run.
+    State {
+        /// The map and key, or the global (`map tallies key 1`).
+        at: String,
+        /// The field within the value (`bytes`, `via.gateway`), or empty.
+        field: String,
+        /// What was written.
+        expected: String,
+        /// What is there, in the same notation.
+        actual: String,
+    },
     /// Nothing checked the packets of this stream: no expectation, no
     /// contract, no `after:` check.
     Unchecked(String),
@@ -111,6 +123,18 @@ impl fmt::Display for Finding {
                 ),
             },
             Self::After(what) => write!(f, "after the run: {what}"),
+            Self::State {
+                at,
+                field,
+                expected,
+                actual,
+            } => {
+                let dot = if field.is_empty() { "" } else { "." };
+                write!(
+                    f,
+                    "after the run: {at}{dot}{field}: expected {expected}, actual {actual}"
+                )
+            }
             Self::Unchecked(stream) => write!(
                 f,
                 "stream `{stream}` checks nothing: no `expect:`, no contract and no `after:` \

@@ -1,6 +1,7 @@
 //! Reports: what humans and CI read about a run. They depend on results
 //! only.
 
+pub mod findings;
 pub mod pcap_diff;
 pub mod scenario;
 pub mod snapshot;

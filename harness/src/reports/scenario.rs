@@ -203,19 +203,12 @@ pub fn json(reports: &[ScenarioReport]) -> Value {
                                 .packets
                                 .iter()
                                 .filter(|p| !p.passed())
-                                .map(|p| {
-                                    json!({
-                                        "number": p.number,
-                                        "name": p.name,
-                                        "skipped": p.skipped,
-                                        "findings": p.findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                                    })
-                                })
+                                .map(super::findings::packet)
                                 .collect::<Vec<_>>()
                                 .into();
                             v["after"] = after
                                 .iter()
-                                .map(ToString::to_string)
+                                .map(super::findings::record)
                                 .collect::<Vec<_>>()
                                 .into();
                         }
@@ -242,41 +235,79 @@ pub fn json(reports: &[ScenarioReport]) -> Value {
     })
 }
 
-/// JUnit XML: a test suite per scenario, a test case per program, mode and
-/// packet (plus one per after-check failure and per failed setup).
-pub fn junit(reports: &[ScenarioReport]) -> String {
+/// JUnit XML: a test suite per scenario, and per program and mode the same
+/// test cases whatever happens — `setup`, one per packet (or flow and
+/// capture), `after` — so that CI tools can follow a case from run to run.
+/// Files written with `--out` are attached to their case
+/// (`[[ATTACHMENT|path]]` in its output, as JUnit attachment plugins read
+/// them). A scenario that could not be read is a suite of one errored case
+/// `load`, with the error.
+pub fn junit(
+    reports: &[ScenarioReport],
+    written: &[(String, Vec<PathBuf>)],
+    unreadable: &[(PathBuf, String)],
+) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let failed = |message: &str, description: Option<String>| {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(message);
+        if let Some(d) = description {
+            s.set_description(d);
+        }
+        s
+    };
+    let attach = |case: &mut TestCase, key: &str| {
+        if let Some((_, paths)) = written.iter().find(|(k, _)| k == key) {
+            let lines: Vec<String> = paths
+                .iter()
+                .map(|p| format!("[[ATTACHMENT|{}]]", p.display()))
+                .collect();
+            case.set_system_out(lines.join("\n"));
+        }
+    };
     let mut junit = Report::new("dsrlab");
+    for (path, error) in unreadable {
+        let mut suite = TestSuite::new(path.display().to_string());
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(error.as_str());
+        suite.add_test_case(TestCase::new("load", status));
+        junit.add_test_suite(suite);
+    }
     for r in reports {
         let mut suite = TestSuite::new(r.name.as_str());
         suite.set_time(r.elapsed);
         for run in &r.runs {
             let class = format!("{}.{}", run.program, run.mode.name());
-            match &run.outcome {
-                RunOutcome::Skipped(why) | RunOutcome::SetupFailed(why) => {
-                    let mut status = if matches!(run.outcome, RunOutcome::Skipped(_)) {
-                        TestCaseStatus::skipped()
-                    } else {
-                        TestCaseStatus::non_success(NonSuccessKind::Error)
-                    };
-                    status.set_message(why.as_str());
-                    let mut case = TestCase::new("setup", status);
-                    case.set_classname(class.as_str());
-                    suite.add_test_case(case);
+            let at = format!("{} · {} · {}", r.name, run.program, run.mode.name());
+            let mut add = |mut case: TestCase| {
+                case.set_classname(class.as_str());
+                suite.add_test_case(case);
+            };
+            let setup = match &run.outcome {
+                RunOutcome::Skipped(why) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(why.as_str());
+                    s
                 }
+                RunOutcome::SetupFailed(why) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message(why.as_str());
+                    s
+                }
+                _ => TestCaseStatus::success(),
+            };
+            add(TestCase::new("setup", setup));
+            match &run.outcome {
+                RunOutcome::Skipped(_) | RunOutcome::SetupFailed(_) => {}
                 RunOutcome::Topology(report) => {
                     for (name, failures) in super::topology::cases(report) {
-                        let status = if failures.is_empty() {
-                            TestCaseStatus::success()
-                        } else {
-                            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                            s.set_message(failures[0].as_str());
-                            s.set_description(failures.join("\n"));
-                            s
+                        let status = match failures.first() {
+                            None => TestCaseStatus::success(),
+                            Some(first) => failed(first, Some(failures.join("\n"))),
                         };
                         let mut case = TestCase::new(name, status);
-                        case.set_classname(class.as_str());
-                        suite.add_test_case(case);
+                        attach(&mut case, &at);
+                        add(case);
                     }
                 }
                 RunOutcome::Ran { report, after } => {
@@ -288,24 +319,28 @@ pub fn junit(reports: &[ScenarioReport]) -> String {
                         } else if p.findings.is_empty() {
                             TestCaseStatus::success()
                         } else {
-                            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                             let text: Vec<String> =
                                 p.findings.iter().map(ToString::to_string).collect();
-                            s.set_message(text.first().cloned().unwrap_or_default());
-                            s.set_description(text.join("\n"));
-                            s
+                            failed(&text[0], Some(text.join("\n")))
                         };
                         let mut case = TestCase::new(format!("#{} {}", p.number, p.name), status);
-                        case.set_classname(class.as_str());
-                        suite.add_test_case(case);
+                        attach(&mut case, &failure_key(&at, p));
+                        add(case);
                     }
-                    for f in after {
-                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        s.set_message(f.to_string());
-                        let mut case = TestCase::new("after", s);
-                        case.set_classname(class.as_str());
-                        suite.add_test_case(case);
-                    }
+                    let status = match after.first() {
+                        None => TestCaseStatus::success(),
+                        Some(first) => failed(
+                            &first.to_string(),
+                            Some(
+                                after
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join("\n"),
+                            ),
+                        ),
+                    };
+                    add(TestCase::new("after", status));
                 }
             }
         }

@@ -85,8 +85,18 @@ pub(super) fn run_scenarios(
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut scenarios = Vec::new();
+    // A scenario that cannot be read is reported (an errored case in JUnit)
+    // and fails the run with 2; the others still run.
+    let mut unreadable = Vec::new();
     for file in scenario_files(paths)? {
-        let scenario = scenario_load::load(&file)?;
+        let scenario = match scenario_load::load(&file) {
+            Ok(scenario) => scenario,
+            Err(e) => {
+                eprintln!("{e}");
+                unreadable.push((file, e.to_string()));
+                continue;
+            }
+        };
         let in_mode = options
             .modes
             .as_ref()
@@ -94,6 +104,12 @@ pub(super) fn run_scenarios(
         if filter.is_none_or(|f| scenario.name.contains(f)) && in_mode {
             scenarios.push(scenario);
         }
+    }
+    if scenarios.is_empty() && !unreadable.is_empty() {
+        if format == Format::Junit {
+            println!("{}", reports::scenario::junit(&[], &[], &unreadable));
+        }
+        return Ok(ExitCode::from(2));
     }
     if scenarios.is_empty() {
         match &options.modes {
@@ -152,11 +168,22 @@ pub(super) fn run_scenarios(
     progress.finish_and_clear();
     match format {
         Format::Human => print!("{}", reports::scenario::human(&reports, &written)),
-        Format::Json => println!(
+        Format::Json => {
+            let mut json = reports::scenario::json(&reports);
+            json["unreadable"] = unreadable
+                .iter()
+                .map(|(path, error)| serde_json::json!({"path": path, "error": error}))
+                .collect::<Vec<_>>()
+                .into();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Format::Junit => println!(
             "{}",
-            serde_json::to_string_pretty(&reports::scenario::json(&reports))?
+            reports::scenario::junit(&reports, &written, &unreadable)
         ),
-        Format::Junit => println!("{}", reports::scenario::junit(&reports)),
+    }
+    if !unreadable.is_empty() {
+        return Ok(ExitCode::from(2));
     }
     let skipped: usize = reports.iter().map(|r| r.skipped()).sum();
     if strict && skipped > 0 {

@@ -195,26 +195,17 @@ pub struct ExpectedValue {
 }
 
 impl ExpectedValue {
-    /// What differs in `actual`, one line per field (empty: it matches).
-    pub fn mismatches(&self, actual: &[u8]) -> Vec<String> {
+    /// What differs in `actual`, field by field (an empty field: the
+    /// whole value); empty when it matches.
+    pub fn mismatches(&self, actual: &[u8]) -> Vec<typed::Mismatch> {
         match &self.typed {
-            Some((types, ty, written)) => typed::compare(types, *ty, written, actual)
-                .into_iter()
-                .map(|m| {
-                    let field = if m.field.is_empty() {
-                        String::new()
-                    } else {
-                        format!(".{}", m.field.trim_start_matches('.'))
-                    };
-                    format!("{field}: expected {}, actual {}", m.expected, m.actual)
-                })
-                .collect(),
+            Some((types, ty, written)) => typed::compare(types, *ty, written, actual),
             None if actual == self.bytes => Vec::new(),
-            None => vec![format!(
-                ": expected {}, actual {}",
-                hex_string(&self.bytes),
-                hex_string(actual)
-            )],
+            None => vec![typed::Mismatch {
+                field: String::new(),
+                expected: hex_string(&self.bytes),
+                actual: hex_string(actual),
+            }],
         }
     }
 }

@@ -74,9 +74,7 @@ pub(crate) fn after_state(
                         cost.remove(i + 1, &mut w, markers);
                         bytes = w.iter().flat_map(|w| w.to_le_bytes()).collect();
                     }
-                    for m in expected.mismatches(&bytes) {
-                        findings.push(Finding::After(format!("{at}{m}")));
-                    }
+                    findings.extend(state(&at, expected.mismatches(&bytes)));
                 }
             }
         }
@@ -98,9 +96,8 @@ pub(crate) fn after_state(
                         )));
                         continue;
                     };
-                    for m in expected.mismatches(actual) {
-                        findings.push(Finding::After(format!("{at} on CPU {cpu}{m}")));
-                    }
+                    let at = format!("{at} on CPU {cpu}");
+                    findings.extend(state(&at, expected.mismatches(actual)));
                 }
             }
         }
@@ -130,9 +127,17 @@ pub(crate) fn after_state(
             )));
             continue;
         };
-        for m in global.expected.mismatches(actual) {
-            findings.push(Finding::After(format!("{at}{m}")));
-        }
+        findings.extend(state(&at, global.expected.mismatches(actual)));
     }
     findings
+}
+
+/// The findings of a value's mismatches at `at`.
+fn state(at: &str, mismatches: Vec<typed::Mismatch>) -> impl Iterator<Item = Finding> {
+    mismatches.into_iter().map(move |m| Finding::State {
+        at: at.to_owned(),
+        field: m.field.trim_start_matches('.').to_owned(),
+        expected: m.expected,
+        actual: m.actual,
+    })
 }
