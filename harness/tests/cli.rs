@@ -267,7 +267,7 @@ fn a_topology_run_reports_flows_in_every_format_and_writes_its_captures() {
     );
     for capture in ["to-a", "to-b"] {
         let pcap = out_dir
-            .join("talk-same-vip-tc-decap/xdp_lb_tc_decap-netns")
+            .join("talk-same-vip-tc-decap/xdp_lb+tc_decap-netns")
             .join(format!("{capture}.pcap"));
         let shown = text(&dsrlab(&["pcap", "show", pcap.to_str().unwrap()]).stdout);
         assert!(shown.contains("ipv4 198.18.1."), "{capture}: {shown}");
@@ -372,5 +372,79 @@ fn strict_fails_a_run_with_skips() {
         text(&out.stderr).contains("--strict: 3 skipped (reasons above) fail the run"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn snapshots_are_kept_beside_any_scenario_and_reviewed_from_the_cli() {
+    let dir = scratch();
+    let path = dir.path().join("mine.yaml");
+    let scenario = |ttl: u8| {
+        format!(
+            "version: 1\nprograms:\n  - builtin: tc_pass\nsnapshot: true\ntraffic:\n  - inline:\n      - layers: [eth, {{ipv4: {{ttl: {ttl}}}}}, udp]\n    expect: {{verdict: pass}}\n"
+        )
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_dsrlab"))
+            .args(&args)
+            .current_dir(repo())
+            .env_remove("CI")
+            .output()
+            .unwrap()
+    };
+    let snaps = dir.path().join("snapshots");
+    let stored = snaps.join("mine@tc_pass-test-run.snap");
+    std::fs::write(&path, scenario(64)).unwrap();
+
+    // New: a failure, written as pending for review, never as stored.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("new: written as .snap.new"));
+    assert!(!stored.exists());
+    let out = dsrlab(&["review", path.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("2 pending"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = dsrlab(&["review", path.to_str().unwrap(), "--accept"]);
+    assert!(out.status.success());
+    assert!(
+        stored.is_file()
+            && snaps
+                .join("mine@tc_pass-test-run-output.snap.pcap")
+                .is_file()
+    );
+    assert!(run(&[]).status.success(), "accepted snapshots match");
+
+    // A change: the diff, layer by layer; compare-only writes nothing.
+    std::fs::write(&path, scenario(9)).unwrap();
+    let out = run(&["--snapshots", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ttl 64") && stdout.contains("ttl 9"),
+        "{stdout}"
+    );
+    assert!(!snaps.join("mine@tc_pass-test-run.snap.new").exists());
+    // CI compares only, whatever the default.
+    let out = Command::new(env!("CARGO_BIN_EXE_dsrlab"))
+        .args(["run", path.to_str().unwrap()])
+        .env("CI", "true")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!snaps.join("mine@tc_pass-test-run.snap.new").exists());
+    assert_eq!(run(&[]).status.code(), Some(1));
+    assert!(snaps.join("mine@tc_pass-test-run.snap.new").exists());
+    let out = dsrlab(&["review", path.to_str().unwrap(), "--reject"]);
+    assert!(text(&out.stdout).contains("rejected"));
+    assert!(!snaps.join("mine@tc_pass-test-run.snap.new").exists());
+    assert_eq!(
+        text(&dsrlab(&["review", path.to_str().unwrap()]).stdout).trim(),
+        "no pending snapshot"
     );
 }

@@ -1,16 +1,20 @@
 //! Every file in scenarios/ is a test case: adding a YAML file adds a test,
 //! with no Rust change. A scenario passes when every packet of every program
 //! passes its oracles and the after-run checks hold; with `snapshot: true`
-//! its runs are also compared with insta snapshots (text dissection and
-//! output pcap; for a topology, its flows and what became of them),
-//! reviewed with `cargo insta review`.
+//! its runs are also compared with the snapshots stored beside it, in
+//! insta's format (text dissection and output pcap; for a topology, its
+//! flows and what became of them), reviewed with `dsrlab review` or
+//! `cargo insta review`.
 
 use std::path::PathBuf;
 
 use dsrlab::{
     formats::scenario::load::load,
-    reports::{self, snapshot},
-    runner::scenario::{self as runner, RunOptions, RunOutcome},
+    reports::{
+        self,
+        stored::{self, Policy},
+    },
+    runner::scenario::{self as runner, RunOptions},
 };
 use rstest::rstest;
 
@@ -32,21 +36,28 @@ fn scenario(#[files("../scenarios/*.yaml")] path: PathBuf) {
     if !loaded.spec.snapshot {
         return;
     }
-    let inputs: Vec<&[u8]> = loaded.packets.iter().map(|p| p.bytes.as_slice()).collect();
-    for run in &report.runs {
-        if let RunOutcome::Topology(topology) = &run.outcome {
-            let name = format!("{}@{}-{}", loaded.name, run.program, run.mode.name());
-            insta::assert_snapshot!(name, reports::topology::snapshot(topology));
-            continue;
-        }
-        let RunOutcome::Ran { report: suite, .. } = &run.outcome else {
-            continue;
-        };
-        let name = format!("{}@{}-{}", loaded.name, run.program, run.mode.name());
-        insta::assert_snapshot!(name.clone(), snapshot::dissection_of(&inputs, suite));
-        insta::assert_binary_snapshot!(
-            format!("{name}-output.pcap").as_str(),
-            snapshot::output_pcap(suite)
-        );
-    }
+    // The snapshots dsrlab keeps beside the scenario (scenarios/snapshots/):
+    // checked only in CI, written as .snap.new for `dsrlab review` or
+    // `cargo insta review` elsewhere, accepted with INSTA_UPDATE=always.
+    let policy = match std::env::var("INSTA_UPDATE").as_deref() {
+        Ok("always") => Policy::Accept,
+        Ok("no") => Policy::Check,
+        _ => Policy::from_environment(),
+    };
+    let checked = stored::check(&loaded, &report, policy).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !checked.is_empty(),
+        "scenario {} has no snapshot",
+        loaded.name
+    );
+    let failing: Vec<String> = checked
+        .iter()
+        .filter(|c| c.outcome.fails())
+        .map(|c| format!("{}: {:?}", c.path.display(), c.outcome))
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "snapshots differ (review with `dsrlab review scenarios`):\n{}",
+        failing.join("\n")
+    );
 }

@@ -5,5 +5,6 @@ pub mod findings;
 pub mod pcap_diff;
 pub mod scenario;
 pub mod snapshot;
+pub mod stored;
 pub mod table;
 pub mod topology;

@@ -424,7 +424,7 @@ fn expected_output(packet: &ScenarioPacket) -> Option<Vec<u8>> {
 pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            if c.is_ascii_alphanumeric() || "-_.@+".contains(c) {
                 c
             } else {
                 '_'

@@ -23,13 +23,13 @@ use dsrlab::{
         scenario::{model::Mode, scaffold, schema},
     },
     lb::fuzz,
-    reports::pcap_diff,
+    reports::{pcap_diff, stored::Policy},
     runner::scenario::RunOptions,
 };
 
 use benchmark::run_bench;
 use lb::{fuzz_lb, lb_command};
-use scenarios::{check_scenarios, run_scenarios};
+use scenarios::{check_scenarios, review_snapshots, run_scenarios};
 
 #[derive(Parser)]
 #[command(version, about = "Testing and verification harness for DSR datapaths")]
@@ -69,6 +69,24 @@ enum Command {
         /// `after:`) pass instead of failing them.
         #[arg(long)]
         allow_unchecked: bool,
+        /// What to do with snapshots (`snapshot: true`) that differ or are
+        /// new: write them as .snap.new for `dsrlab review` (the default),
+        /// only compare (the default when CI is set), or accept them.
+        #[arg(long, value_enum)]
+        snapshots: Option<SnapshotArg>,
+    },
+    /// Review pending snapshots (.snap.new) beside scenarios: show each
+    /// one's diff from the stored snapshot, and accept or reject them.
+    Review {
+        /// Scenario files or directories of them (their snapshots/ folder).
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// Replace the stored snapshots with the pending ones.
+        #[arg(long, conflicts_with = "reject")]
+        accept: bool,
+        /// Delete the pending snapshots.
+        #[arg(long)]
+        reject: bool,
     },
     /// Check scenario files without running them; every error names
     /// file:line:column.
@@ -373,6 +391,26 @@ enum PcapCommand {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SnapshotArg {
+    /// Compare only; write nothing.
+    Check,
+    /// Write what differs as .snap.new for review.
+    Pending,
+    /// Write what differs over the stored snapshot.
+    Accept,
+}
+
+impl From<SnapshotArg> for Policy {
+    fn from(arg: SnapshotArg) -> Self {
+        match arg {
+            SnapshotArg::Check => Self::Check,
+            SnapshotArg::Pending => Self::Pending,
+            SnapshotArg::Accept => Self::Accept,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Human,
     Json,
@@ -425,6 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             strict,
             allow_unchecked,
+            snapshots,
         } => {
             let options = RunOptions {
                 packet,
@@ -438,8 +477,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format,
                 out.as_deref(),
                 strict,
+                snapshots.map_or_else(Policy::from_environment, Policy::from),
             )
         }
+        Command::Review {
+            paths,
+            accept,
+            reject,
+        } => review_snapshots(&paths, accept, reject),
         Command::Check { paths } => check_scenarios(&paths),
         Command::New { name, dir } => {
             let path = dir.join(format!("{name}.yaml"));

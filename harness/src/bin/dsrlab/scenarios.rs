@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use dsrlab::{
     formats::scenario::load as scenario_load,
-    reports,
+    reports::{
+        self,
+        stored::{self, Outcome, Policy},
+    },
     runner::scenario::{self as scenario_runner, RunOptions},
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,6 +86,7 @@ pub(super) fn run_scenarios(
     format: Format,
     out: Option<&Path>,
     strict: bool,
+    snapshots: Policy,
 ) -> anyhow::Result<ExitCode> {
     let mut scenarios = Vec::new();
     // A scenario that cannot be read is reported (an errored case in JUnit)
@@ -154,6 +158,7 @@ pub(super) fn run_scenarios(
     );
     let mut reports = Vec::new();
     let mut written = Vec::new();
+    let mut checked_snapshots = Vec::new();
     for scenario in &scenarios {
         progress.set_prefix(scenario.name.clone());
         let report = scenario_runner::run(scenario, options, &mut || progress.inc(1));
@@ -163,13 +168,41 @@ pub(super) fn run_scenarios(
                     .with_context(|| format!("cannot write pcaps under {}", dir.display()))?,
             );
         }
+        if scenario.spec.snapshot {
+            checked_snapshots.extend(stored::check(scenario, &report, snapshots).with_context(
+                || format!("cannot keep the snapshots of {}", scenario.path.display()),
+            )?);
+        }
         reports.push(report);
     }
     progress.finish_and_clear();
     match format {
-        Format::Human => print!("{}", reports::scenario::human(&reports, &written)),
+        Format::Human => {
+            print!("{}", reports::scenario::human(&reports, &written));
+            print_snapshots(&checked_snapshots, snapshots);
+        }
         Format::Json => {
             let mut json = reports::scenario::json(&reports);
+            json["snapshots"] = checked_snapshots
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "name": c.name,
+                        "path": c.path,
+                        "outcome": match &c.outcome {
+                            Outcome::Matched => "matched",
+                            Outcome::Accepted => "accepted",
+                            Outcome::New => "new",
+                            Outcome::Changed(_) => "changed",
+                        },
+                        "diff": match &c.outcome {
+                            Outcome::Changed(diff) => Some(diff.as_str()),
+                            _ => None,
+                        },
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
             json["unreadable"] = unreadable
                 .iter()
                 .map(|(path, error)| serde_json::json!({"path": path, "error": error}))
@@ -185,6 +218,9 @@ pub(super) fn run_scenarios(
     if !unreadable.is_empty() {
         return Ok(ExitCode::from(2));
     }
+    if checked_snapshots.iter().any(|c| c.outcome.fails()) {
+        return Ok(ExitCode::FAILURE);
+    }
     let skipped: usize = reports.iter().map(|r| r.skipped()).sum();
     if strict && skipped > 0 {
         eprintln!("--strict: {skipped} skipped (reasons above) fail the run");
@@ -195,4 +231,63 @@ pub(super) fn run_scenarios(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What became of each snapshot that did not simply match.
+fn print_snapshots(checked: &[stored::Checked], policy: Policy) {
+    for c in checked {
+        let what = match (&c.outcome, policy) {
+            (Outcome::Matched, _) => continue,
+            (Outcome::Accepted, _) => "accepted".to_owned(),
+            (Outcome::New, Policy::Check) => "new, not written (compare only)".to_owned(),
+            (Outcome::New, _) => {
+                "new: written as .snap.new, review it with `dsrlab review`".to_owned()
+            }
+            (Outcome::Changed(diff), Policy::Check) => format!("differs:\n{diff}"),
+            (Outcome::Changed(diff), _) => {
+                format!("differs (written as .snap.new, review it with `dsrlab review`):\n{diff}")
+            }
+        };
+        println!("\nSNAPSHOT {} ({}): {what}", c.name, c.path.display());
+    }
+}
+
+/// `dsrlab review`: the pending snapshots beside the scenarios `paths`
+/// name, each with its diff; accepted or rejected when asked.
+pub(super) fn review_snapshots(
+    paths: &[PathBuf],
+    accept: bool,
+    reject: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for file in scenario_files(paths)? {
+        let dir = stored::snapshot_dir(&file);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let mut count = 0;
+    for dir in &dirs {
+        for pending in
+            stored::pending_in(dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            count += 1;
+            println!("PENDING {}\n{}", pending.path.display(), pending.diff);
+            if accept {
+                stored::accept(&pending)
+                    .with_context(|| format!("cannot accept {}", pending.path.display()))?;
+                println!("accepted");
+            } else if reject {
+                stored::reject(&pending)
+                    .with_context(|| format!("cannot reject {}", pending.path.display()))?;
+                println!("rejected");
+            }
+        }
+    }
+    if count == 0 {
+        println!("no pending snapshot");
+    } else if !accept && !reject {
+        println!("{count} pending: `dsrlab review --accept` or `--reject` to decide");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -78,10 +78,12 @@ pub struct Scenario {
     /// State every program must be in after all the traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<After>,
-    /// Keep insta snapshots of each program's run: a text dissection of
-    /// every packet (input, verdict, counters, output) and the output
-    /// packets as a .pcap; for a topology, every flow and what became of
-    /// it. `cargo insta review` shows changes.
+    /// Keep snapshots of each program's run in `snapshots/` beside the
+    /// scenario, in insta's format: a text dissection of every packet
+    /// (input, verdict, counters, output) and the output packets as a
+    /// .pcap; for a topology, every flow and what became of it. A snapshot
+    /// that differs fails the run and is written as `.snap.new` (not in
+    /// CI) for `dsrlab review` or `cargo insta review`.
     #[serde(default)]
     pub snapshot: bool,
 }
