@@ -448,3 +448,46 @@ fn snapshots_are_kept_beside_any_scenario_and_reviewed_from_the_cli() {
         "no pending snapshot"
     );
 }
+
+#[test]
+fn pcapng_is_written_with_comments_and_read_wherever_pcaps_are() {
+    let dir = scratch();
+    let path = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: 1, tunnel: ip4_in_ip4}\n    expect: {output: unchanged}\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = dsrlab(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--pcapng",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let packet_dir = out_dir.join("wrong/xdp_decap-test-run/0001-generated_flow-1");
+    let actual = packet_dir.join("actual.pcapng");
+    let shown = text(&dsrlab(&["pcap", "show", actual.to_str().unwrap()]).stdout);
+    assert!(
+        shown.contains(
+            "# actual output of wrong · xdp_decap · test-run #1 generated/flow-1: XDP_PASS"
+        ) && shown.contains("# output differs:"),
+        "{shown}"
+    );
+    // A pcapng file is a stream like a pcap.
+    let input = packet_dir.join("input.pcapng");
+    let replay = dir.path().join("replay.yaml");
+    std::fs::write(
+        &replay,
+        format!(
+            "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: {}\n    expect: {{output: decapsulated}}\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let out = dsrlab(&["run", replay.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("1 passed, 0 failed"));
+}

@@ -387,11 +387,19 @@ fn pcap_errors_name_file_and_packet() {
     let name = Path::new("pcaps/x.pcap");
 
     let mut bad_magic = good.clone();
-    bad_magic[..4].copy_from_slice(b"\x0a\x0d\x0d\x0a");
+    bad_magic[..4].copy_from_slice(b"\xde\xad\xbe\xef");
     let e = pcap::from_bytes(&bad_magic, name).expect_err("bad magic");
     assert_eq!(
         e.to_string(),
-        "pcaps/x.pcap: bad magic 0x0a0d0d0a (not a classic pcap file; pcapng is not supported)"
+        "pcaps/x.pcap: bad magic 0xdeadbeef (neither a classic pcap nor a pcapng file)"
+    );
+    // A pcapng section header whose byte-order magic is broken.
+    let mut bad_ng = good.clone();
+    bad_ng[..4].copy_from_slice(b"\x0a\x0d\x0d\x0a");
+    let e = pcap::from_bytes(&bad_ng, name).expect_err("bad pcapng");
+    assert_eq!(
+        e.to_string(),
+        "pcaps/x.pcap: not a pcapng file: Invalid field value: SectionHeaderBlock: invalid magic number"
     );
 
     let record2 = 24 + 16 + packets[0].len();

@@ -111,7 +111,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::pcap_bad_magic(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: bad-magic.pcap\n",
-    "t.yaml:5:11: cannot use pcap: tests/data/scenarios/bad-magic.pcap: bad magic 0x0a0d0d0a (not a classic pcap file; pcapng is not supported)"
+    "t.yaml:5:11: cannot use pcap: tests/data/scenarios/bad-magic.pcap: not a pcapng file: Invalid field value: SectionHeaderBlock: invalid magic number"
 )]
 #[case::pcap_truncated_record(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: truncated.pcap\n",

@@ -5,6 +5,7 @@ pub mod ctx;
 pub mod fixture;
 pub mod packet;
 pub mod pcap;
+pub mod pcapng;
 pub mod scenario;
 pub mod typed;
 

@@ -1,5 +1,6 @@
 //! Classic pcap files (LINKTYPE_ETHERNET): what fixtures are stored as and
-//! what output snapshots are written as.
+//! what output snapshots are written as. Reading also takes pcapng files
+//! ([`super::pcapng`]), told apart by their first bytes.
 //!
 //! Files are written little-endian with microsecond timestamps, packet `i`
 //! (0-based) at `i` µs after the epoch, so that the same packets always give
@@ -101,10 +102,17 @@ pub fn to_bytes<P: AsRef<[u8]>>(packets: &[P]) -> Vec<u8> {
     out
 }
 
-/// Writes `packets` to the pcap file `path` (see [`to_bytes`]).
+/// Writes `packets` to the pcap file `path` (see [`to_bytes`]), or to a
+/// pcapng file when `path` ends in `.pcapng`.
 pub fn write_file<P: AsRef<[u8]>>(path: &Path, packets: &[P]) -> Result<(), PcapError> {
-    std::fs::write(path, to_bytes(packets))
-        .map_err(|e| PcapError::file(path, format!("cannot write: {e}")))
+    let bytes = if path.extension().is_some_and(|e| e == "pcapng") {
+        let uncommented: Vec<(&[u8], Option<String>)> =
+            packets.iter().map(|p| (p.as_ref(), None)).collect();
+        super::pcapng::to_bytes(&uncommented)
+    } else {
+        to_bytes(packets)
+    };
+    std::fs::write(path, bytes).map_err(|e| PcapError::file(path, format!("cannot write: {e}")))
 }
 
 /// Reads every packet of the pcap file `path`.
@@ -114,9 +122,15 @@ pub fn read_file(path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
     from_bytes(&bytes, path)
 }
 
-/// Parses a classic little- or big-endian pcap of Ethernet frames; `path` only
-/// names the data in errors.
+/// Parses a classic little- or big-endian pcap, or a pcapng file, of
+/// Ethernet frames; `path` only names the data in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
+    if bytes.starts_with(&super::pcapng::MAGIC) {
+        return Ok(super::pcapng::from_bytes(bytes, path)?
+            .into_iter()
+            .map(|(packet, _)| packet)
+            .collect());
+    }
     if bytes.len() < FILE_HEADER_LEN {
         return Err(PcapError::file(
             path,
@@ -130,7 +144,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> 
         let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         PcapError::file(
             path,
-            format!("bad magic 0x{magic:08x} (not a classic pcap file; pcapng is not supported)"),
+            format!("bad magic 0x{magic:08x} (neither a classic pcap nor a pcapng file)"),
         )
     })?;
     let header = parser.header();

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::{
     formats::{
         packet::decapsulated,
-        pcap,
+        pcap, pcapng,
         scenario::{
             load::{LoadedScenario, ScenarioPacket},
             model::OutputExpect,
@@ -356,10 +356,15 @@ pub fn junit(
 /// `out/<scenario>/<program>-<mode>/<number>-<name>/`, and every capture of
 /// a topology run as `out/<scenario>/<programs>-netns/<capture>.pcap`.
 /// Returns, per failure key (or run, for captures), the files written.
+///
+/// With `pcapng`, the packet files are pcapng (`input.pcapng`, ...) and
+/// each packet carries a comment: the packet's name for the input, what
+/// was expected of it, and its verdict and findings for the output.
 pub fn write_failure_pcaps(
     out: &Path,
     scenario: &LoadedScenario,
     report: &ScenarioReport,
+    pcapng: bool,
 ) -> io::Result<Vec<(String, Vec<PathBuf>)>> {
     let mut written = Vec::new();
     for run in &report.runs {
@@ -389,18 +394,35 @@ pub fn write_failure_pcaps(
                 .join(format!("{:04}-{}", p.number, sanitize(&p.name)));
             fs::create_dir_all(&dir)?;
             let mut files = Vec::new();
-            let mut put = |name: &str, bytes: &[u8]| -> io::Result<()> {
-                let path = dir.join(name);
-                pcap::write_file(&path, &[bytes.to_vec()]).map_err(io::Error::other)?;
+            let mut put = |name: &str, bytes: &[u8], comment: String| -> io::Result<()> {
+                let path = if pcapng {
+                    let path = dir.join(format!("{name}.pcapng"));
+                    fs::write(&path, pcapng::to_bytes(&[(bytes, Some(comment))]))?;
+                    path
+                } else {
+                    let path = dir.join(format!("{name}.pcap"));
+                    pcap::write_file(&path, &[bytes]).map_err(io::Error::other)?;
+                    path
+                };
                 files.push(path);
                 Ok(())
             };
-            put("input.pcap", &input.bytes)?;
+            let title = format!("{at} #{} {}", p.number, p.name);
+            put("input", &input.bytes, format!("input of {title}"))?;
             if let Some(expected) = expected_output(input) {
-                put("expected.pcap", &expected)?;
+                put("expected", &expected, format!("expected output of {title}"))?;
             }
             if let Some(Ok(result)) = &p.run {
-                put("actual.pcap", &result.output)?;
+                let findings: Vec<String> = p.findings.iter().map(ToString::to_string).collect();
+                put(
+                    "actual",
+                    &result.output,
+                    format!(
+                        "actual output of {title}: {}\n{}",
+                        result.verdict,
+                        findings.join("\n")
+                    ),
+                )?;
             }
             written.push((failure_key(&at, p), files));
         }

@@ -62,6 +62,10 @@ enum Command {
         /// Write input/expected/actual pcaps of every failing packet here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write them as pcapng, each packet with a comment saying what it
+        /// is and what became of it.
+        #[arg(long, requires = "out")]
+        pcapng: bool,
         /// Fail on any skipped packet or run, not only on failures.
         #[arg(long)]
         strict: bool,
@@ -461,6 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             packet,
             format,
             out,
+            pcapng,
             strict,
             allow_unchecked,
             snapshots,
@@ -475,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 filter.as_deref(),
                 &options,
                 format,
-                out.as_deref(),
+                out.as_deref().map(|dir| (dir, pcapng)),
                 strict,
                 snapshots.map_or_else(Policy::from_environment, Policy::from),
             )
@@ -556,8 +561,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => {
-            for (i, packet) in formats::pcap::read_file(&file)?.iter().enumerate() {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // pcapng files keep a comment per packet: shown above it.
+            let packets = if bytes.starts_with(&formats::pcapng::MAGIC) {
+                formats::pcapng::from_bytes(&bytes, &file)?
+            } else {
+                formats::pcap::from_bytes(&bytes, &file)?
+                    .into_iter()
+                    .map(|p| (p, Vec::new()))
+                    .collect()
+            };
+            for (i, (packet, comments)) in packets.iter().enumerate() {
                 println!("#{}", i + 1);
+                for comment in comments.iter().flat_map(|c| c.lines()) {
+                    println!("  # {comment}");
+                }
                 for line in formats::packet::dissect(packet).to_string().lines() {
                     println!("  {line}");
                 }

@@ -84,7 +84,7 @@ pub(super) fn run_scenarios(
     filter: Option<&str>,
     options: &RunOptions,
     format: Format,
-    out: Option<&Path>,
+    out: Option<(&Path, bool)>,
     strict: bool,
     snapshots: Policy,
 ) -> anyhow::Result<ExitCode> {
@@ -162,9 +162,9 @@ pub(super) fn run_scenarios(
     for scenario in &scenarios {
         progress.set_prefix(scenario.name.clone());
         let report = scenario_runner::run(scenario, options, &mut || progress.inc(1));
-        if let Some(dir) = out {
+        if let Some((dir, pcapng)) = out {
             written.extend(
-                reports::scenario::write_failure_pcaps(dir, scenario, &report)
+                reports::scenario::write_failure_pcaps(dir, scenario, &report, pcapng)
                     .with_context(|| format!("cannot write pcaps under {}", dir.display()))?,
             );
         }
