@@ -13,6 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod limits;
+
 use crate::{
     formats::ctx::{CB_WORDS, Ctx, SkbCtxOut},
     load::{LoadedProgram, ProgramKind},
@@ -107,6 +109,21 @@ pub enum RunError {
         /// What the kernel requires.
         why: String,
     },
+    /// The frame is larger than any test run of this program type takes
+    /// on this kernel.
+    #[error(
+        "a {len}-byte frame is larger than BPF_PROG_TEST_RUN takes for {kind} programs on this kernel: at most {limit} bytes ({why}); run it live (netns mode) instead"
+    )]
+    TooLarge {
+        /// The program type.
+        kind: &'static str,
+        /// The frame's length.
+        len: usize,
+        /// The largest frame a test run takes, measured.
+        limit: usize,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
     /// The kernel rejected the input (EINVAL), with the likely reasons.
     #[error("the kernel rejected the test run of `{program}` (EINVAL): {hint}")]
     InvalidInput {
@@ -194,6 +211,24 @@ pub fn run_repeated(
                 input: packet.len(),
                 capacity,
             },
+            Some(libc::EINVAL | libc::ENOMEM)
+                if let Some(limit) =
+                    limits::largest_frame(kind).filter(|limit| packet.len() > *limit) =>
+            {
+                RunError::TooLarge {
+                    kind: kind.name(),
+                    len: packet.len(),
+                    limit,
+                    why: match kind {
+                        ProgramKind::SchedCls => {
+                            "an skb test run holds the frame in one page, less headroom and skb_shared_info"
+                        }
+                        ProgramKind::Xdp => {
+                            "one page's linear area, the rest in at most MAX_SKB_FRAGS page frags"
+                        }
+                    },
+                }
+            }
             Some(libc::EINVAL) if let Some(why) = kernel_minimum(kind, packet) => {
                 RunError::Unrunnable {
                     kind: kind.name(),

@@ -516,3 +516,70 @@ fn the_packet_cap_is_the_documented_one() {
     let e = error("{flows: 1000001}");
     assert!(e.to_string().contains("1000001 packets"), "{e}");
 }
+
+#[test]
+fn header_fields_reach_every_generated_packet() {
+    let field = |p: &GeneratedPacket, path: &str| {
+        dissect(&p.bytes)
+            .field(path)
+            .unwrap_or_else(|| panic!("{}: no {path}\n{}", p.name, dissect(&p.bytes)))
+    };
+    let v4 = packets(
+        "{flows: 3, packets_per_flow: 2, protocols: [tcp], headers: {tos: 0xb8, ttl: 1, df: true, ip_options: '94040000', tcp_flags: SA, vlan: [10, 20]}}",
+    );
+    for p in &v4 {
+        assert_eq!(field(p, "ipv4.tos"), "0xb8");
+        assert_eq!(field(p, "ipv4.ttl"), "1");
+        assert_eq!(
+            field(p, "ipv4.ihl"),
+            "6",
+            "the option makes the header 24 bytes"
+        );
+        assert_eq!(field(p, "tcp.flags"), "[SA]");
+        assert_eq!(field(p, "vlan[0].vid"), "10");
+        assert_eq!(field(p, "vlan[1].vid"), "20");
+        let d = dissect(&p.bytes);
+        assert!(
+            !d.layers
+                .iter()
+                .any(|l| matches!(l.checksum, Some(ChecksumStatus::Invalid { .. }))),
+            "{d}"
+        );
+    }
+    let v6 = packets(
+        "{flows: 2, protocols: [udp], src: '2001:db8:1::1', dst: '2001:db8:2::1', headers: {tos: 0x2e, ttl: 9, flow_label: 0x12345, ipv6_ext: [hop_by_hop, dest_opts]}}",
+    );
+    for p in &v6 {
+        assert_eq!(field(p, "ipv6.tc"), "0x2e");
+        assert_eq!(field(p, "ipv6.hlim"), "9");
+        assert_eq!(field(p, "ipv6.flow"), "0x12345");
+        assert_eq!(field(p, "ipv6_ext[0].kind"), "hop_by_hop");
+        assert_eq!(field(p, "ipv6_ext[1].kind"), "dest_opts");
+        assert_eq!(field(p, "udp.dport"), "80");
+    }
+}
+
+#[rstest]
+#[case::v6_field_on_v4(
+    "{flows: 1, headers: {flow_label: 1}}",
+    "`flow_label` is a field of IPv6 headers"
+)]
+#[case::v4_field_on_v6(
+    "{flows: 1, src: '2001:db8::1', dst: '2001:db8::2', headers: {df: true}}",
+    "`df` is a field of IPv4 headers"
+)]
+#[case::flow_label_too_wide(
+    "{flows: 1, src: '2001:db8::1', dst: '2001:db8::2', headers: {flow_label: 0x100000}}",
+    "does not fit 20 bits"
+)]
+#[case::bad_tcp_flag("{flows: 1, headers: {tcp_flags: SX}}", "`X` is not one of FSRPAUEC")]
+#[case::three_tags("{flows: 1, headers: {vlan: [1, 2, 3]}}", "3 VLAN tags; at most 2")]
+#[case::long_options(
+    "{flows: 1, headers: {ip_options: '0101010101010101010101010101010101010101010101010101010101010101010101010101010101010101'}}",
+    "44 bytes; an IPv4 header holds at most 40"
+)]
+fn bad_header_fields_name_the_field(#[case] yaml: &str, #[case] wanted: &str) {
+    let e = error(yaml);
+    assert_eq!(e.field, "headers");
+    assert!(e.problem.contains(wanted), "{}", e.problem);
+}

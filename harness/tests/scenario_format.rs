@@ -99,7 +99,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_key_in_generator(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate:\n      flows: 2\n      sports: 1-2\n",
-    "t.yaml:7:7: unknown key `sports` in a generator; expected one of flows, packets_per_flow, tunnel, outer_src, outer_dst, protocols, src, dst, sport, dport, payload, seed"
+    "t.yaml:7:7: unknown key `sports` in a generator; expected one of flows, packets_per_flow, tunnel, outer_src, outer_dst, protocols, src, dst, sport, dport, payload, seed, headers"
 )]
 #[case::packet_number_not_a_number(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    packets:\n      first: {}\n",

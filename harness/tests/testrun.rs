@@ -131,3 +131,27 @@ fn a_file_that_is_not_an_object_is_named() {
     let err = LoadedProgram::from_file(&path, "prog", &LoadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("notes.txt"), "{err}");
 }
+
+#[test]
+fn frames_beyond_the_kernels_limits_are_explained_with_the_limit() {
+    for (object, len, kind) in [
+        (datapath::TC_PASS, 64 * 1024, "sched_cls"),
+        (datapath::XDP_PASS_FRAGS, 200 * 1024, "xdp"),
+    ] {
+        let prog = LoadedProgram::builtin(object, &LoadOptions::default()).unwrap();
+        let err = testrun::run(&prog, &frame(len), Quirks::default()).unwrap_err();
+        let RunError::TooLarge { limit, .. } = err else {
+            panic!("{err}");
+        };
+        assert!(limit < len && limit > 1500, "{limit}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "a {len}-byte frame is larger than BPF_PROG_TEST_RUN takes for {kind} programs"
+            )) && text.contains(&format!("at most {limit} bytes")),
+            "{text}"
+        );
+        // The limit is the limit: one byte less runs.
+        assert!(testrun::run(&prog, &frame(limit), Quirks::default()).is_ok());
+    }
+}

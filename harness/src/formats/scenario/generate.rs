@@ -41,6 +41,9 @@ use rand_chacha::{
     rand_core::{Rng as _, SeedableRng as _},
 };
 
+mod headers;
+
+use self::headers::{check_headers, ext_layer, vlan_tags, with_headers};
 use super::model::{Generator, Protocol, Range, Tunnel};
 use crate::formats::packet::{
     DEFAULT_GUE_PORT, LayerSpec, PacketSpec,
@@ -566,6 +569,7 @@ impl Plan {
             )?,
         };
         plan.check_capacity()?;
+        check_headers(&g.headers, plan.family)?;
         Ok(plan)
     }
 
@@ -676,10 +680,13 @@ impl Plan {
                 let l4 = match t.proto {
                     Protocol::Tcp => {
                         let syn = k == 1;
+                        let flags = g.headers.tcp_flags.clone();
                         let layer = LayerSpec::Tcp(TcpSpec {
                             sport: Some(t.sport),
                             dport: Some(t.dport),
-                            flags: Some(if syn { "S" } else { "A" }.into()),
+                            flags: Some(
+                                flags.unwrap_or_else(|| if syn { "S" } else { "A" }.into()),
+                            ),
                             seq: Some(seq),
                             ack: Some(if syn { 0 } else { peer_isn.wrapping_add(1) }),
                             ..TcpSpec::default()
@@ -709,6 +716,7 @@ impl Plan {
                     }
                 };
                 let mut layers = vec![LayerSpec::Eth(EthSpec::default())];
+                layers.extend(vlan_tags(&g.headers.vlan));
                 if let Some((o, src, dst)) = outer {
                     layers.push(ip_layer(o.src.family, src, dst));
                     if o.gue {
@@ -721,7 +729,11 @@ impl Plan {
                     }
                 }
                 let inner = layers.len();
-                layers.push(ip_layer(self.family, t.src, t.dst));
+                layers.push(with_headers(
+                    ip_layer(self.family, t.src, t.dst),
+                    &g.headers,
+                ));
+                layers.extend(g.headers.ipv6_ext.iter().map(|&e| ext_layer(e)));
                 layers.push(l4);
                 if payload > 0 {
                     layers.push(LayerSpec::Payload(PayloadSpec {

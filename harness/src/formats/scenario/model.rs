@@ -270,6 +270,67 @@ pub struct Generator {
     /// Seed of the deterministic draw (default 0).
     #[serde(default)]
     pub seed: u64,
+    /// Header fields every generated packet carries (the inner packet's,
+    /// for tunnels), beyond addresses and ports.
+    #[serde(default, skip_serializing_if = "HeaderFields::is_empty")]
+    pub headers: HeaderFields,
+}
+
+/// Header fields of generated packets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderFields {
+    /// IPv4 ToS / IPv6 traffic class byte (DSCP and ECN; default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    /// IPv4 TTL / IPv6 hop limit (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// IPv4 don't-fragment flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df: Option<bool>,
+    /// IPv4 more-fragments flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mf: Option<bool>,
+    /// IPv4 options, hex (padded to 4-byte words; `ihl` follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_options: Option<String>,
+    /// IPv6 flow label (20 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_label: Option<u32>,
+    /// IPv6 extension headers between the IPv6 header and the transport,
+    /// in order: `hop_by_hop`, `routing`, `fragment`, `dest_opts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_ext: Vec<Ipv6Ext>,
+    /// TCP flags of every TCP packet (`S`, `SA`, `FA`, `R`, ...; default:
+    /// `S` for a flow's first packet, `A` after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_flags: Option<String>,
+    /// 802.1Q tags after the Ethernet header, outermost first (two for
+    /// QinQ, the outer one with TPID 0x88a8): VLAN ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vlan: Vec<u16>,
+}
+
+impl HeaderFields {
+    /// Whether it sets nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// An IPv6 extension header of generated packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ipv6Ext {
+    /// Hop-by-hop options (a PadN option).
+    HopByHop,
+    /// Routing (an empty type-0 routing header).
+    Routing,
+    /// Fragment (offset 0, no more fragments: an atomic fragment).
+    Fragment,
+    /// Destination options (a PadN option).
+    DestOpts,
 }
 
 /// serde's default of fields that count from one.
