@@ -78,6 +78,18 @@ pub fn dissection_of(inputs: &[&[u8]], report: &SuiteReport) -> String {
                         &packet::dissect(&result.output).to_string(),
                     );
                 }
+                if let Some(ctx) = &result.ctx {
+                    let _ = writeln!(
+                        out,
+                        "  ctx    mark {:#x} priority {} cb {:?} tstamp {} ifindex {} ingress_ifindex {}",
+                        ctx.mark,
+                        ctx.priority,
+                        ctx.cb,
+                        ctx.tstamp,
+                        ctx.ifindex,
+                        ctx.ingress_ifindex
+                    );
+                }
                 if let Some(drops) = &result.drops {
                     let _ = writeln!(
                         out,
@@ -127,6 +139,24 @@ pub fn describe_quirks(quirks: Quirks) -> String {
     if let Some(n) = quirks.linear {
         parts.push(format!("linear {n}"));
     }
+    let ctx = quirks.ctx;
+    let given = [
+        ("mark", ctx.mark.map(|v| format!("{v:#x}"))),
+        ("priority", ctx.priority.map(|v| v.to_string())),
+        ("ifindex", ctx.ifindex.map(|v| v.to_string())),
+        (
+            "ingress_ifindex",
+            ctx.ingress_ifindex.map(|v| v.to_string()),
+        ),
+        ("cb", ctx.cb.map(|v| format!("{v:?}"))),
+        ("tstamp", ctx.tstamp.map(|v| v.to_string())),
+        ("rx_queue_index", ctx.rx_queue_index.map(|v| v.to_string())),
+    ];
+    parts.extend(
+        given
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| format!("ctx {name} {v}"))),
+    );
     parts.join(", ")
 }
 

@@ -259,18 +259,35 @@ pub(super) fn review_snapshots(
     accept: bool,
     reject: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
+    // A scenario's snapshots are `<its name>@...` in its directory's
+    // snapshots/ (its name: `name:`, or the file's stem).
+    let mut scenarios: Vec<(PathBuf, String)> = Vec::new();
     for file in scenario_files(paths)? {
-        let dir = stored::snapshot_dir(&file);
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
+        let name = scenario_load::load(&file).map_or_else(
+            |_| {
+                file.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            },
+            |s| s.name,
+        );
+        scenarios.push((stored::snapshot_dir(&file), format!("{name}@")));
     }
     let mut count = 0;
-    for dir in &dirs {
+    let mut seen = Vec::new();
+    for (dir, prefix) in &scenarios {
         for pending in
             stored::pending_in(dir).with_context(|| format!("cannot read {}", dir.display()))?
         {
+            let mine = pending
+                .path
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(prefix.as_str()));
+            if !mine || seen.contains(&pending.path) {
+                continue;
+            }
+            seen.push(pending.path.clone());
             count += 1;
             println!("PENDING {}\n{}", pending.path.display(), pending.diff);
             if accept {
