@@ -8,6 +8,7 @@
 //! Benchmarks report; they never assert.
 
 pub mod live;
+pub mod scenario;
 
 use std::time::Instant;
 
@@ -42,8 +43,20 @@ pub struct Measurement {
     /// in steps of about 10 ns, so the median is quantized while the mean
     /// of many calls resolves finer differences.
     pub kernel_ns_mean: f64,
+    /// Standard deviation of the kernel-reported time per call, ns: with
+    /// `calls`, what says whether two means differ beyond noise.
+    pub kernel_ns_sd: f64,
     /// Median wall-clock time per syscall as the caller sees it, ns.
     pub wall_ns: u64,
+}
+
+impl Measurement {
+    /// The standard error of `self`'s mean minus `floor`'s mean (the two
+    /// measured independently), ns.
+    pub fn standard_error_above(&self, floor: &Self) -> f64 {
+        let var = |m: &Self| m.kernel_ns_sd * m.kernel_ns_sd / f64::from(m.calls.max(1));
+        (var(self) + var(floor)).sqrt()
+    }
 }
 
 /// Runs `packet` through `program` `calls` times and returns the medians.
@@ -83,7 +96,14 @@ pub fn measure_cycling<P: AsRef<[u8]>>(
     }
     let kernel_ns_mean =
         kernel.iter().map(|&n| f64::from(n)).sum::<f64>() / kernel.len().max(1) as f64;
+    let kernel_ns_sd = (kernel
+        .iter()
+        .map(|&n| (f64::from(n) - kernel_ns_mean).powi(2))
+        .sum::<f64>()
+        / kernel.len().saturating_sub(1).max(1) as f64)
+        .sqrt();
     Ok(Measurement {
+        kernel_ns_sd,
         program: program.name().to_owned(),
         case: case.to_owned(),
         calls,
@@ -100,6 +120,21 @@ fn median<T: Ord + Copy + Default>(values: &mut [T]) -> T {
     }
     values.sort_unstable();
     values[values.len() / 2]
+}
+
+/// The first CPU the process may run on: where a benchmark runs unless told
+/// otherwise, so that it respects a cpuset or `taskset` it was started in.
+pub fn first_allowed_cpu() -> std::io::Result<usize> {
+    // SAFETY: cpu_set_t is plain data the kernel fills.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .ok_or_else(|| std::io::Error::other("the affinity mask is empty"))
+    }
 }
 
 /// Pins the calling thread to `cpu` so that medians are not mixed across
@@ -222,11 +257,7 @@ pub fn against_targets(
         };
         let median = i64::from(r.kernel_ns) - i64::from(floor.kernel_ns);
         let mean = r.kernel_ns_mean - floor.kernel_ns_mean;
-        let status = if mean <= t.max_ns {
-            format!("met ({:.0} ns to spare)", t.max_ns - mean)
-        } else {
-            format!("missed by {:.0} ns", mean - t.max_ns)
-        };
+        let status = verdict(mean, t.max_ns, r.standard_error_above(floor));
         let _ = writeln!(
             out,
             "  {:<20} {:>+10} {:>+10.1} {:>8}  {status}",
@@ -237,6 +268,20 @@ pub fn against_targets(
         );
     }
     out
+}
+
+/// Met, missed, or within noise of a budget: a difference from the budget
+/// smaller than two standard errors of the measured cost is noise, not a
+/// verdict.
+pub fn verdict(cost: f64, budget: f64, standard_error: f64) -> String {
+    let noise = 2.0 * standard_error;
+    if (cost - budget).abs() < noise {
+        format!("within noise ({cost:.1} ns against {budget}, ±{noise:.1} ns)")
+    } else if cost <= budget {
+        format!("met ({:.0} ns to spare)", budget - cost)
+    } else {
+        format!("missed by {:.0} ns", cost - budget)
+    }
 }
 
 /// Pre-built SYNs of the new-flow case: more than calls plus warm-up at the
@@ -424,4 +469,19 @@ pub fn lb_prime(lb: &Lb, case: &LbCase) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict;
+
+    #[test]
+    fn a_difference_within_two_standard_errors_is_noise() {
+        assert_eq!(verdict(30.0, 40.0, 1.0), "met (10 ns to spare)");
+        assert_eq!(verdict(45.0, 40.0, 1.0), "missed by 5 ns");
+        assert_eq!(
+            verdict(41.0, 40.0, 1.0),
+            "within noise (41.0 ns against 40, ±2.0 ns)"
+        );
+    }
 }

@@ -491,3 +491,48 @@ fn pcapng_is_written_with_comments_and_read_wherever_pcaps_are() {
     assert!(out.status.success(), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("1 passed, 0 failed"));
 }
+
+#[test]
+fn bench_measures_any_scenarios_programs_and_times_only_what_passes() {
+    let out = dsrlab(&[
+        "bench",
+        "--scenario",
+        "scenarios/own-libbpf-tc.yaml",
+        "--calls",
+        "2000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("tc_policy")
+            && l.contains("trusted")
+            && !l.contains("not timed")),
+        "{table}"
+    );
+    assert!(
+        table.contains("marked               not timed: packet flow-1 has quirks or a context"),
+        "{table}"
+    );
+
+    let dir = scratch();
+    let path = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nprograms:\n  - builtin: xdp_pass\ntraffic:\n  - name: dropped\n    generate: {flows: 2}\n    expect: {verdict: drop}\n",
+    )
+    .unwrap();
+    let out = dsrlab(&[
+        "bench",
+        "--scenario",
+        path.to_str().unwrap(),
+        "--calls",
+        "100",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("not timed: packet flow-1 does not do what the scenario expects: verdict: expected drop, actual XDP_PASS"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stderr).contains("no case could be timed"));
+}

@@ -216,6 +216,14 @@ fn map_entries_must_fit_the_kind_of_map() {
             "tallies: [{key: '00000000', map: rules}]",
             "`map` fills arrays and hashes of maps; map `tallies` is not one",
         ),
+        (
+            "next: [{key: 1, program: tc_account}]",
+            "map `next` is an array of 1 entries (max_entries): index 1 is beyond it",
+        ),
+        (
+            "tallies: [{key: 0, value: {}}, {key: 1, value: {}}, {key: 1, value: {}}]",
+            "map `tallies` holds at most 2 entries (max_entries); 3 are given",
+        ),
     ] {
         let text = format!(
             "version: 1\nprograms:\n  - object: {object}\n    program: tc_policy\n    maps:\n      {maps}\ntraffic:\n  - generate: {{flows: 1}}\n"

@@ -38,13 +38,44 @@ pub(super) fn run_bench(
     programs: BenchPrograms,
     fixtures: &Path,
     calls: u32,
-    cpu: usize,
+    cpu: Option<usize>,
     format: Format,
+    scenario: Option<&Path>,
 ) -> anyhow::Result<()> {
     if format == Format::Junit {
         bail!("bench reports figures, not test cases: use --format human or json");
     }
+    let cpu = match cpu {
+        Some(cpu) => cpu,
+        None => bench::first_allowed_cpu().context("cannot read the process's CPU affinity")?,
+    };
     bench::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
+    if let Some(path) = scenario {
+        let scenario = dsrlab::formats::scenario::load::load(path)?;
+        let cases = bench::scenario::run(&scenario, calls).map_err(anyhow::Error::msg)?;
+        match format {
+            Format::Json => {
+                let rows: Vec<_> = cases
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "program": c.program,
+                            "stream": c.stream,
+                            "measurement": c.timed.as_ref().map(|(m, _)| m),
+                            "floor": c.timed.as_ref().map(|(_, f)| f),
+                            "not_timed": c.refused,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            _ => print!("{}", bench::scenario::table(&cases)),
+        }
+        if cases.iter().all(|c| c.timed.is_none()) {
+            bail!("no case could be timed (reasons above)");
+        }
+        return Ok(());
+    }
     let mut rows = Vec::new();
     let mut human = String::new();
     if programs != BenchPrograms::Lb {

@@ -121,12 +121,18 @@ enum Command {
         /// Test-run calls per measurement (repeat = 1 each).
         #[arg(long, default_value_t = 200_000)]
         calls: u32,
-        /// CPU to pin the measuring thread to.
-        #[arg(long, default_value_t = 0)]
-        cpu: usize,
+        /// CPU to pin the measuring thread to (default: the first CPU the
+        /// process may run on).
+        #[arg(long)]
+        cpu: Option<usize>,
         /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Measure the programs of this scenario instead (any program, a
+        /// user's object included): per stream, next to the floor of its
+        /// hook, every packet checked against the scenario first.
+        #[arg(long, conflicts_with = "programs")]
+        scenario: Option<PathBuf>,
     },
     /// Measure the live mode: the DSR reference topology up and down (dsrlab
     /// and the equivalent `ip` script), TCP connections/s and UDP
@@ -515,7 +521,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             calls,
             cpu,
             format,
-        } => run_bench(programs, &fixtures, calls, cpu, format).map(|()| ExitCode::SUCCESS),
+            scenario,
+        } => run_bench(programs, &fixtures, calls, cpu, format, scenario.as_deref())
+            .map(|()| ExitCode::SUCCESS),
         Command::BenchLive {
             rounds,
             flows,

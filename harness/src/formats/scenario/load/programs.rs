@@ -6,7 +6,7 @@ use dsrlab_abi::decap::{COUNTERS_MAP, Counter, GUE_PORT_GLOBAL};
 
 use super::{
     Checked, EntryValue, Loader, MapEntries, ProgramSource, ResolvedProgram, ScenarioError,
-    objects::{self, Hook, ObjectInfo},
+    objects::{self, Hook, MapInfo, ObjectInfo},
     tree::YPath,
     values::{Part, Slot},
 };
@@ -328,7 +328,19 @@ impl Loader<'_> {
             None => None,
         };
         let kind = declared.map(|m| MapKind::of(m.map_type));
-        entries
+        if let Some(m) = declared
+            && entries.len() > m.max_entries as usize
+        {
+            return Err(self.at_key(
+                at,
+                format!(
+                    "map `{map}` holds at most {} entries (max_entries); {} are given",
+                    m.max_entries,
+                    entries.len()
+                ),
+            ));
+        }
+        let decoded: MapEntries = entries
             .iter()
             .enumerate()
             .map(|(j, e)| {
@@ -421,9 +433,36 @@ impl Loader<'_> {
                         ));
                     }
                 };
+                if let Some(m) = declared {
+                    self.check_index(&at.key("key"), map, m, &key)?;
+                }
                 Ok((key, value))
             })
-            .collect()
+            .collect::<Result<_, ScenarioError>>()?;
+        Ok(decoded)
+    }
+
+    /// An array's key is an index, which must be below its `max_entries`.
+    pub(super) fn check_index(
+        &self,
+        at: &YPath,
+        map: &str,
+        m: MapInfo,
+        key: &[u8],
+    ) -> Result<(), ScenarioError> {
+        let array = matches!(m.map_type, 2 | 3 | 6 | 12);
+        let index = <[u8; 4]>::try_from(key).map(u32::from_le_bytes);
+        match index {
+            Ok(index) if array && index >= m.max_entries => Err(self.at_value(
+                at,
+                format!(
+                    "map `{map}` is an array of {} entries (max_entries): index {index} is \
+                     beyond it",
+                    m.max_entries
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -200,6 +200,9 @@ impl Loader<'_> {
                 &check.key,
                 Slot::map(first, map, Part::Key),
             )?;
+            if let Some(m) = first.and_then(|info| info.maps.get(map)) {
+                self.check_index(&at.key("key"), map, *m, &key)?;
+            }
             let value_slot = || Slot::map(first, map, Part::Value);
             let (summed, per_cpu) = match (&check.value, &check.per_cpu) {
                 (Some(value), None) => {
