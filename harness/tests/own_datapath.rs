@@ -515,3 +515,35 @@ fn a_wrong_verdict_names_what_the_packet_counted() {
         ]
     );
 }
+
+#[test]
+fn per_cpu_values_are_checked_cpu_by_cpu_on_the_cpu_test_runs_use() {
+    skip_without_kernel!("per_cpu_values_are_checked_cpu_by_cpu_on_the_cpu_test_runs_use");
+    // Test runs run on the first CPU the process may use.
+    let first = dsrlab::bench::first_allowed_cpu().unwrap();
+    let mut cpus = vec!["{packets: 0, bytes: 0}"; first];
+    cpus.push("{packets: 2, bytes: 116}");
+    let after = format!(
+        "after:\n  maps:\n    - {{map: tallies, key: 1, per_cpu: [{}]}}\n",
+        cpus.join(", ")
+    );
+    let traffic = "traffic:
+  - generate: {flows: 2, protocols: [udp], src: 198.18.1.1}
+    expect: {verdict: drop}
+";
+    let report = run(&scenario(&typed_program(), &format!("{traffic}{after}")));
+    assert!(report.ok(), "{:?}", findings(&report));
+    let wrong = after.replace("packets: 2,", "packets: 3,");
+    let report = run(&scenario(&typed_program(), &format!("{traffic}{wrong}")));
+    let shown: Vec<String> = findings(&report)[0]
+        .1
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [format!(
+            "after the run: map tallies key 1 on CPU {first}.packets: expected 3, actual 2"
+        )]
+    );
+}

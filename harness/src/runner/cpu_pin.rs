@@ -17,6 +17,16 @@ pub struct CpuPin {
 impl CpuPin {
     /// Pins to the CPU the thread runs on (or the first it may run on).
     pub fn here() -> io::Result<Self> {
+        Self::pin(true)
+    }
+
+    /// Pins to the first CPU the thread may run on: where per-CPU values
+    /// land is then known in advance (`after.maps` `per_cpu:`).
+    pub fn first() -> io::Result<Self> {
+        Self::pin(false)
+    }
+
+    fn pin(stay: bool) -> io::Result<Self> {
         let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY: cpu_set_t is plain data; the libc calls write within it.
         unsafe {
@@ -26,7 +36,7 @@ impl CpuPin {
             }
             let allowed =
                 |cpu: usize| cpu < libc::CPU_SETSIZE as usize && libc::CPU_ISSET(cpu, &saved);
-            let current = usize::try_from(libc::sched_getcpu()).ok();
+            let current = usize::try_from(libc::sched_getcpu()).ok().filter(|_| stay);
             let cpu = current
                 .filter(|c| allowed(*c))
                 .or_else(|| (0..libc::CPU_SETSIZE as usize).find(|c| allowed(*c)))

@@ -15,7 +15,10 @@ mod watch;
 
 use watch::CounterWatch;
 
-use super::execution::{Execution, Live, MarkerCost, TestRun};
+use super::{
+    cpu_pin::CpuPin,
+    execution::{Execution, Live, MarkerCost, TestRun},
+};
 
 pub use lb::set_up_lb;
 
@@ -339,6 +342,16 @@ fn run_mode(
     let mut loaded = match set_up(program) {
         Ok(loaded) => loaded,
         Err(why) => return RunOutcome::SetupFailed(why),
+    };
+    // Test runs run on one known CPU, the first the process may use, so
+    // that per-CPU values land where `after.maps` `per_cpu:` says (live
+    // runs pin the injecting thread themselves).
+    let _pin = match mode {
+        Mode::TestRun => match CpuPin::first() {
+            Ok(pin) => Some(pin),
+            Err(e) => return RunOutcome::SetupFailed(format!("cannot pin to a CPU: {e}")),
+        },
+        Mode::Netns => None,
     };
     let mut execution = match execution(scenario, &mut loaded, mode) {
         Ok(execution) => execution,
