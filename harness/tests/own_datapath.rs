@@ -194,6 +194,40 @@ fn context_fields_a_program_does_not_have_are_refused_when_loading() {
 
 #[test]
 fn map_entries_must_fit_the_kind_of_map() {
+    // A ring buffer in an object of its own: the examples have none.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("ring.c");
+    std::fs::write(
+        &source,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nstruct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } events SEC(\".maps\");\nSEC(\"xdp\") int ring(struct xdp_md *ctx) { bpf_ringbuf_output(&events, ctx, 1, 0); return XDP_PASS; }\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    let object = dir.path().join("ring.o");
+    let built = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf"])
+        .arg(format!(
+            "-I/usr/include/{}-linux-gnu",
+            std::env::consts::ARCH
+        ))
+        .args([
+            "-c",
+            source.to_str().unwrap(),
+            "-o",
+            object.to_str().unwrap(),
+        ])
+        .status()
+        .expect("clang runs (ci/setup installs it)");
+    assert!(built.success());
+    let err = load(&format!(
+        "version: 1\nprograms:\n  - object: {}\n    program: ring\n    maps:\n      events: [{{key: 0, value: 0}}]\ntraffic:\n  - generate: {{flows: 1}}\n",
+        object.display()
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("map `events` is a ring buffer (it has no entries, only records): `maps:` cannot write entries into it"),
+        "{err}"
+    );
+
     let object = example().display().to_string();
     for (maps, wanted) in [
         (

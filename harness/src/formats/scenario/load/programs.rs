@@ -328,6 +328,12 @@ impl Loader<'_> {
             None => None,
         };
         let kind = declared.map(|m| MapKind::of(m.map_type));
+        if let Some(MapKind::Unwritable(what)) = kind {
+            return Err(self.at_key(
+                at,
+                format!("map `{map}` is {what}: `maps:` cannot write entries into it"),
+            ));
+        }
         if let Some(m) = declared
             && entries.len() > m.max_entries as usize
         {
@@ -484,6 +490,9 @@ enum MapKind {
     /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`: map file
     /// descriptors.
     Maps,
+    /// Maps whose entries are not key/value bytes a scenario can write:
+    /// the kind, for the message.
+    Unwritable(&'static str),
     /// Every other map type: bytes.
     Data,
 }
@@ -493,6 +502,15 @@ impl MapKind {
         match map_type {
             3 => Self::Programs,
             12 | 13 => Self::Maps,
+            4 => Self::Unwritable("a perf event array (the kernel fills it with perf event fds)"),
+            15 | 18 | 20 => Self::Unwritable("a socket map (its values are sockets)"),
+            17 => Self::Unwritable("an XSK map (its values are AF_XDP sockets)"),
+            19 | 21 => Self::Unwritable("cgroup storage (created per cgroup by the kernel)"),
+            22 | 23 => Self::Unwritable("a queue or stack (values are pushed, not keyed)"),
+            24 | 28 | 29 => Self::Unwritable("local storage (owned by sockets, inodes or tasks)"),
+            25 => Self::Unwritable("a struct_ops map"),
+            27 | 31 => Self::Unwritable("a ring buffer (it has no entries, only records)"),
+            30 => Self::Unwritable("a bloom filter (values are pushed, not keyed)"),
             _ => Self::Data,
         }
     }
@@ -501,6 +519,7 @@ impl MapKind {
         match self {
             Self::Programs => "a program array",
             Self::Maps => "a map of maps",
+            Self::Unwritable(what) => what,
             Self::Data => "a map of values",
         }
     }
@@ -509,7 +528,7 @@ impl MapKind {
         match self {
             Self::Programs => "program",
             Self::Maps => "map",
-            Self::Data => "value",
+            Self::Unwritable(_) | Self::Data => "value",
         }
     }
 }
