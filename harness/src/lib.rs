@@ -19,3 +19,4 @@ pub mod reports;
 pub mod runner;
 pub mod testrun;
 pub mod verdict;
+pub mod vm;

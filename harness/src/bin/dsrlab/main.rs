@@ -9,6 +9,7 @@ mod bench_live;
 mod benchmark;
 mod lb;
 mod scenarios;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -177,6 +178,42 @@ enum Command {
     Pcap {
         #[command(subcommand)]
         command: PcapCommand,
+    },
+    /// Commands inside a VM with one of Debian's kernels (QEMU; KVM where
+    /// it really works, TCG otherwise).
+    Vm {
+        #[command(subcommand)]
+        command: VmCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VmCommand {
+    /// Run a command in a guest and exit with its status: the host's `/`
+    /// is seen read-only, the repository read-write, at their own paths.
+    Run {
+        /// The kernel: `6.1`, `6.12` (the newest of that line apt offers),
+        /// a release (`6.12.115+deb12-amd64`) or a package name.
+        #[arg(long, env = "DSRLAB_VM_KERNEL")]
+        kernel: String,
+        /// Seconds the whole run may take before the guest is killed.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+        /// Guest memory, MiB.
+        #[arg(long, default_value_t = 2048)]
+        memory: u32,
+        /// Guest CPUs.
+        #[arg(long, default_value_t = 2)]
+        cpus: u32,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+    /// Fetch a kernel (and build its initramfs) without running anything.
+    Fetch {
+        /// The kernel, as for `vm run`.
+        #[arg(long)]
+        kernel: String,
     },
 }
 
@@ -566,6 +603,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Vm {
+            command:
+                VmCommand::Run {
+                    kernel,
+                    timeout,
+                    memory,
+                    cpus,
+                    command,
+                },
+        } => vm::run(vm::RunArgs {
+            kernel,
+            timeout,
+            memory,
+            cpus,
+            command,
+        }),
+        Command::Vm {
+            command: VmCommand::Fetch { kernel },
+        } => vm::fetch(&kernel),
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => {
