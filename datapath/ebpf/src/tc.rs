@@ -104,6 +104,9 @@ enum RemoveError {
     Helper,
 }
 
+/// `EINVAL`, as helpers return it (negated).
+const EINVAL: i64 = 22;
+
 /// Removes `decap.outer_len` bytes after the Ethernet header.
 #[inline(always)]
 fn remove<F: Faults>(ctx: &TcContext, decap: &Decision) -> Result<(), RemoveError> {
@@ -122,7 +125,17 @@ fn remove<F: Faults>(ctx: &TcContext, decap: &Decision) -> Result<(), RemoveErro
         flags |= u64::from(BPF_F_ADJ_ROOM_NO_CSUM_RESET);
     }
     let len_diff = -(decap.outer_len as i32);
-    if unsafe { bpf_skb_adjust_room(skb, len_diff, BPF_ADJ_ROOM_MAC, flags) } != 0 {
+    let mut rc = unsafe { bpf_skb_adjust_room(skb, len_diff, BPF_ADJ_ROOM_MAC, flags) };
+    // Kernels before 6.3 know no DECAP_L3 flags and refuse them (EINVAL)
+    // before touching the skb. Without them `skb->protocol` keeps the outer
+    // family, which is right when the family does not change; a family
+    // change cannot be made right there and stays a helper error.
+    if rc == -EINVAL && decap.inner_v6() == decap.outer_v6() {
+        rc = unsafe {
+            bpf_skb_adjust_room(skb, len_diff, BPF_ADJ_ROOM_MAC, flags & !u64::from(family))
+        };
+    }
+    if rc != 0 {
         return Err(RemoveError::Helper);
     }
     if decap.inner_v6() != decap.outer_v6() {

@@ -59,8 +59,12 @@ impl Packet for XdpPacket<'_> {
 
     #[inline(always)]
     fn has_len(&self, n: u32) -> bool {
-        // The helper only when the linear part is too short.
-        if self.data + n as usize <= self.data_end {
+        // The helper only when the linear part is too short. Compared as
+        // lengths, never as `data + n`: older verifiers (6.12, found in the
+        // VM matrix) lose the bounds of a byte-swapped length such as an IP
+        // total length and refuse pointer math with it ("unbounded min
+        // value"), and the compiler hoists the sum above any bound check.
+        if n as usize <= self.data_end - self.data {
             return true;
         }
         core::hint::cold_path();

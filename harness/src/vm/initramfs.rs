@@ -161,6 +161,9 @@ if [ -d /host/lib/modules ]; then
     mount --bind "/host{modules}" /host/lib/modules/{release}
 fi
 echo /modprobe > /proc/sys/kernel/modprobe
+# /dev/net/tun appears only once tun is loaded (hosts make its node from
+# the module's devname alias; here nothing does).
+/modprobe -q tun
 ip link set lo up
 chroot /host /bin/sh "$RUN"
 echo "{EXIT_MARKER} $?"

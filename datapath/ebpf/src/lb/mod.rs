@@ -159,7 +159,8 @@ impl Packet for Linear {
 
     #[inline(always)]
     fn has_len(&self, n: u32) -> bool {
-        self.data + n as usize <= self.data_end
+        // Compared as lengths, for older verifiers (see `XdpPacket::has_len`).
+        n as usize <= self.data_end - self.data
     }
 
     #[inline(always)]
