@@ -14,6 +14,21 @@ use core::{
 
 /// Ethernet header length.
 pub const ETH_HLEN: u32 = 14;
+
+/// Whether the linear area `[data, data_end)` holds `n` bytes, in a form
+/// every verifier from 6.1 on follows. Never `data + n <= data_end`:
+/// verifiers before 6.13 lose the bounds of a byte-swapped length (an IP
+/// total length) and refuse pointer math with it ("unbounded min value",
+/// found on 6.12 by the VM matrix), and LLVM hoists the sum above any bound
+/// check. Compared as lengths instead, with the available length opaque to
+/// the compiler: otherwise LLVM derives from this check that later fixed
+/// offsets are in bounds and drops their own checks, which 6.1's verifier
+/// cannot follow ("invalid access to packet").
+#[inline(always)]
+pub fn linear_holds(data: usize, data_end: usize, n: u32) -> bool {
+    n as usize <= core::hint::black_box(data_end - data)
+}
+
 /// IPv4 header length without options.
 pub const IPV4_HLEN: u32 = 20;
 /// IPv6 fixed header length.

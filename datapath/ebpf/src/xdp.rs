@@ -59,12 +59,8 @@ impl Packet for XdpPacket<'_> {
 
     #[inline(always)]
     fn has_len(&self, n: u32) -> bool {
-        // The helper only when the linear part is too short. Compared as
-        // lengths, never as `data + n`: older verifiers (6.12, found in the
-        // VM matrix) lose the bounds of a byte-swapped length such as an IP
-        // total length and refuse pointer math with it ("unbounded min
-        // value"), and the compiler hoists the sum above any bound check.
-        if n as usize <= self.data_end - self.data {
+        // The helper only when the linear part is too short.
+        if crate::packet::linear_holds(self.data, self.data_end, n) {
             return true;
         }
         core::hint::cold_path();
@@ -92,6 +88,11 @@ enum RemoveError {
     Helper,
 }
 
+/// The largest outer header length removed in place: the verifier only
+/// grants a range to a packet pointer whose variable offset plus the access
+/// stays below 64 KiB, and no driver's linear part comes near 32 KiB.
+const MAX_OUTER_LEN: u32 = 0x7fff;
+
 /// Removes `decap.outer_len` bytes after the Ethernet header: copies the
 /// Ethernet header (with the inner EtherType) over the last 14 bytes of the
 /// outer headers, then moves the start of the packet there. No bounds check
@@ -101,10 +102,16 @@ enum RemoveError {
 fn remove(ctx: &XdpContext, decap: &Decision) -> Result<(), RemoveError> {
     let data = ctx.data();
     let data_end = ctx.data_end();
+    // Masked after the opaque move so that the mask stays: 6.1's verifier
+    // has lost the bound of `outer_len` here (see `MAX_OUTER_LEN`).
+    if decap.outer_len > MAX_OUTER_LEN {
+        return Err(RemoveError::NonLinear);
+    }
+    let outer_len = opaque(decap.outer_len as usize) & MAX_OUTER_LEN as usize;
     // Opaque, so that the compiler keeps the first check (it would otherwise
     // drop it as implied by the second) and writes through the very pointer
     // the second check bounds; the verifier needs both.
-    let dst = opaque(data + decap.outer_len as usize);
+    let dst = opaque(data + outer_len);
     if data + ETH_HLEN as usize > data_end || dst + ETH_HLEN as usize > data_end {
         return Err(RemoveError::NonLinear);
     }

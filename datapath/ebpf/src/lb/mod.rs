@@ -159,8 +159,7 @@ impl Packet for Linear {
 
     #[inline(always)]
     fn has_len(&self, n: u32) -> bool {
-        // Compared as lengths, for older verifiers (see `XdpPacket::has_len`).
-        n as usize <= self.data_end - self.data
+        dsrlab_ebpf::packet::linear_holds(self.data, self.data_end, n)
     }
 
     #[inline(always)]
