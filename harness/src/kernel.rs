@@ -3,6 +3,8 @@
 //! feature checks here first, so that a missing one is named instead of
 //! surfacing as a bare EPERM.
 
+pub mod features;
+
 use std::fs;
 
 /// Linux capability numbers (linux/capability.h).

@@ -50,6 +50,13 @@ pub struct PacketReport {
     pub lb_counters: Vec<(LbCounter, i64)>,
     /// Everything the oracles found wrong; empty means it passed.
     pub findings: Vec<Finding>,
+    /// What the judging took into account beyond the expectation (a
+    /// kernel feature that changes what is correct), for the report.
+    pub notes: Vec<String>,
+    /// The contract counter the expectation named and the one this kernel
+    /// makes a correct program count instead, so that `after.counters`
+    /// totals move with it.
+    pub counted_instead: Option<(Counter, Counter)>,
 }
 
 impl PacketReport {
@@ -107,6 +114,10 @@ pub enum SuiteError {
     /// The live rig failed (topology, attachment, sockets, a lost fence).
     #[error("live mode: {0}")]
     Live(#[source] crate::live::replay::ReplayError),
+    /// The run needs something this kernel lacks (a reason to skip it,
+    /// printed, not a failure).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl SuiteError {
@@ -178,6 +189,23 @@ pub fn run_decap_packet(
 
 /// Why a packet with `quirks` cannot run on a program of `kind`, if it can't.
 pub fn skip_reason(kind: ProgramKind, quirks: Quirks) -> Option<String> {
+    let features = crate::kernel::features::Features::get();
+    if quirks.checksum_complete
+        && kind == ProgramKind::SchedCls
+        && let Some(why) = features.test_run_checksum_complete.missing()
+    {
+        return Some(format!(
+            "checksum: complete needs BPF_F_TEST_SKB_CHECKSUM_COMPLETE, which this kernel's test runs refuse ({why})"
+        ));
+    }
+    if quirks.linear.is_some()
+        && kind == ProgramKind::Xdp
+        && let Some(why) = features.test_run_xdp_linear.missing()
+    {
+        return Some(format!(
+            "linear: N needs XDP test runs with frags, which this kernel refuses ({why})"
+        ));
+    }
     if quirks.checksum_unnecessary {
         return Some(
             "checksum: unnecessary cannot be given to a test run (BPF_PROG_TEST_RUN makes \

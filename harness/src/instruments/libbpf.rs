@@ -11,7 +11,7 @@
 use std::{
     ffi::{CString, c_int, c_void},
     io,
-    os::fd::RawFd,
+    os::fd::{AsRawFd, RawFd},
     ptr::NonNull,
 };
 
@@ -25,6 +25,20 @@ pub struct Object {
 // SAFETY: the object is only used through &self/&mut self of this owner;
 // libbpf objects have no thread affinity.
 unsafe impl Send for Object {}
+
+/// Runs `f` with libbpf's own messages silenced: for calls whose failure
+/// is an expected answer (a feature probe, TCX on a kernel without it, a
+/// qdisc that exists), reported by the caller if it matters.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: setting and restoring libbpf's print callback; no other
+    // libbpf call of this process is expected to report meanwhile (its
+    // print hook is process-wide).
+    let previous = unsafe { libbpf_sys::libbpf_set_print(None) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { libbpf_sys::libbpf_set_print(previous) };
+    result
+}
 
 /// libbpf's error convention: a null pointer with errno, or a negative
 /// errno.
@@ -45,6 +59,44 @@ impl Object {
     /// Opens the ELF `elf` (named `name` in messages) and loads every
     /// program and map in it.
     pub fn load(name: &str, elf: &[u8]) -> io::Result<Self> {
+        Self::load_prepared(name, elf, |_| Ok(()))
+    }
+
+    /// Loads `elf` whose program `program` attaches to the function `func`
+    /// of the loaded BPF program `target_fd` (EXT, fentry on a program).
+    pub fn load_targeting(
+        name: &str,
+        elf: &[u8],
+        program: &str,
+        target_fd: RawFd,
+        func: &str,
+    ) -> io::Result<Self> {
+        let cprog = CString::new(program).map_err(io::Error::other)?;
+        let cfunc = CString::new(func).map_err(io::Error::other)?;
+        Self::load_prepared(name, elf, |obj| {
+            // SAFETY: a valid, opened object and NUL-terminated names.
+            let p = unsafe {
+                libbpf_sys::bpf_object__find_program_by_name(obj.as_ptr(), cprog.as_ptr())
+            };
+            if p.is_null() {
+                return Err(io::Error::other(format!(
+                    "instrument {name}: no program {program}"
+                )));
+            }
+            // SAFETY: a program of the object; the target fd is open.
+            rc(
+                || format!("instrument {name}: attach target {func}"),
+                unsafe { libbpf_sys::bpf_program__set_attach_target(p, target_fd, cfunc.as_ptr()) },
+            )
+            .map(drop)
+        })
+    }
+
+    fn load_prepared(
+        name: &str,
+        elf: &[u8],
+        prepare: impl FnOnce(NonNull<libbpf_sys::bpf_object>) -> io::Result<()>,
+    ) -> io::Result<Self> {
         if elf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -64,6 +116,7 @@ impl Object {
             obj,
             name: name.to_owned(),
         };
+        prepare(object.obj)?;
         // SAFETY: a valid, opened object.
         rc(
             || {
@@ -138,12 +191,69 @@ impl Object {
             None => opts.flags = libbpf_sys::BPF_F_BEFORE,
         }
         // SAFETY: a loaded program and valid options.
-        let link = unsafe { libbpf_sys::bpf_program__attach_tcx(prog, ifindex as c_int, &opts) };
-        NonNull::new(link).map(Link).ok_or_else(|| {
-            errno(format!(
-                "instrument {}: attach {program} (TCX) to ifindex {ifindex}",
+        let (link, code) = quietly(|| {
+            let link =
+                unsafe { libbpf_sys::bpf_program__attach_tcx(prog, ifindex as c_int, &opts) };
+            (link, io::Error::last_os_error().raw_os_error())
+        });
+        if let Some(link) = NonNull::new(link) {
+            return Ok(Link::Bpf(link));
+        }
+        let tcx = errno(format!(
+            "instrument {}: attach {program} (TCX) to ifindex {ifindex}",
+            self.name
+        ));
+        // Kernels before 6.6 have no TCX (EINVAL): a clsact filter then,
+        // ordered by priority.
+        if code != Some(libc::EINVAL) {
+            return Err(tcx);
+        }
+        let priority = match after {
+            None => CLSACT_FIRST,
+            Some(_) => CLSACT_FIRST + 1,
+        };
+        self.attach_clsact_ingress(program, ifindex, priority)
+            .map_err(|e| io::Error::new(e.kind(), format!("{e} (after TCX: {tcx})")))
+    }
+
+    /// Attaches `program` as a clsact ingress filter (direct action) of
+    /// interface `ifindex` in the calling thread's namespace, at
+    /// `priority` (lower runs first), adding the qdisc if it is missing.
+    fn attach_clsact_ingress(
+        &self,
+        program: &str,
+        ifindex: u32,
+        priority: u32,
+    ) -> io::Result<Link> {
+        let what = || {
+            format!(
+                "instrument {}: attach {program} (clsact filter) to ifindex {ifindex}",
                 self.name
-            ))
+            )
+        };
+        let fd = self.program_fd(program)?;
+        let hook = clsact_ingress(ifindex);
+        // SAFETY: a valid hook; EEXIST means the qdisc is there already.
+        let created =
+            quietly(|| unsafe { libbpf_sys::bpf_tc_hook_create(&hook as *const _ as *mut _) });
+        if created < 0 && created != -libc::EEXIST {
+            rc(what, created)?;
+        }
+        let mut opts = libbpf_sys::bpf_tc_opts {
+            sz: size_of::<libbpf_sys::bpf_tc_opts>() as _,
+            prog_fd: fd,
+            priority,
+            ..Default::default()
+        };
+        // SAFETY: a valid hook and options.
+        rc(what, unsafe { libbpf_sys::bpf_tc_attach(&hook, &mut opts) })?;
+        let netns = std::fs::File::open("/proc/thread-self/ns/net")
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: its namespace: {e}", what())))?;
+        Ok(Link::Filter {
+            netns: netns.into(),
+            ifindex,
+            handle: opts.handle,
+            priority,
         })
     }
 }
@@ -169,7 +279,7 @@ impl Object {
         };
         // SAFETY: a loaded program and valid options.
         let link = unsafe { libbpf_sys::bpf_program__attach_netfilter(prog, &opts) };
-        NonNull::new(link).map(Link).ok_or_else(|| {
+        NonNull::new(link).map(Link::Bpf).ok_or_else(|| {
             errno(format!(
                 "instrument {}: attach {program} (netfilter pf {pf} hook {hooknum})",
                 self.name
@@ -184,7 +294,7 @@ impl Object {
         let prog = self.program(program)?;
         // SAFETY: a loaded program.
         let link = unsafe { libbpf_sys::bpf_program__attach_trace(prog) };
-        NonNull::new(link).map(Link).ok_or_else(|| {
+        NonNull::new(link).map(Link::Bpf).ok_or_else(|| {
             errno(format!(
                 "instrument {}: attach {program} (tp_btf)",
                 self.name
@@ -257,17 +367,81 @@ impl Drop for Object {
     }
 }
 
+/// The priority of a clsact filter attached first; instruments attached
+/// after another go right behind it. Programs under test attached through
+/// aya get priorities the kernel numbers from 49152 down, so they run
+/// after both.
+const CLSACT_FIRST: u32 = 1;
+
+/// The ingress clsact hook of interface `ifindex`.
+fn clsact_ingress(ifindex: u32) -> libbpf_sys::bpf_tc_hook {
+    libbpf_sys::bpf_tc_hook {
+        sz: size_of::<libbpf_sys::bpf_tc_hook>() as _,
+        ifindex: ifindex as c_int,
+        attach_point: libbpf_sys::BPF_TC_INGRESS,
+        ..Default::default()
+    }
+}
+
 /// An attachment; detached on drop.
 #[derive(Debug)]
-pub struct Link(NonNull<libbpf_sys::bpf_link>);
+pub enum Link {
+    /// A BPF link (TCX, netfilter, tracing).
+    Bpf(NonNull<libbpf_sys::bpf_link>),
+    /// A clsact filter (kernels without TCX), in the namespace `netns`.
+    Filter {
+        /// The namespace of the interface, entered to remove the filter.
+        netns: std::os::fd::OwnedFd,
+        /// The interface.
+        ifindex: u32,
+        /// The filter's handle.
+        handle: u32,
+        /// The filter's priority.
+        priority: u32,
+    },
+}
 
 // SAFETY: as for `Object`.
 unsafe impl Send for Link {}
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // SAFETY: the link is valid and destroyed once.
-        unsafe { libbpf_sys::bpf_link__destroy(self.0.as_ptr()) };
+        match self {
+            // SAFETY: the link is valid and destroyed once.
+            Self::Bpf(link) => unsafe {
+                libbpf_sys::bpf_link__destroy(link.as_ptr());
+            },
+            Self::Filter {
+                netns,
+                ifindex,
+                handle,
+                priority,
+            } => {
+                // Netlink talks to the calling thread's namespace: a thread
+                // of its own enters the filter's. Nothing to do if it fails
+                // (the interface, and its filters, are gone).
+                let (ifindex, handle, priority) = (*ifindex, *handle, *priority);
+                let netns = netns.as_raw_fd();
+                std::thread::scope(|scope| {
+                    scope.spawn(move || {
+                        let hook = clsact_ingress(ifindex);
+                        let opts = libbpf_sys::bpf_tc_opts {
+                            sz: size_of::<libbpf_sys::bpf_tc_opts>() as _,
+                            handle,
+                            priority,
+                            ..Default::default()
+                        };
+                        // SAFETY: setns on this thread only, with an fd we
+                        // own; then a valid hook and options.
+                        unsafe {
+                            if libc::setns(netns, libc::CLONE_NEWNET) == 0 {
+                                libbpf_sys::bpf_tc_detach(&hook, &opts);
+                            }
+                        }
+                    });
+                });
+            }
+        }
     }
 }
 

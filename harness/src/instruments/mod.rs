@@ -30,5 +30,14 @@ pub const DROP_WATCH_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/drop
 /// The `nic_validate` object (empty when the BPF build was skipped).
 pub const NIC_VALIDATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nic_validate.bpf.o"));
 
+/// The trampoline probes' target (`crate::kernel::features`).
+pub const PROBE_TARGET_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe_target.bpf.o"));
+
+/// The EXT (freplace) probe.
+pub const PROBE_EXT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe_ext.bpf.o"));
+
+/// The fentry probe.
+pub const PROBE_FENTRY_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe_fentry.bpf.o"));
+
 /// The `skb_state` object (empty when the BPF build was skipped).
 pub const SKB_STATE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/skb_state.bpf.o"));

@@ -5,10 +5,15 @@
 //! namespace; the link that aya keeps lives as long as the program, and the
 //! kernel detaches it when the interface (or its namespace) goes away.
 
-use aya::programs::{Program, ProgramError, TcAttachType, XdpMode};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use aya::programs::{
+    Program, ProgramError, TcAttachType, XdpMode,
+    tc::{NlOptions, TcAttach, TcHandle},
+};
 
 use super::netns::Namespace;
-use crate::load::LoadedProgram;
+use crate::{kernel::features::Features, load::LoadedProgram};
 
 /// Where on a link end a program sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,15 +87,33 @@ pub fn attach(
             } else {
                 TcAttachType::Egress
             };
-            // TCX (6.6+) needs no qdisc; before it, aya falls back to a
-            // clsact filter, which needs the qdisc: add it and retry.
-            cls.attach(ifindex, at).map(drop).or_else(|e| match e {
-                ProgramError::TcError(_) => {
-                    aya::programs::tc::qdisc_add_clsact(ifindex)?;
-                    cls.attach(ifindex, at).map(drop)
-                }
-                e => Err(e),
-            })
+            if Features::get().tcx.ok() {
+                cls.attach(ifindex, at).map(drop)
+            } else {
+                // A clsact filter, which needs the qdisc: add it and retry.
+                // Each with a handle of its own: aya tells a program's
+                // filters apart by interface index, priority and handle,
+                // and the same program may sit on `eth0` (index 2) of
+                // several namespaces.
+                static HANDLES: AtomicU16 = AtomicU16::new(1);
+                let handle = HANDLES.fetch_add(1, Ordering::Relaxed);
+                let filter = || TcAttach::Netlink {
+                    parent: at.into(),
+                    options: NlOptions {
+                        handle: TcHandle::new(0, handle),
+                        ..NlOptions::default()
+                    },
+                };
+                cls.attach(ifindex, filter())
+                    .map(drop)
+                    .or_else(|e| match e {
+                        ProgramError::TcError(_) => {
+                            aya::programs::tc::qdisc_add_clsact(ifindex)?;
+                            cls.attach(ifindex, filter()).map(drop)
+                        }
+                        e => Err(e),
+                    })
+            }
         }
         _ => Err(ProgramError::UnexpectedProgramType),
     };

@@ -11,6 +11,7 @@ use crate::{
     formats::{
         fixture::{Expectation, FixturePacket, Outcome},
         packet,
+        scenario::model::Expect,
     },
     load::ProgramKind,
     testrun::{RunError, RunResult, Verdict},
@@ -69,6 +70,46 @@ pub fn untouched_non_linear(input: &[u8], kind: ProgramKind, counters: bool) -> 
         verdict: verdict(kind, Outcome::Pass),
         output: Some(input.to_vec()),
         counter: counters.then_some(Counter::PassNonLinear),
+    }
+}
+
+/// Whether the fixture's decapsulation changes the packet's family (IPv6
+/// in IPv4, IPv4 in IPv6, directly or in GUE).
+pub const fn changes_family(expect: &Expectation) -> bool {
+    counts_family_change(expect.counter)
+}
+
+/// Whether `counter` counts a decapsulation that changes the family.
+pub const fn counts_family_change(counter: Counter) -> bool {
+    matches!(
+        counter,
+        Counter::DecapIp6InIp4
+            | Counter::DecapIp4InIp6
+            | Counter::DecapGue6InIp4
+            | Counter::DecapGue4InIp6
+    )
+}
+
+/// A scenario's `expect:` for a family-changing decap, as a kernel without
+/// `BPF_F_ADJ_ROOM_DECAP_L3_*` makes it (see [`refused_family_change`]).
+pub fn refused_family_change_expect() -> Expect {
+    Expect {
+        verdict: Some("drop".into()),
+        counter: Some(Counter::DropHelperError.name().into()),
+        ..Expect::default()
+    }
+}
+
+/// What a TC decap may do instead on a kernel whose `bpf_skb_adjust_room`
+/// has no `BPF_F_ADJ_ROOM_DECAP_L3_*` (before 6.3) with a packet whose
+/// family changes: it cannot set `skb->protocol`, so it refuses the packet
+/// (the documented policy of tc_decap: drop, counted as a helper error,
+/// rather than deliver an inner packet the stack would misread).
+pub fn refused_family_change(counters: bool) -> Expected {
+    Expected {
+        verdict: verdict(ProgramKind::SchedCls, Outcome::Drop),
+        output: None,
+        counter: counters.then_some(Counter::DropHelperError),
     }
 }
 

@@ -103,22 +103,33 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
 }
 
 /// Skipped packets grouped by reason, so that 20 short frames the kernel
-/// refuses read as one line with their numbers.
+/// refuses read as one line with their numbers; then, the same way, the
+/// notes of packets judged with a kernel feature in mind.
 fn write_skips(out: &mut String, at: &str, packets: &[PacketReport]) {
+    let skips = packets
+        .iter()
+        .filter_map(|p| p.skipped.as_deref().map(|w| (p.number, w)));
+    write_grouped(out, &format!("skipped {at}"), skips);
+    let notes = packets
+        .iter()
+        .flat_map(|p| p.notes.iter().map(move |n| (p.number, n.as_str())));
+    write_grouped(out, &format!("noted {at}"), notes);
+}
+
+fn write_grouped<'a>(out: &mut String, title: &str, items: impl Iterator<Item = (usize, &'a str)>) {
     let mut reasons: Vec<(&str, Vec<usize>)> = Vec::new();
-    for p in packets {
-        let Some(why) = &p.skipped else { continue };
+    for (number, why) in items {
         // The reason's general part: details after ';' vary per packet.
         let key = why.split(';').next().unwrap_or(why);
         match reasons.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, numbers)) => numbers.push(p.number),
-            None => reasons.push((key, vec![p.number])),
+            Some((_, numbers)) => numbers.push(number),
+            None => reasons.push((key, vec![number])),
         }
     }
     for (why, numbers) in reasons {
         let _ = writeln!(
             out,
-            "\nskipped {at}: {} packet(s): {why}\n    {}",
+            "\n{title}: {} packet(s): {why}\n    {}",
             numbers.len(),
             ranges(&numbers)
         );

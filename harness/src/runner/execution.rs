@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::{SuiteError, cpu_pin::CpuPin};
 use crate::{
     formats::scenario::model::Mode,
+    kernel::features::Features,
     live::{
         attach::Hook,
         replay::{Delivery, Observation, Replay},
@@ -166,6 +167,16 @@ impl Live {
                 source: e,
             })
         })?;
+        // The emulated NICs' oracle is the checksum auditor, a netfilter
+        // program.
+        if hook == Hook::TcIngress
+            && (needs_nic || needs_complete)
+            && let Some(why) = Features::get().netfilter_programs.missing()
+        {
+            return Err(SuiteError::Unsupported(format!(
+                "live TC runs behind an emulated NIC need the checksum auditor: {why}"
+            )));
+        }
         let replay = if needs_nic && hook == Hook::TcIngress {
             Replay::with_nic(program, mtu)
         } else {

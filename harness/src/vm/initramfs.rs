@@ -19,6 +19,14 @@ use super::{VmError, kernel::Kernel};
 /// The marker line the init prints with the command's exit status.
 pub const EXIT_MARKER: &str = "DSRLAB-VM-EXIT";
 
+/// The line the guest prints as it starts the command: boot ends there.
+pub const START_MARKER: &str = "DSRLAB-VM-START";
+
+/// The variable that tells the command where the guest kernel's modules
+/// are (`/lib/modules/<release>` of the fetched package), for hosts
+/// without a /lib/modules to mount them over.
+pub const MODULES_ENV: &str = "DSRLAB_KERNEL_MODULES";
+
 /// Where the host's busybox-static is (Debian's `busybox-static`).
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -160,11 +168,14 @@ if [ -d /host/lib/modules ]; then
   mount -t tmpfs none /host/lib/modules && mkdir -p /host/lib/modules/{release} &&
     mount --bind "/host{modules}" /host/lib/modules/{release}
 fi
+# Otherwise the guest's modules are found by this (kernel::features).
+export {MODULES_ENV}={modules}
 echo /modprobe > /proc/sys/kernel/modprobe
 # /dev/net/tun appears only once tun is loaded (hosts make its node from
 # the module's devname alias; here nothing does).
 /modprobe -q tun
 ip link set lo up
+echo "{START_MARKER}"
 chroot /host /bin/sh "$RUN"
 echo "{EXIT_MARKER} $?"
 poweroff -f

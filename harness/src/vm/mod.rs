@@ -124,20 +124,11 @@ pub fn run(
     notice: &mut dyn FnMut(&str),
 ) -> Result<VmOutcome, VmError> {
     let kernel = kernel::fetch(&options.kernel, &options.cache)?;
-    let initramfs = kernel
-        .root
-        .parent()
-        .unwrap_or(&kernel.root)
-        .join("initramfs.cpio");
-    if !initramfs.exists() {
-        let partial = initramfs.with_extension("partial");
-        initramfs::build(&kernel, &partial)?;
-        fs::rename(&partial, &initramfs).map_err(|e| VmError::Initramfs {
-            path: initramfs.clone(),
-            why: e.to_string(),
-        })?;
-    }
     let script = write_script(options)?;
+    // Built per run beside the script (a few MiB, milliseconds): a cached
+    // one would outlive changes to the init it carries.
+    let initramfs = script.path.with_file_name("initramfs.cpio");
+    initramfs::build(&kernel, &initramfs)?;
     let mut accel = Accel::detect();
     if let Accel::Tcg(why) = &accel {
         notice(&format!("running under TCG: {why}"));

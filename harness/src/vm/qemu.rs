@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{VmError, initramfs::EXIT_MARKER};
+use super::{
+    VmError,
+    initramfs::{EXIT_MARKER, START_MARKER},
+};
 
 /// How the guest's CPU runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,10 +178,11 @@ pub fn run(boot: &Boot<'_>, accel: &Accel, output: &mut dyn FnMut(&str)) -> Resu
             let line = line.trim_end_matches('\r');
             if let Some(status) = line.strip_prefix(EXIT_MARKER) {
                 ran.status = status.trim().parse().ok();
+            } else if line == START_MARKER {
+                ran.to_command = Some(started.elapsed());
             } else if is_kernel_log(line) {
                 ran.kernel_log.push(line.to_owned());
             } else {
-                ran.to_command.get_or_insert_with(|| started.elapsed());
                 output(line);
             }
         }

@@ -179,6 +179,9 @@ enum Command {
         #[command(subcommand)]
         command: PcapCommand,
     },
+    /// What the running kernel can do, as the tests and scenarios see it
+    /// (probed: programs loaded, test runs made).
+    Features,
     /// Commands inside a VM with one of Debian's kernels (QEMU; KVM where
     /// it really works, TCG otherwise).
     Vm {
@@ -622,6 +625,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vm {
             command: VmCommand::Fetch { kernel },
         } => vm::fetch(&kernel),
+        Command::Features => {
+            dsrlab::kernel::check_bpf_capabilities()?;
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            println!("kernel {}", release.trim());
+            for (name, feature) in dsrlab::kernel::features::Features::get().table() {
+                match feature.missing() {
+                    None => println!("  {name:<30} yes"),
+                    Some(why) => println!("  {name:<30} no: {why}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pcap {
             command: PcapCommand::Show { file },
         } => {

@@ -194,9 +194,14 @@ pub(super) fn run_scenarios(
                             Outcome::Accepted => "accepted",
                             Outcome::New => "new",
                             Outcome::Changed(_) => "changed",
+                            Outcome::NotCompared(_) => "not_compared",
                         },
                         "diff": match &c.outcome {
                             Outcome::Changed(diff) => Some(diff.as_str()),
+                            _ => None,
+                        },
+                        "why": match &c.outcome {
+                            Outcome::NotCompared(why) => Some(why.as_str()),
                             _ => None,
                         },
                     })
@@ -239,6 +244,7 @@ fn print_snapshots(checked: &[stored::Checked], policy: Policy) {
         let what = match (&c.outcome, policy) {
             (Outcome::Matched, _) => continue,
             (Outcome::Accepted, _) => "accepted".to_owned(),
+            (Outcome::NotCompared(why), _) => format!("not compared: {why}"),
             (Outcome::New, Policy::Check) => "new, not written (compare only)".to_owned(),
             (Outcome::New, _) => {
                 "new: written as .snap.new, review it with `dsrlab review`".to_owned()

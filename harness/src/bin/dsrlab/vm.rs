@@ -73,12 +73,10 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Accel::Tcg(_) => "TCG",
         },
         outcome.status,
-        outcome
-            .to_command
-            .map_or("(no output)".to_owned(), |d| format!(
-                "{:.1} s",
-                d.as_secs_f64()
-            )),
+        outcome.to_command.map_or(
+            "(never: the guest did not reach it)".to_owned(),
+            |d| format!("{:.1} s", d.as_secs_f64())
+        ),
         outcome.total.as_secs_f64()
     );
     Ok(ExitCode::from(u8::try_from(outcome.status).unwrap_or(1)))

@@ -90,7 +90,7 @@ pub fn run(
     };
     let mut execution = match execution(scenario, lb.program_mut(), mode) {
         Ok(execution) => execution,
-        Err(why) => return RunOutcome::SetupFailed(why),
+        Err(outcome) => return outcome,
     };
     let read = || {
         let program = lb.program();
@@ -212,6 +212,8 @@ impl Judge<'_> {
             counters: Vec::new(),
             lb_counters: Vec::new(),
             findings: Vec::new(),
+            notes: Vec::new(),
+            counted_instead: None,
         };
         if report.skipped.is_none()
             && program.kind() == ProgramKind::Xdp

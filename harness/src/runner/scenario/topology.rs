@@ -466,6 +466,7 @@ fn program_after(scenario: &LoadedScenario, program: &Program) -> Vec<Finding> {
                 *contract == Some(Contract::Decap),
                 &none,
                 0,
+                &[],
             )
         }
         Program::Lb(lb) => {
