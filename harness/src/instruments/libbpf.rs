@@ -259,6 +259,73 @@ impl Object {
 }
 
 impl Object {
+    /// Attaches the EXT program `program` in place of `func` of the
+    /// program `target_fd` (what it was loaded against): the target runs
+    /// the replacement until the link is dropped.
+    pub fn attach_freplace(&self, program: &str, target_fd: RawFd, func: &str) -> io::Result<Link> {
+        let prog = self.program(program)?;
+        let cfunc = CString::new(func).map_err(io::Error::other)?;
+        // SAFETY: a loaded program, an open target fd, a NUL-terminated name.
+        let link = unsafe {
+            libbpf_sys::bpf_program__attach_freplace(prog, target_fd as c_int, cfunc.as_ptr())
+        };
+        NonNull::new(link).map(Link::Bpf).ok_or_else(|| {
+            errno(format!(
+                "instrument {}: attach {program} in place of {func}",
+                self.name
+            ))
+        })
+    }
+
+    /// Attaches the tracing program `program` (`tp_btf`, or fentry/fexit
+    /// on the target it was loaded against).
+    pub fn attach_trace(&self, program: &str) -> io::Result<Link> {
+        let prog = self.program(program)?;
+        // SAFETY: a loaded program.
+        let link = unsafe { libbpf_sys::bpf_program__attach_trace(prog) };
+        NonNull::new(link)
+            .map(Link::Bpf)
+            .ok_or_else(|| errno(format!("instrument {}: attach {program}", self.name)))
+    }
+
+    /// The `u64` at `key` of array map `map`.
+    pub fn array_u64(&self, map: &str, key: u32) -> io::Result<u64> {
+        let fd = self.map_fd(map)?;
+        let mut value = 0u64;
+        // SAFETY: an array map of u32 keys and u64 values, valid pointers.
+        let r = unsafe {
+            libbpf_sys::bpf_map_lookup_elem(fd, (&raw const key).cast(), (&raw mut value).cast())
+        };
+        rc(
+            || format!("instrument {}: map {map} key {key}", self.name),
+            r,
+        )?;
+        Ok(value)
+    }
+
+    /// Runs `program` (XDP) on `frame` `repeat` times with
+    /// `BPF_PROG_TEST_RUN`; its return value. For probes and harness
+    /// self-tests; scenarios go through [`crate::testrun`].
+    pub fn test_run_xdp(&self, program: &str, frame: &[u8], repeat: u32) -> io::Result<u32> {
+        let fd = self.program_fd(program)?;
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: frame.len() as u32,
+            repeat: repeat as c_int,
+            ..Default::default()
+        };
+        // SAFETY: a loaded program and options pointing at live buffers.
+        let r = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd, &mut opts) };
+        rc(
+            || format!("instrument {}: test run of {program}", self.name),
+            r,
+        )?;
+        Ok(opts.retval)
+    }
+}
+
+impl Object {
     /// Attaches `program` at netfilter hook `hooknum` of protocol family
     /// `pf` (`NFPROTO_IPV4` 2, `NFPROTO_IPV6` 10) in the calling thread's
     /// namespace, at `priority`.
@@ -282,21 +349,6 @@ impl Object {
         NonNull::new(link).map(Link::Bpf).ok_or_else(|| {
             errno(format!(
                 "instrument {}: attach {program} (netfilter pf {pf} hook {hooknum})",
-                self.name
-            ))
-        })
-    }
-}
-
-impl Object {
-    /// Attaches the tracing program `program` (`tp_btf/...`).
-    pub fn attach_trace(&self, program: &str) -> io::Result<Link> {
-        let prog = self.program(program)?;
-        // SAFETY: a loaded program.
-        let link = unsafe { libbpf_sys::bpf_program__attach_trace(prog) };
-        NonNull::new(link).map(Link::Bpf).ok_or_else(|| {
-            errno(format!(
-                "instrument {}: attach {program} (tp_btf)",
                 self.name
             ))
         })

@@ -9,7 +9,7 @@
 
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, BorrowedFd},
 };
 
@@ -18,10 +18,11 @@ use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::{
-    AddressFamily, RouteNetlinkMessage,
+    AddressFamily, IpProtocol, RouteNetlinkMessage,
     address::{AddressAttribute, AddressHeaderFlags, AddressMessage},
     link::{
-        InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        InfoData, InfoIpTunnel, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
+        LinkMessage,
     },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
@@ -109,6 +110,55 @@ impl Rtnl {
         self.request(RouteNetlinkMessage::SetLink(msg), 0, || {
             format!("link set ifindex {index} netns <fd>")
         })
+    }
+
+    /// Makes sure the calling thread's namespace has the fallback device
+    /// `name` of tunnel driver `kind` (`tunl0` of ipip, `sit0` of sit,
+    /// `ip6tnl0` of ip6_tunnel), which receives that driver's packets from
+    /// any remote to any local address. Asking to create it makes the
+    /// kernel load the driver, whose namespaces then all have the device:
+    /// "exists" is the usual answer, and a success (namespaces without
+    /// fallback devices) made an equivalent any-to-any device.
+    pub fn ensure_fallback_tunnel(
+        &mut self,
+        kind: InfoKind,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind.clone())]));
+        match self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            || format!("link add {name} type {kind}"),
+        ) {
+            Err(e) if e.source.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Adds ip6_tunnel device `name` receiving, from any remote, the
+    /// tunnel packets to `local` of any inner protocol (`mode any`: IPv6
+    /// and IPv4 in IPv6; the fallback device takes only IPv6, and its mode
+    /// cannot be changed without restating all its parameters).
+    pub fn add_ip6_tunnel_any(&mut self, name: &str, local: Ipv6Addr) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Ip6Tnl),
+            LinkInfo::Data(InfoData::IpTunnel(vec![
+                InfoIpTunnel::Local(IpAddr::V6(local)),
+                // Protocol number 0 is "any" here (it is also Hop-by-Hop's,
+                // hence the name).
+                InfoIpTunnel::Protocol(IpProtocol::Hopopts),
+            ])),
+        ]));
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            || format!("link add {name} type ip6tnl local {local} mode any"),
+        )
     }
 
     /// Replaces the root qdisc of link `index` with `noqueue`: frames go to

@@ -30,6 +30,7 @@
 //! any MTU.
 
 mod wire;
+pub(crate) use wire::sink;
 
 use std::{collections::BTreeMap, io, time::Duration};
 

@@ -7,6 +7,7 @@ pub mod decap;
 pub mod expect;
 pub mod flows;
 pub mod lb;
+pub mod reference;
 
 use std::fmt;
 

@@ -332,10 +332,10 @@ fn nic_spec() -> TopologySpec {
 }
 
 /// Blocks a node owns, with their prefix lengths.
-type LocalRoutes = Vec<(IpAddr, u8)>;
+pub(crate) type LocalRoutes = Vec<(IpAddr, u8)>;
 
 /// The sink's sysctls and local routes.
-fn sink() -> (Vec<(String, String)>, LocalRoutes) {
+pub(crate) fn sink() -> (Vec<(String, String)>, LocalRoutes) {
     let sysctl = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     let sysctls = vec![
         sysctl("ipv6.conf.default.addr_gen_mode", "1"),
