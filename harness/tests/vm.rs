@@ -1,6 +1,7 @@
 //! The VM runner: a command runs in a guest with one of Debian's kernels and
 //! its output and exit status come back; a guest past its deadline is
-//! killed and leaves nothing behind; a kernel apt does not have is named.
+//! killed and leaves nothing behind, as does a kernel that does not boot;
+//! a kernel apt does not have is named.
 //!
 //! Needs qemu-system-x86, busybox-static, kmod and apt (ci/setup installs
 //! them; the kernel is fetched on first use into .tools/vm).
@@ -27,6 +28,7 @@ fn options(command: &[&str], timeout: Duration) -> VmOptions {
         timeout,
         memory_mib: 512,
         cpus: 1,
+        kernel_args: Vec::new(),
     }
 }
 
@@ -83,11 +85,17 @@ fn a_guest_past_its_deadline_is_killed_and_leaves_no_qemu() {
         matches!(outcome, Err(VmError::Timeout { .. })),
         "{outcome:?}"
     );
+    assert!(our_qemus().is_empty(), "{:?}", our_qemus());
+    assert!(our_run_dirs().is_empty(), "{:?}", our_run_dirs());
+}
+
+/// QEMU processes of this test process's runs.
+fn our_qemus() -> Vec<String> {
     let ours = format!(
         "dsrlab.run={}",
         workspace().join(".tools/vm/runs").display()
     );
-    let stray: Vec<String> = std::fs::read_dir("/proc")
+    std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
@@ -97,8 +105,47 @@ fn a_guest_past_its_deadline_is_killed_and_leaves_no_qemu() {
                 && c.contains(&ours)
                 && c.contains(&format!("runs/{}-", std::process::id()))
         })
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+        .collect()
+}
+
+/// Run directories (script, initramfs) this test process left.
+fn our_run_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir(workspace().join(".tools/vm/runs"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!("{}-", std::process::id())))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_kernel_that_does_not_boot_is_named_with_its_log_and_leaves_nothing() {
+    // No init where the kernel looks for one: it panics before the
+    // command, as a kernel that cannot boot here would.
+    let mut o = options(&["true"], Duration::from_secs(120));
+    o.kernel_args = vec!["rdinit=/no-such-init".into(), "loglevel=4".into()];
+    let (outcome, lines) = run(&o);
+    let err = outcome.unwrap_err();
+    assert!(matches!(err, VmError::NoStatus { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the guest ended without running the command"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Kernel panic"),
+        "the kernel's own words: {text}"
+    );
+    assert!(lines.is_empty(), "no command output: {lines:?}");
+    assert!(our_qemus().is_empty(), "{:?}", our_qemus());
+    assert!(our_run_dirs().is_empty(), "{:?}", our_run_dirs());
 }
 
 #[test]

@@ -98,6 +98,9 @@ pub struct VmOptions {
     pub memory_mib: u32,
     /// Guest CPUs.
     pub cpus: u32,
+    /// More kernel command-line arguments (`loglevel=7` to see the boot,
+    /// `rdinit=` to boot another init).
+    pub kernel_args: Vec<String>,
 }
 
 /// What came of a run.
@@ -109,7 +112,7 @@ pub struct VmOutcome {
     pub release: String,
     /// How the guest ran.
     pub accel: Accel,
-    /// From QEMU's start to the command's first output.
+    /// From QEMU's start to the command's start.
     pub to_command: Option<Duration>,
     /// QEMU's start to its end.
     pub total: Duration,
@@ -142,6 +145,7 @@ pub fn run(
         memory_mib: options.memory_mib,
         cpus: options.cpus,
         timeout: options.timeout,
+        kernel_args: &options.kernel_args,
     };
     let ran = match qemu::run(&boot, &accel, output) {
         Err(VmError::NoStatus { qemu, .. }) if accel == Accel::Kvm => {

@@ -68,6 +68,8 @@ pub struct Boot<'a> {
     pub cpus: u32,
     /// How long the whole run may take.
     pub timeout: Duration,
+    /// More kernel command-line arguments.
+    pub kernel_args: &'a [String],
 }
 
 /// What came of a guest run.
@@ -75,8 +77,7 @@ pub struct Boot<'a> {
 pub struct Ran {
     /// The command's exit status; `None` if the guest never reported one.
     pub status: Option<i32>,
-    /// From QEMU's start to the guest's first line of output that is not
-    /// the kernel's.
+    /// From QEMU's start to the guest's start marker.
     pub to_command: Option<Duration>,
     /// The whole run.
     pub total: Duration,
@@ -105,11 +106,15 @@ pub fn run(boot: &Boot<'_>, accel: &Accel, output: &mut dyn FnMut(&str)) -> Resu
             )));
         }
     }
-    let append = format!(
+    let mut append = format!(
         "console=ttyS0 panic=-1 quiet dsrlab.workspace={} dsrlab.run={}",
         boot.workspace.display(),
         boot.script.display()
     );
+    for arg in boot.kernel_args {
+        append.push(' ');
+        append.push_str(arg);
+    }
     let started = Instant::now();
     let mut command = Command::new("qemu-system-x86_64");
     command

@@ -208,6 +208,10 @@ enum VmCommand {
         /// Guest CPUs.
         #[arg(long, default_value_t = 2)]
         cpus: u32,
+        /// One more kernel command-line argument (repeatable):
+        /// `loglevel=7` shows the boot.
+        #[arg(long = "kernel-arg", value_name = "ARG")]
+        kernel_args: Vec<String>,
         /// The command and its arguments.
         #[arg(required = true, last = true)]
         command: Vec<String>,
@@ -613,6 +617,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     timeout,
                     memory,
                     cpus,
+                    kernel_args,
                     command,
                 },
         } => vm::run(vm::RunArgs {
@@ -620,6 +625,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             memory,
             cpus,
+            kernel_args,
             command,
         }),
         Command::Vm {

@@ -39,6 +39,7 @@ pub(super) struct RunArgs {
     pub timeout: u64,
     pub memory: u32,
     pub cpus: u32,
+    pub kernel_args: Vec<String>,
     pub command: Vec<String>,
 }
 
@@ -54,6 +55,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
         memory_mib: args.memory,
         cpus: args.cpus,
+        kernel_args: args.kernel_args,
         workspace,
         cache,
     };
