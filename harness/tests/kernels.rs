@@ -91,8 +91,8 @@ fn fentry_counts_every_run_of_the_program_it_watches() {
     assert_eq!(watch.array_u64("runs", 0).unwrap(), 7);
 }
 
-/// The decap fixtures through the kernel's ipip, sit and ip6_tunnel
-/// drivers: what they deliver to the inner stack is what the decap
+/// The decap fixtures through the kernel's ipip, sit, ip6_tunnel and fou
+/// (GUE) drivers: what they deliver to the inner stack is what the decap
 /// contract says (and so what xdp_decap and tc_decap deliver: the other
 /// suites hold them to it), up to documented policy
 /// (`oracles::reference`).
@@ -143,7 +143,11 @@ fn the_kernels_tunnel_drivers_decapsulate_the_fixtures_as_the_contract_says() {
         differs.len(),
         differs.join("\n")
     );
-    assert!(same >= 20, "only {same} fixtures compared");
-    // Each policy of `oracles::reference` is exercised by the fixtures.
-    assert!(policy >= 2, "only {policy} fixtures differed by policy");
+    let _ = writeln!(
+        std::io::stderr(),
+        "the kernel agrees on {same} fixtures, differs by policy on {policy}"
+    );
+    assert!(same >= 60, "only {same} fixtures agreed");
+    // The policies of `oracles::reference` are exercised by the fixtures.
+    assert!(policy >= 4, "only {policy} fixtures differed by policy");
 }

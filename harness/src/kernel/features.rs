@@ -77,7 +77,8 @@ pub struct Features {
     /// checksum auditor behind the emulated NICs.
     pub netfilter_programs: Feature,
     /// The kernel's own tunnel drivers, the reference decapsulators:
-    /// `ipip`, `ip6_tunnel` and `fou` (GUE), built in or as modules.
+    /// `ipip`, `sit` and `ip6_tunnel` (built in or as modules) and `fou`
+    /// for GUE (loaded).
     pub tunnel_drivers: Feature,
 }
 
@@ -128,9 +129,10 @@ impl Features {
                 ),
             ),
             tunnel_drivers: Feature::from(
-                ["ipip", "ip6_tunnel", "fou"]
+                ["ipip", "sit", "ip6_tunnel"]
                     .into_iter()
-                    .try_for_each(module_available),
+                    .try_for_each(module_available)
+                    .and_then(|()| module_loaded("fou")),
             ),
         }
     }
@@ -237,6 +239,19 @@ fn btf_strings(btf: &[u8]) -> Option<&[u8]> {
     let str_len = u32_at(20)? as usize;
     let start = hdr_len.checked_add(str_off)?;
     btf.get(start..start.checked_add(str_len)?)
+}
+
+/// Whether module `name` is loaded or built in: for drivers the kernel
+/// cannot load on demand (`fou` has no generic netlink alias; `dsrlab vm`
+/// guests load it at boot).
+fn module_loaded(name: &str) -> Result<(), String> {
+    if Path::new("/sys/module").join(name).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "no {name} driver loaded (the kernel cannot load it on demand; `modprobe {name}`)"
+        ))
+    }
 }
 
 /// Whether module `name` is loaded, built in, or installed for the running

@@ -19,8 +19,8 @@
 //! Each frame is followed by a fence, an IPv4-in-IPv4 packet with a marker
 //! payload: the thread that sends (pin it to one CPU) runs the receive of
 //! both in order, so once the fence comes out of `tunl0` everything the
-//! frame caused has been delivered. GUE needs the `fou` driver, configured
-//! over generic netlink, which dsrlab does not speak yet.
+//! frame caused has been delivered. GUE arrives on UDP port 6080, which the
+//! `fou` driver receives (IPv4 and IPv6) and hands to the same devices.
 
 use std::{
     io,
@@ -30,7 +30,10 @@ use std::{
 
 use netlink_packet_route::link::InfoKind;
 
+use dsrlab_abi::decap::DEFAULT_GUE_PORT;
+
 use super::{
+    fou,
     netlink::Rtnl,
     packet_socket::{ETH_P_ALL, PacketSocket},
     replay::sink,
@@ -143,6 +146,10 @@ impl KernelDecap {
                 }
                 rtnl.add_ip6_tunnel_any(ANY6.0, ANY6.1)
                     .map_err(|e| io_err(ANY6.0)(io::Error::other(e)))?;
+                for family in [libc::AF_INET, libc::AF_INET6] {
+                    fou::add_gue_port(DEFAULT_GUE_PORT, family as u8)
+                        .map_err(io_err("the GUE port"))?;
+                }
                 for name in DEVICES.map(|(_, name)| name).into_iter().chain([ANY6.0]) {
                     let index = ifindex(name).map_err(io_err(name))?;
                     rtnl.set_link(index, None, None, Some(true))

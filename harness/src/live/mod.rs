@@ -23,6 +23,7 @@ pub mod attach;
 pub mod capture;
 pub mod client;
 pub mod ethtool;
+pub mod fou;
 pub mod kernel_decap;
 pub mod netlink;
 pub mod netns;

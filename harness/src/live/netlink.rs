@@ -407,7 +407,7 @@ impl Rtnl {
 }
 
 /// Splits the next netlink message off `rest`: (type, sequence, payload).
-fn next_message<'a>(rest: &mut &'a [u8]) -> Option<io::Result<(u16, u32, &'a [u8])>> {
+pub(super) fn next_message<'a>(rest: &mut &'a [u8]) -> Option<io::Result<(u16, u32, &'a [u8])>> {
     if rest.len() < 16 {
         return None;
     }
@@ -426,7 +426,7 @@ fn next_message<'a>(rest: &mut &'a [u8]) -> Option<io::Result<(u16, u32, &'a [u8
 /// An `NLMSG_ERROR` payload: `Ok` for an ack, else the errno and the
 /// extended ack's message. With `NETLINK_CAP_ACK` the echoed request is
 /// just its 16-byte header, followed by the extended ack's attributes.
-fn parse_ack(body: &[u8]) -> Result<(), (i32, Option<String>)> {
+pub(super) fn parse_ack(body: &[u8]) -> Result<(), (i32, Option<String>)> {
     let Some(code) = body.get(0..4) else {
         return Err((libc::EPROTO, None));
     };

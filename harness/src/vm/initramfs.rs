@@ -174,6 +174,8 @@ echo /modprobe > /proc/sys/kernel/modprobe
 # /dev/net/tun appears only once tun is loaded (hosts make its node from
 # the module's devname alias; here nothing does).
 /modprobe -q tun
+# fou has no generic netlink alias: nothing could load it on demand.
+/modprobe -q fou
 ip link set lo up
 echo "{START_MARKER}"
 chroot /host /bin/sh "$RUN"
