@@ -110,6 +110,8 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
         "xdp_decap",
         "tc_decap",
         "xdp_lb",
+        "xdp_chain_tail",
+        "chain_probe",
     ];
     if defects {
         objects.extend(DEFECT_OBJECTS);

@@ -32,6 +32,12 @@ pub const TC_DECAP: Object = object!("tc_decap");
 /// XDP L4 load balancer (contract: `dsrlab_abi::lb`; loaded without frags).
 pub const XDP_LB: Object = object!("xdp_lb");
 
+/// The XDP chainer's root, tail-call backend (`dsrlab_abi::chain`).
+pub const XDP_CHAIN_TAIL: Object = object!("xdp_chain_tail");
+/// A tail-call slot program for the chainer's tests: records the order
+/// slots ran in and returns the verdict in its `PROBE_VERDICT` global.
+pub const CHAIN_PROBE: Object = object!("chain_probe");
+
 /// Deliberately broken variants of the datapath, embedded only for the
 /// harness's own tests: each one proves that an oracle notices a class of bug.
 #[cfg(feature = "defects")]

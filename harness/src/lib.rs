@@ -6,6 +6,7 @@
 //! [`oracles`] (did it do the right thing?) → [`reports`] (what a human or CI
 //! reads).
 pub mod bench;
+pub mod chain;
 pub mod datapath;
 pub mod formats;
 pub mod instruments;

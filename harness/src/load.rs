@@ -133,6 +133,10 @@ pub struct LoadOptions<'a> {
     /// Maps whose `max_entries` differ from the object's, as name → entries
     /// (`LB_RING` sized for a non-default ring, for instance).
     pub max_entries: Vec<(&'a str, u32)>,
+    /// Where maps pinned by name are found (and pinned when absent): a
+    /// bpffs directory that programs sharing maps share, such as a chain's
+    /// root and its slot programs.
+    pub pin_directory: Option<&'a Path>,
 }
 
 /// A program loaded into the kernel, ready to be test-run or attached.
@@ -253,6 +257,13 @@ impl LoadedProgram {
             .program(&self.program)
             .expect("program existed at load time");
         prog.fd().expect("program was loaded in finish()").as_fd()
+    }
+
+    /// The aya program (its fd for a program array: the chainer).
+    pub fn program(&self) -> &Program {
+        self.ebpf
+            .program(&self.program)
+            .expect("program existed at load time")
     }
 
     /// The aya program, for attaching it (`live::attach`).
@@ -469,6 +480,9 @@ fn loader<'a>(options: &LoadOptions<'a>) -> EbpfLoader<'a> {
     }
     for &(name, entries) in &options.max_entries {
         loader.map_max_entries(name, entries);
+    }
+    if let Some(dir) = options.pin_directory {
+        loader.default_map_pin_directory(dir);
     }
     loader
 }

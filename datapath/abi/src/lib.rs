@@ -6,5 +6,6 @@
 //! these values on their own.
 #![no_std]
 
+pub mod chain;
 pub mod decap;
 pub mod lb;

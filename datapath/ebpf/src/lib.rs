@@ -17,6 +17,7 @@
 #![no_std]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+pub mod chain;
 pub mod decap;
 pub mod faults;
 pub mod packet;

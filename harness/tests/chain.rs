@@ -1,0 +1,242 @@
+//! The XDP chainer in test runs, tail-call backend: slots run in order,
+//! empty slots are skipped, a stop verdict ends the chain (per-slot
+//! counters say who ran), continue sets, atomic replacement, and refusals
+//! that leave the chain as it was.
+
+use std::path::PathBuf;
+
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use dsrlab::{
+    chain::{Backend, Chain, ChainError},
+    datapath,
+    load::LoadedProgram,
+    runner::cpu_pin::CpuPin,
+    testrun::{self, Quirks},
+    verdict::Verdict,
+};
+use dsrlab_abi::chain::SLOTS;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// A probe for `slot` returning `verdict`, put into the chain.
+fn probe(chain: &mut Chain, slot: u32, verdict: u32) {
+    let program = chain
+        .load_slot_builtin(
+            datapath::CHAIN_PROBE,
+            slot,
+            &[("PROBE_VERDICT", &verdict.to_le_bytes())],
+        )
+        .unwrap();
+    assert!(chain.attach(slot, program).unwrap().is_none());
+}
+
+fn frame() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f
+}
+
+/// The probes' trace on this CPU: the slots that ran, in order; cleared.
+fn trace(chain: &Chain, pin: &CpuPin) -> Vec<u32> {
+    let path: PathBuf = chain.pin_directory().join("CHAIN_PROBE_TRACE");
+    let data = MapData::from_pin(&path).unwrap();
+    let mut map: PerCpuArray<MapData, u32> =
+        PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).unwrap();
+    let here = |i: u32| map.get(&i, 0).unwrap()[pin.cpu];
+    let n = here(0);
+    let slots = (1..=n).map(here).collect();
+    let cpus = aya::util::nr_cpus().unwrap().get() as usize;
+    map.set(0, PerCpuValues::try_from(vec![0u32; cpus]).unwrap(), 0)
+        .unwrap();
+    slots
+}
+
+fn run(chain: &Chain) -> u32 {
+    match testrun::run(chain.root(), &frame(), Quirks::default())
+        .unwrap()
+        .verdict
+    {
+        Verdict::Xdp(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn slots_run_in_order_empty_ones_are_skipped_and_a_stop_verdict_ends_the_chain() {
+    let pin = CpuPin::here().unwrap();
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    probe(&mut chain, 2, XDP_PASS);
+    probe(&mut chain, 5, XDP_PASS);
+    probe(&mut chain, 9, XDP_DROP);
+    probe(&mut chain, 13, XDP_PASS);
+    assert_eq!(run(&chain), XDP_DROP);
+    assert_eq!(trace(&chain, &pin), [2, 5, 9]);
+    let stats = chain.stats().unwrap();
+    let ran: Vec<u32> = (0..SLOTS)
+        .filter(|&s| stats[s as usize].packets > 0)
+        .collect();
+    assert_eq!(ran, [2, 5, 9], "slot 13 never saw the packet");
+    assert_eq!(stats[5].verdicts[XDP_PASS as usize], 1);
+    assert_eq!(stats[9].verdicts[XDP_DROP as usize], 1);
+}
+
+#[test]
+fn an_empty_chain_passes_and_a_chain_run_off_its_end_passes() {
+    let pin = CpuPin::here().unwrap();
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    assert_eq!(run(&chain), XDP_PASS);
+    assert!(chain.stats().unwrap().iter().all(|s| s.packets == 0));
+    probe(&mut chain, 0, XDP_PASS);
+    probe(&mut chain, SLOTS - 1, XDP_PASS);
+    assert_eq!(run(&chain), XDP_PASS);
+    assert_eq!(trace(&chain, &pin), [0, SLOTS - 1]);
+}
+
+#[test]
+fn a_continue_set_lets_a_verdict_go_on() {
+    let pin = CpuPin::here().unwrap();
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    probe(&mut chain, 1, XDP_DROP);
+    probe(&mut chain, 4, XDP_TX);
+    chain.set_continue(1, 1 << XDP_DROP).unwrap();
+    assert_eq!(run(&chain), XDP_TX, "slot 1's drop went on to slot 4");
+    assert_eq!(trace(&chain, &pin), [1, 4]);
+}
+
+#[test]
+fn a_slot_is_replaced_in_one_step_and_detached() {
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    probe(&mut chain, 3, XDP_PASS);
+    assert_eq!(run(&chain), XDP_PASS);
+    let drop = chain
+        .load_slot_builtin(
+            datapath::CHAIN_PROBE,
+            3,
+            &[("PROBE_VERDICT", &XDP_DROP.to_le_bytes())],
+        )
+        .unwrap();
+    let old = chain.attach(3, drop).unwrap();
+    assert!(old.is_some(), "the replaced program comes back");
+    assert_eq!(run(&chain), XDP_DROP);
+    assert!(chain.detach(3).unwrap().is_some());
+    assert_eq!(run(&chain), XDP_PASS);
+    assert!(chain.detach(3).unwrap().is_none(), "already empty");
+}
+
+#[test]
+fn what_cannot_go_into_a_chain_is_refused_and_leaves_it_as_it_was() {
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    probe(&mut chain, 0, XDP_PASS);
+    assert!(matches!(
+        chain.load_slot_builtin(datapath::CHAIN_PROBE, SLOTS, &[]),
+        Err(ChainError::SlotOutOfRange { slot }) if slot == SLOTS
+    ));
+    let tc = LoadedProgram::builtin(datapath::TC_PASS, &Default::default()).unwrap();
+    let err = chain.attach(1, tc).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it is a sched_cls program; a chain holds XDP programs"),
+        "{err}"
+    );
+    // A frags program: the root's program array takes only programs like
+    // the root.
+    let frags = LoadedProgram::builtin(datapath::XDP_PASS_FRAGS, &Default::default()).unwrap();
+    let err = chain.attach(2, frags).unwrap_err();
+    assert!(
+        err.to_string().contains("without frags, like the root"),
+        "{err}"
+    );
+    assert_eq!(run(&chain), XDP_PASS);
+    let stats = chain.stats().unwrap();
+    assert_eq!(stats[0].packets, 1);
+    assert!(stats[1..].iter().all(|s| s.packets == 0));
+}
+
+#[test]
+fn a_dropped_chain_leaves_no_pins() {
+    let chain = Chain::new(Backend::TailCall).unwrap();
+    let dir = chain.pin_directory().to_owned();
+    assert!(dir.exists());
+    drop(chain);
+    assert!(!dir.exists(), "{} is left", dir.display());
+}
+
+/// The chain's maps are pinned by name, so they must be in chain programs
+/// only: any other object declaring them would pin them in the root of
+/// the BPF filesystem when loaded.
+#[test]
+fn programs_outside_a_chain_pin_nothing() {
+    let stray = || -> Vec<String> {
+        std::fs::read_dir("/sys/fs/bpf")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("CHAIN_"))
+            .collect()
+    };
+    for object in [
+        datapath::XDP_PASS,
+        datapath::XDP_PASS_FRAGS,
+        datapath::TC_PASS,
+        datapath::XDP_DECAP,
+        datapath::TC_DECAP,
+        datapath::XDP_LB,
+    ] {
+        let _loaded = LoadedProgram::builtin(object, &Default::default()).unwrap();
+        assert!(
+            stray().is_empty(),
+            "{} pinned {:?}",
+            object.program,
+            stray()
+        );
+    }
+}
+
+/// A user's C slot program (examples/chain-slot, built with
+/// `dsrlab_chain.h` by ci/setup) chains with dsrlab's own: it ends the
+/// chain for its blocked port and lets other packets go on.
+#[test]
+fn a_users_c_slot_program_chains_with_dsrlabs_own() {
+    let pin = CpuPin::here().unwrap();
+    let object = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/chain-slot/xdp_port_filter.bpf.o");
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    probe(&mut chain, 1, XDP_PASS);
+    let filter = chain
+        .load_slot_file(
+            &object,
+            "xdp_port_filter",
+            4,
+            &[("blocked_port", &53u16.to_le_bytes())],
+        )
+        .unwrap();
+    chain.attach(4, filter).unwrap();
+    probe(&mut chain, 7, XDP_TX);
+    let udp_to = |port: u16| {
+        let mut f = vec![0u8; 64];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&50u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[36..38].copy_from_slice(&port.to_be_bytes());
+        f
+    };
+    let verdict = |frame: &[u8]| match testrun::run(chain.root(), frame, Quirks::default())
+        .unwrap()
+        .verdict
+    {
+        Verdict::Xdp(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(verdict(&udp_to(53)), XDP_DROP, "the filter ends the chain");
+    assert_eq!(trace(&chain, &pin), [1], "slot 7 never ran");
+    assert_eq!(verdict(&udp_to(80)), XDP_TX, "other ports go on to slot 7");
+    assert_eq!(trace(&chain, &pin), [1, 7]);
+    let stats = chain.stats().unwrap();
+    assert_eq!(stats[4].packets, 2);
+    assert_eq!(stats[4].verdicts[XDP_DROP as usize], 1);
+    assert_eq!(stats[4].verdicts[XDP_PASS as usize], 1);
+}
