@@ -111,6 +111,7 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
         "tc_decap",
         "xdp_lb",
         "xdp_chain_tail",
+        "xdp_chain_ext",
         "chain_probe",
     ];
     if defects {

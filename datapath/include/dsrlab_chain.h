@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * dsrlab_chain.h: what a C XDP program needs to be a slot program of
- * dsrlab's XDP chainer, tail-call backend (the "rootlet"; semantics in
- * datapath/abi/src/chain.rs, the same as dsrlab_ebpf::chain in Rust):
+ * dsrlab's XDP chainer under the tail-call backend (the "rootlet";
+ * semantics in datapath/abi/src/chain.rs, the same as dsrlab_ebpf::chain in
+ * Rust). The same object also serves the EXT backend, which needs nothing
+ * of a slot program (any XDP program will do):
  *
  *   #include "dsrlab_chain.h"
  *
@@ -64,8 +66,14 @@ struct {
 /* This program's slot, set by the loader. */
 volatile const __u32 CHAIN_SLOT = 0;
 
+/* 1 under the tail-call backend; 0 under the EXT backend, where the root
+ * counts the verdict and goes on (the loader sets it). */
+volatile const __u32 CHAIN_BY_TAIL_CALL = 1;
+
 static __always_inline int dsrlab_chain_finish(struct xdp_md *ctx, int verdict)
 {
+	if (!CHAIN_BY_TAIL_CALL)
+		return verdict;
 	__u32 slot = CHAIN_SLOT;
 	struct dsrlab_chain_slot_stats *stats = bpf_map_lookup_elem(&CHAIN_STATS, &slot);
 	if (stats) {

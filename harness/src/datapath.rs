@@ -34,7 +34,9 @@ pub const XDP_LB: Object = object!("xdp_lb");
 
 /// The XDP chainer's root, tail-call backend (`dsrlab_abi::chain`).
 pub const XDP_CHAIN_TAIL: Object = object!("xdp_chain_tail");
-/// A tail-call slot program for the chainer's tests: records the order
+/// The XDP chainer's root, EXT backend (`dsrlab_abi::chain`).
+pub const XDP_CHAIN_EXT: Object = object!("xdp_chain_ext");
+/// A slot program for the chainer's tests: records the order
 /// slots ran in and returns the verdict in its `PROBE_VERDICT` global.
 pub const CHAIN_PROBE: Object = object!("chain_probe");
 

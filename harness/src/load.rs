@@ -130,6 +130,9 @@ pub struct LoadOptions<'a> {
     /// Read-only globals to override (`volatile const` in C, `static` read
     /// with `read_volatile` in Rust), as name → bytes in target byte order.
     pub globals: Vec<(&'a str, &'a [u8])>,
+    /// Read-only globals to set where the object has them (the chain's,
+    /// which a program need not know of under the EXT backend).
+    pub optional_globals: Vec<(&'a str, &'a [u8])>,
     /// Maps whose `max_entries` differ from the object's, as name → entries
     /// (`LB_RING` sized for a non-default ring, for instance).
     pub max_entries: Vec<(&'a str, u32)>,
@@ -473,10 +476,13 @@ pub enum CounterError {
     Cpus(#[source] std::io::Error),
 }
 
-fn loader<'a>(options: &LoadOptions<'a>) -> EbpfLoader<'a> {
+pub(crate) fn loader<'a>(options: &LoadOptions<'a>) -> EbpfLoader<'a> {
     let mut loader = EbpfLoader::new();
     for &(name, bytes) in &options.globals {
         loader.override_global(name, bytes, true);
+    }
+    for &(name, bytes) in &options.optional_globals {
+        loader.override_global(name, bytes, false);
     }
     for &(name, entries) in &options.max_entries {
         loader.map_max_entries(name, entries);

@@ -34,6 +34,19 @@ pub const STATS_MAP: &str = "CHAIN_STATS";
 /// loaded for, set by the loader.
 pub const SLOT_GLOBAL: &str = "CHAIN_SLOT";
 
+/// Read-only global (`u32`) of a slot program: 1 (the default) under the
+/// tail-call backend, where it goes on to the next slot itself; 0 under
+/// the EXT backend, where it returns its verdict to the root.
+pub const TAIL_CALL_GLOBAL: &str = "CHAIN_BY_TAIL_CALL";
+
+/// What an empty slot function of the EXT backend's root returns (no XDP
+/// verdict has this value), as libxdp's dispatcher's stubs do.
+pub const EMPTY: u32 = 31;
+
+/// The name of slot `n`'s function in the EXT backend's root, which an
+/// EXT program replaces: `chain_slot_<n>`.
+pub const SLOT_FUNCTION_PREFIX: &str = "chain_slot_";
+
 /// The default continue set: `XDP_PASS` (2) only.
 pub const DEFAULT_CONTINUE: u32 = 1 << 2;
 

@@ -28,6 +28,9 @@ pub struct Chain {
     pub stats: &'static Pinned<PerCpuArray<SlotStats, { SLOTS as usize }>>,
     /// `dsrlab_abi::chain::SLOT_GLOBAL`: a slot program's slot.
     pub slot: &'static u32,
+    /// `dsrlab_abi::chain::TAIL_CALL_GLOBAL`: whether the slot program
+    /// runs under the tail-call backend (else the root counts and goes on).
+    pub by_tail_call: &'static u32,
 }
 
 /// Defines the chain's maps and the `CHAIN_SLOT` global in a chain program
@@ -56,11 +59,15 @@ macro_rules! chain_maps {
         #[unsafe(no_mangle)]
         static CHAIN_SLOT: u32 = 0;
 
+        #[unsafe(no_mangle)]
+        static CHAIN_BY_TAIL_CALL: u32 = 1;
+
         static CHAIN: $crate::chain::Chain = $crate::chain::Chain {
             progs: &CHAIN_PROGS,
             continues: &CHAIN_CONTINUE,
             stats: &CHAIN_STATS,
             slot: &CHAIN_SLOT,
+            by_tail_call: &CHAIN_BY_TAIL_CALL,
         };
     };
 }
@@ -70,8 +77,12 @@ impl Chain {
     #[inline(always)]
     pub fn record(&self, slot: u32, verdict: u32) {
         if let Some(stats) = self.stats.get_ptr_mut(slot) {
-            let v = if (verdict as usize) < VERDICTS {
-                verdict as usize
+            // Opaque, so that the bound check stays on the very register
+            // that indexes: a verdict from a slot function is unknown to
+            // the verifier, and 6.12's loses a bound the compiler folded.
+            let v = crate::packet::opaque(verdict as usize);
+            let v = if v < VERDICTS {
+                v
             } else {
                 xdp_action::XDP_ABORTED as usize
             };
@@ -114,11 +125,19 @@ impl Chain {
         unsafe { core::ptr::read_volatile(self.slot) }
     }
 
-    /// What a tail-call slot program returns: records `verdict` for its
-    /// slot, then goes on to the next populated slot if the verdict
-    /// continues. The chain's end passes the packet.
+    /// What a slot program returns. Under the tail-call backend: records
+    /// `verdict` for its slot, then goes on to the next populated slot if
+    /// the verdict continues (the chain's end passes the packet). Under the
+    /// EXT backend, `verdict` itself: the root does the rest. One object
+    /// serves both backends.
     #[inline(always)]
     pub fn finish(&self, ctx: &XdpContext, verdict: u32) -> u32 {
+        // SAFETY: reading a static the loader sets; volatile so that its
+        // value is read (the verifier then prunes the other branch).
+        if unsafe { core::ptr::read_volatile(self.by_tail_call) } == 0 {
+            // The EXT backend: the root counts and goes on.
+            return verdict;
+        }
         let slot = self.slot();
         self.record(slot, verdict);
         if !self.continues(slot, verdict) {

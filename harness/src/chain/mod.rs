@@ -4,11 +4,22 @@
 //!
 //! Backend `tail-call` (the rootlet): the root tail-calls the first
 //! populated slot of its program array and each slot program goes on to
-//! the next (`dsrlab_ebpf::chain::finish`); attaching is one update of the
-//! array, which the kernel makes atomically. The maps are pinned by name
-//! in a bpffs directory of the chain's own, so that slot programs loaded
-//! later share the root's; the directory goes with the chain, and the
-//! directories of processes that died are removed by the next chain.
+//! the next (`dsrlab_ebpf::chain::Chain::finish`); attaching is one update
+//! of the array, which the kernel makes atomically.
+//!
+//! Backend `ext` (the talk's XDP Chainer, as libxdp's dispatcher): the root
+//! calls 20 global slot functions in order; a slot program is loaded as an
+//! extension (freplace) of its slot's function and attached by a BPF
+//! link; replacing one builds a new root with every slot's program and
+//! swaps the roots in one step ([`ext`]).
+//!
+//! The maps are pinned by name in a bpffs directory of the chain's own, so
+//! that slot programs loaded later share the root's; the directory goes
+//! with the chain, and the directories of processes that died are removed
+//! by the next chain. The same slot program object serves both backends
+//! (its `CHAIN_BY_TAIL_CALL` global tells it which).
+
+pub mod ext;
 
 use std::{
     fs, io,
@@ -17,7 +28,9 @@ use std::{
 };
 
 use aya::maps::{Array, MapData, PerCpuArray, ProgramArray};
-use dsrlab_abi::chain::{CONTINUE_MAP, PROGS_MAP, SLOT_GLOBAL, SLOTS, STATS_MAP, SlotStats};
+use dsrlab_abi::chain::{
+    CONTINUE_MAP, PROGS_MAP, SLOT_GLOBAL, SLOTS, STATS_MAP, SlotStats, TAIL_CALL_GLOBAL,
+};
 
 use crate::{
     datapath::{self, Object},
@@ -32,6 +45,57 @@ const PIN_PREFIX: &str = "dsrlab-chain-";
 pub enum Backend {
     /// A program array and tail calls (the rootlet).
     TailCall,
+    /// Slot functions replaced by EXT programs (needs BPF trampolines).
+    Ext,
+}
+
+impl Backend {
+    /// The name in scenarios and reports: `tail-call`, `ext`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TailCall => "tail-call",
+            Self::Ext => "ext",
+        }
+    }
+}
+
+/// A program loaded for one slot of one chain.
+pub enum SlotProgram {
+    /// For the tail-call backend: an XDP program for the program array.
+    TailCall(LoadedProgram),
+    /// For the EXT backend: the extension of the slot's function.
+    Ext(ext::ExtProgram),
+}
+
+impl SlotProgram {
+    /// The program's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::TailCall(p) => p.name(),
+            Self::Ext(p) => p.name(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SlotProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self {
+            Self::TailCall(_) => Backend::TailCall,
+            Self::Ext(_) => Backend::Ext,
+        };
+        write!(f, "SlotProgram({} for {})", self.name(), backend.name())
+    }
+}
+
+impl From<LoadedProgram> for SlotProgram {
+    fn from(program: LoadedProgram) -> Self {
+        Self::TailCall(program)
+    }
+}
+
+/// What fills a slot.
+struct Occupant {
+    program: SlotProgram,
 }
 
 /// Why a chain operation was refused or failed; nothing is left attached.
@@ -54,6 +118,9 @@ pub enum ChainError {
     /// Loading the root or a slot program failed.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// An operation on the chain failed.
+    #[error("chain: {0}")]
+    Failed(String),
     /// A map or pin operation failed.
     #[error("chain: {what}: {source}")]
     Io {
@@ -80,8 +147,9 @@ fn map_err(what: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> Chain
 
 /// A chain: its root, its slot programs, its pinned maps.
 pub struct Chain {
+    backend: Backend,
     root: LoadedProgram,
-    slots: Vec<Option<LoadedProgram>>,
+    slots: Vec<Option<Occupant>>,
     pins: PathBuf,
 }
 
@@ -101,6 +169,7 @@ impl Chain {
         ));
         fs::create_dir_all(&pins).map_err(io_err(format!("creating {}", pins.display())))?;
         let chain = |root| Self {
+            backend,
             root,
             slots: (0..SLOTS).map(|_| None).collect(),
             pins: pins.clone(),
@@ -111,6 +180,7 @@ impl Chain {
         };
         let root = match backend {
             Backend::TailCall => LoadedProgram::builtin(datapath::XDP_CHAIN_TAIL, &options),
+            Backend::Ext => LoadedProgram::builtin(datapath::XDP_CHAIN_EXT, &options),
         };
         match root {
             Ok(root) => Ok(chain(root)),
@@ -131,6 +201,11 @@ impl Chain {
         &mut self.root
     }
 
+    /// The backend.
+    pub const fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Loads `program` of `object` for `slot`: its slot in `CHAIN_SLOT`,
     /// its chain maps the root's. `globals` are more globals to set.
     pub fn load_slot_builtin(
@@ -138,40 +213,86 @@ impl Chain {
         object: Object,
         slot: u32,
         globals: &[(&str, &[u8])],
-    ) -> Result<LoadedProgram, ChainError> {
-        check_slot(slot)?;
-        let slot_le = slot.to_le_bytes();
-        let options = self.slot_options(&slot_le, globals);
-        Ok(LoadedProgram::builtin(object, &options)?)
+    ) -> Result<SlotProgram, ChainError> {
+        self.load_slot(
+            object.program,
+            object.elf,
+            object.program,
+            slot,
+            globals,
+            |options| LoadedProgram::builtin(object, options),
+        )
     }
 
     /// Loads `program` of a user's object at `path` for `slot`, as
     /// [`Chain::load_slot_builtin`] does (C programs include
-    /// `datapath/include/dsrlab_chain.h`).
+    /// `datapath/include/dsrlab_chain.h` for the tail-call backend; the EXT
+    /// backend takes any XDP program).
     pub fn load_slot_file(
         &self,
         path: &Path,
         program: &str,
         slot: u32,
         globals: &[(&str, &[u8])],
-    ) -> Result<LoadedProgram, ChainError> {
-        check_slot(slot)?;
-        let slot_le = slot.to_le_bytes();
-        let options = self.slot_options(&slot_le, globals);
-        Ok(LoadedProgram::from_file(path, program, &options)?)
+    ) -> Result<SlotProgram, ChainError> {
+        let object = path.display().to_string();
+        let elf = fs::read(path).map_err(|source| LoadError::Read {
+            object: object.clone(),
+            source,
+        })?;
+        self.load_slot(&object, &elf, program, slot, globals, |options| {
+            LoadedProgram::from_file(path, program, options)
+        })
     }
 
-    fn slot_options<'a>(
-        &'a self,
-        slot_le: &'a [u8; 4],
-        globals: &[(&'a str, &'a [u8])],
-    ) -> LoadOptions<'a> {
-        let mut all = vec![(SLOT_GLOBAL, slot_le.as_slice())];
-        all.extend_from_slice(globals);
-        LoadOptions {
-            globals: all,
+    fn load_slot(
+        &self,
+        object: &str,
+        elf: &[u8],
+        program: &str,
+        slot: u32,
+        globals: &[(&str, &[u8])],
+        tail_call: impl FnOnce(&LoadOptions<'_>) -> Result<LoadedProgram, LoadError>,
+    ) -> Result<SlotProgram, ChainError> {
+        check_slot(slot)?;
+        let slot_le = slot.to_le_bytes();
+        let by_tail_call = u32::from(self.backend == Backend::TailCall).to_le_bytes();
+        let chain_globals = vec![
+            (SLOT_GLOBAL, slot_le.as_slice()),
+            (TAIL_CALL_GLOBAL, by_tail_call.as_slice()),
+        ];
+        // A tail-call slot program must know the chain (it goes on by
+        // itself); under EXT any XDP program will do.
+        let (mut required, optional) = match self.backend {
+            Backend::TailCall => (chain_globals, Vec::new()),
+            Backend::Ext => (Vec::new(), chain_globals),
+        };
+        required.extend_from_slice(globals);
+        let options = LoadOptions {
+            globals: required,
+            optional_globals: optional,
             pin_directory: Some(&self.pins),
             ..LoadOptions::default()
+        };
+        match self.backend {
+            Backend::TailCall => Ok(SlotProgram::TailCall(tail_call(&options).map_err(
+                |e| match e {
+                    LoadError::Object { ref source, .. }
+                        if source.to_string().contains(SLOT_GLOBAL) =>
+                    {
+                        ChainError::NotChainable {
+                            program: program.to_owned(),
+                            why: format!(
+                                "it has no {SLOT_GLOBAL} global: a tail-call slot program goes on to the next slot by itself (dsrlab_chain.h, dsrlab_ebpf::chain_maps!); the ext backend takes any XDP program"
+                            ),
+                        }
+                    }
+                    e => e.into(),
+                },
+            )?)),
+            Backend::Ext => Ok(SlotProgram::Ext(ext::ExtProgram::load(
+                object, elf, program, &options, &self.root, slot,
+            )?)),
         }
     }
 
@@ -181,9 +302,87 @@ impl Chain {
     pub fn attach(
         &mut self,
         slot: u32,
-        program: LoadedProgram,
-    ) -> Result<Option<LoadedProgram>, ChainError> {
+        program: impl Into<SlotProgram>,
+    ) -> Result<Option<SlotProgram>, ChainError> {
         check_slot(slot)?;
+        let mut program = program.into();
+        match (&mut program, self.backend) {
+            (SlotProgram::TailCall(p), Backend::TailCall) => self.set_prog_array(slot, p)?,
+            (SlotProgram::Ext(p), Backend::Ext) => {
+                if self.slots[slot as usize].is_some() {
+                    self.swap_root(slot, p)?;
+                } else {
+                    p.attach_to(&self.root, slot)?;
+                }
+            }
+            (p, backend) => {
+                return Err(ChainError::NotChainable {
+                    program: p.name().to_owned(),
+                    why: format!(
+                        "it was loaded for another backend than this chain's ({})",
+                        backend.name()
+                    ),
+                });
+            }
+        }
+        let old = self.slots[slot as usize].replace(Occupant { program });
+        Ok(old.map(|o| o.program))
+    }
+
+    /// The EXT backend's replacement of `slot` by `new`: a new root (the
+    /// same maps, pinned) with every other slot's program and `new`
+    /// attached, then the roots swapped, then the old root's links gone.
+    /// Where the root runs (a test run, a device) it is one step: the old
+    /// root with the old program, or the new with the new.
+    fn swap_root(&mut self, slot: u32, new: &mut ext::ExtProgram) -> Result<(), ChainError> {
+        let options = LoadOptions {
+            pin_directory: Some(&self.pins),
+            ..LoadOptions::default()
+        };
+        let root = LoadedProgram::builtin(datapath::XDP_CHAIN_EXT, &options)?;
+        let mut moved = Vec::new();
+        let mut attach_all = || -> Result<(), ChainError> {
+            for (s, occupant) in self.slots.iter_mut().enumerate() {
+                if let Some(Occupant {
+                    program: SlotProgram::Ext(p),
+                }) = occupant
+                    && s as u32 != slot
+                {
+                    let old = p.attach_to(&root, s as u32)?;
+                    moved.push((s, old));
+                }
+            }
+            new.attach_to(&root, slot).map(drop)
+        };
+        if let Err(e) = attach_all() {
+            // Back as it was: the new root's links go, the old ones stay.
+            for (s, old) in moved {
+                if let Some(Occupant {
+                    program: SlotProgram::Ext(p),
+                }) = self.slots[s].as_mut()
+                {
+                    let _ = p.detach();
+                    p.restore_link(old);
+                }
+            }
+            return Err(e);
+        }
+        let _old_root = std::mem::replace(&mut self.root, root);
+        for (s, old) in moved {
+            if let (
+                Some(Occupant {
+                    program: SlotProgram::Ext(p),
+                }),
+                Some(old),
+            ) = (self.slots[s].as_mut(), old)
+            {
+                p.detach_link(old)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_prog_array(&mut self, slot: u32, program: &LoadedProgram) -> Result<(), ChainError> {
         if program.kind() != ProgramKind::Xdp {
             return Err(ChainError::NotChainable {
                 program: program.name().to_owned(),
@@ -210,20 +409,23 @@ impl Chain {
                 program: program.name().to_owned(),
                 why: format!("the root's program array refused it ({e}): it must be an XDP program without frags, like the root"),
             }
-        })?;
-        Ok(self.slots[slot as usize].replace(program))
+        })
     }
 
     /// Empties `slot`; returns the program that was there.
-    pub fn detach(&mut self, slot: u32) -> Result<Option<LoadedProgram>, ChainError> {
+    pub fn detach(&mut self, slot: u32) -> Result<Option<SlotProgram>, ChainError> {
         check_slot(slot)?;
-        if self.slots[slot as usize].is_none() {
+        let Some(mut occupant) = self.slots[slot as usize].take() else {
             return Ok(None);
+        };
+        match &mut occupant.program {
+            SlotProgram::Ext(p) => p.detach()?,
+            SlotProgram::TailCall(_) => self
+                .progs()?
+                .clear_index(&slot)
+                .map_err(map_err(format!("emptying slot {slot}")))?,
         }
-        self.progs()?
-            .clear_index(&slot)
-            .map_err(map_err(format!("emptying slot {slot}")))?;
-        Ok(self.slots[slot as usize].take())
+        Ok(Some(occupant.program))
     }
 
     /// Sets which verdicts of `slot` go on to the next slot (bit `v` for

@@ -258,7 +258,7 @@ pub fn load_options(ring_size: u32, ring_size_le: &[u8; 4]) -> LoadOptions<'_> {
     LoadOptions {
         globals: vec![(RING_SIZE_GLOBAL, ring_size_le)],
         max_entries: vec![(RING_MAP, ring_size.saturating_mul(MAX_VIPS))],
-        pin_directory: None,
+        ..LoadOptions::default()
     }
 }
 
