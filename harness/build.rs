@@ -113,6 +113,7 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
         "xdp_chain_tail",
         "xdp_chain_ext",
         "chain_probe",
+        "chain_pass",
     ];
     if defects {
         objects.extend(DEFECT_OBJECTS);

@@ -7,6 +7,7 @@
 //! to the floor (a program that does nothing) measured in the same run.
 //! Benchmarks report; they never assert.
 
+pub mod chain;
 pub mod live;
 pub mod scenario;
 

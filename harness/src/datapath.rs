@@ -36,6 +36,9 @@ pub const XDP_LB: Object = object!("xdp_lb");
 pub const XDP_CHAIN_TAIL: Object = object!("xdp_chain_tail");
 /// The XDP chainer's root, EXT backend (`dsrlab_abi::chain`).
 pub const XDP_CHAIN_EXT: Object = object!("xdp_chain_ext");
+/// The trivial slot program (XDP_PASS through the chain): the chainer's
+/// benchmark.
+pub const CHAIN_PASS: Object = object!("chain_pass");
 /// A slot program for the chainer's tests: records the order
 /// slots ran in and returns the verdict in its `PROBE_VERDICT` global.
 pub const CHAIN_PROBE: Object = object!("chain_probe");

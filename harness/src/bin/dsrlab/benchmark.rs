@@ -78,18 +78,22 @@ pub(super) fn run_bench(
     }
     let mut rows = Vec::new();
     let mut human = String::new();
-    if programs != BenchPrograms::Lb {
-        let (r, table) = bench_decap(fixtures, calls)?;
-        rows.extend(r);
-        human.push_str(&table);
-    }
-    if programs != BenchPrograms::Decap {
-        let (r, table) = bench_lb(calls)?;
+    let wanted = |p: BenchPrograms| programs == p || programs == BenchPrograms::All;
+    let mut add = |(r, table): (Vec<bench::Measurement>, String)| {
         if !human.is_empty() {
             human.push('\n');
         }
         rows.extend(r);
         human.push_str(&table);
+    };
+    if wanted(BenchPrograms::Decap) {
+        add(bench_decap(fixtures, calls)?);
+    }
+    if wanted(BenchPrograms::Lb) {
+        add(bench_lb(calls)?);
+    }
+    if wanted(BenchPrograms::Chain) {
+        add(bench::chain::run(calls).map_err(anyhow::Error::msg)?);
     }
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),

@@ -230,7 +230,10 @@ enum BenchPrograms {
     Decap,
     /// xdp_lb.
     Lb,
-    /// Both.
+    /// The XDP chainer with 0, 1, 5 and 20 slots, under each backend the
+    /// kernel allows.
+    Chain,
+    /// All of them.
     All,
 }
 
