@@ -412,6 +412,14 @@ impl Chain {
         })
     }
 
+    /// The program in `slot`, if any.
+    pub fn slot_program(&self, slot: u32) -> Option<&SlotProgram> {
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map(|o| &o.program)
+    }
+
     /// Empties `slot`; returns the program that was there.
     pub fn detach(&mut self, slot: u32) -> Result<Option<SlotProgram>, ChainError> {
         check_slot(slot)?;
