@@ -319,3 +319,45 @@ fn an_ext_slot_takes_any_xdp_program_as_it_is() {
     assert!(err.contains("tc_pass"), "{err}");
     assert_eq!(run(&chain), XDP_DROP, "the chain is as it was");
 }
+
+/// Slots reserved by owner (the talk's team → slot): only the owner fills
+/// or empties its slot; anyone else is refused and the chain stays as it
+/// was.
+#[test]
+fn a_reserved_slot_is_its_owners_alone() {
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    chain.reserve(4, "firewall-team").unwrap();
+    assert!(matches!(
+        chain.reserve(4, "lb-team"),
+        Err(ChainError::Reserved { slot: 4, ref owner }) if owner == "firewall-team"
+    ));
+    let load = |chain: &Chain, verdict: u32| {
+        chain
+            .load_slot_builtin(
+                datapath::CHAIN_PROBE,
+                4,
+                &[("PROBE_VERDICT", &verdict.to_le_bytes())],
+            )
+            .unwrap()
+    };
+    let err = chain
+        .attach_as("lb-team", 4, load(&chain, XDP_DROP))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "slot 4 is reserved for `firewall-team`");
+    let err = chain.attach(4, load(&chain, XDP_DROP)).unwrap_err();
+    assert!(matches!(err, ChainError::Reserved { .. }), "{err}");
+    assert_eq!(run(&chain), XDP_PASS, "nothing went in");
+    chain
+        .attach_as("firewall-team", 4, load(&chain, XDP_DROP))
+        .unwrap();
+    assert_eq!(run(&chain), XDP_DROP);
+    assert!(chain.detach(4).is_err(), "only its owner empties it");
+    assert!(chain.detach_as("lb-team", 4).is_err());
+    assert_eq!(run(&chain), XDP_DROP);
+    assert!(chain.detach_as("firewall-team", 4).unwrap().is_some());
+    assert_eq!(run(&chain), XDP_PASS);
+    assert_eq!(chain.owner(4), Some("firewall-team"));
+    // Unreserved slots stay open to anyone.
+    probe(&mut chain, 5, XDP_TX);
+    assert_eq!(run(&chain), XDP_TX);
+}

@@ -107,6 +107,14 @@ pub enum ChainError {
         /// The slot asked for.
         slot: u32,
     },
+    /// A slot reserved for another owner.
+    #[error("slot {slot} is reserved for `{owner}`")]
+    Reserved {
+        /// The slot.
+        slot: u32,
+        /// Who it is reserved for.
+        owner: String,
+    },
     /// A program that cannot run in a chain.
     #[error("program `{program}` cannot go into a chain: {why}")]
     NotChainable {
@@ -150,6 +158,8 @@ pub struct Chain {
     backend: Backend,
     root: LoadedProgram,
     slots: Vec<Option<Occupant>>,
+    /// Who each slot is reserved for (a team, a service), if anyone.
+    owners: Vec<Option<String>>,
     pins: PathBuf,
 }
 
@@ -172,6 +182,7 @@ impl Chain {
             backend,
             root,
             slots: (0..SLOTS).map(|_| None).collect(),
+            owners: (0..SLOTS).map(|_| None).collect(),
             pins: pins.clone(),
         };
         let options = LoadOptions {
@@ -277,8 +288,11 @@ impl Chain {
         match self.backend {
             Backend::TailCall => Ok(SlotProgram::TailCall(tail_call(&options).map_err(
                 |e| match e {
+                    // aya names whichever missing global it tried first.
                     LoadError::Object { ref source, .. }
-                        if source.to_string().contains(SLOT_GLOBAL) =>
+                        if [SLOT_GLOBAL, TAIL_CALL_GLOBAL]
+                            .iter()
+                            .any(|g| source.to_string().contains(g)) =>
                     {
                         ChainError::NotChainable {
                             program: program.to_owned(),
@@ -296,15 +310,77 @@ impl Chain {
         }
     }
 
+    /// Reserves `slot` for `owner` (the talk's "team → slot"): from then on
+    /// only [`Chain::attach_as`] by that owner fills or empties it.
+    pub fn reserve(&mut self, slot: u32, owner: &str) -> Result<(), ChainError> {
+        check_slot(slot)?;
+        match &self.owners[slot as usize] {
+            Some(other) if other != owner => Err(ChainError::Reserved {
+                slot,
+                owner: other.clone(),
+            }),
+            _ => {
+                self.owners[slot as usize] = Some(owner.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    /// Who `slot` is reserved for.
+    pub fn owner(&self, slot: u32) -> Option<&str> {
+        self.owners.get(slot as usize)?.as_deref()
+    }
+
+    /// [`Chain::attach`] on behalf of `owner`: refused, with the chain left
+    /// as it was, when the slot is reserved for someone else.
+    pub fn attach_as(
+        &mut self,
+        owner: &str,
+        slot: u32,
+        program: impl Into<SlotProgram>,
+    ) -> Result<Option<SlotProgram>, ChainError> {
+        self.check_owner(Some(owner), slot)?;
+        self.attach_unchecked(slot, program)
+    }
+
+    /// [`Chain::detach`] on behalf of `owner`, as [`Chain::attach_as`].
+    pub fn detach_as(&mut self, owner: &str, slot: u32) -> Result<Option<SlotProgram>, ChainError> {
+        self.check_owner(Some(owner), slot)?;
+        self.detach_unchecked(slot)
+    }
+
+    fn check_owner(&self, who: Option<&str>, slot: u32) -> Result<(), ChainError> {
+        check_slot(slot)?;
+        match (&self.owners[slot as usize], who) {
+            (Some(owner), Some(who)) if owner == who => Ok(()),
+            (Some(owner), _) => Err(ChainError::Reserved {
+                slot,
+                owner: owner.clone(),
+            }),
+            (None, _) => Ok(()),
+        }
+    }
+
     /// Puts `program` (loaded for `slot`) into `slot`, replacing what was
     /// there in one step: a packet runs either the old program or the new
-    /// one. Returns the program it replaced.
+    /// one. Returns the program it replaced. Refused for a reserved slot
+    /// (see [`Chain::attach_as`]).
     pub fn attach(
         &mut self,
         slot: u32,
         program: impl Into<SlotProgram>,
     ) -> Result<Option<SlotProgram>, ChainError> {
-        check_slot(slot)?;
+        self.check_owner(None, slot)?;
+        self.attach_unchecked(slot, program)
+    }
+
+    /// Puts `program` (loaded for `slot`) into `slot`, replacing what was
+    /// there.
+    fn attach_unchecked(
+        &mut self,
+        slot: u32,
+        program: impl Into<SlotProgram>,
+    ) -> Result<Option<SlotProgram>, ChainError> {
         let mut program = program.into();
         match (&mut program, self.backend) {
             (SlotProgram::TailCall(p), Backend::TailCall) => self.set_prog_array(slot, p)?,
@@ -420,9 +496,14 @@ impl Chain {
             .map(|o| &o.program)
     }
 
-    /// Empties `slot`; returns the program that was there.
+    /// Empties `slot`; returns the program that was there. Refused for a
+    /// reserved slot (see [`Chain::detach_as`]).
     pub fn detach(&mut self, slot: u32) -> Result<Option<SlotProgram>, ChainError> {
-        check_slot(slot)?;
+        self.check_owner(None, slot)?;
+        self.detach_unchecked(slot)
+    }
+
+    fn detach_unchecked(&mut self, slot: u32) -> Result<Option<SlotProgram>, ChainError> {
         let Some(mut occupant) = self.slots[slot as usize].take() else {
             return Ok(None);
         };
