@@ -262,6 +262,12 @@ impl LoadedProgram {
         prog.fd().expect("program was loaded in finish()").as_fd()
     }
 
+    /// Takes map `name` out of the object: it outlives the program (a
+    /// replaced program's counters, read after its last packet).
+    pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
+        self.ebpf.take_map(name)
+    }
+
     /// The aya program (its fd for a program array: the chainer).
     pub fn program(&self) -> &Program {
         self.ebpf

@@ -1,10 +1,14 @@
-//! The XDP chainer live: its root attached (native XDP) to a veth in a
-//! namespace, a steady stream of frames through it while a slot program is
-//! replaced 100 times. Every frame is processed exactly once, by the old or
-//! the new program (their own counters add up), and the chainer drops
-//! nothing (every frame arrives; the slot counted each).
+//! The XDP chainer live, under both backends: its root attached (native
+//! XDP) to a veth in a namespace, a steady stream of frames through it
+//! while a slot program is replaced 100 times (under ext, each replacement
+//! swaps the root at the device). Every frame is processed exactly once,
+//! by the old or the new program (their own counters add up), and the
+//! chainer drops nothing (every frame arrives; the slot counted each).
+//! The ext case needs BPF trampolines: here it prints why it is skipped;
+//! ci/test runs it in the 6.1 and 6.12 VMs.
 
 use std::{
+    io::Write as _,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -12,15 +16,17 @@ use std::{
     time::Duration,
 };
 
+use aya::programs::XdpMode;
 use dsrlab::{
     chain::{Backend, Chain, SlotProgram},
     datapath,
+    kernel::features::Features,
     live::{
-        attach::{Hook, attach},
         packet_socket::{ETH_P_ALL, PacketSocket},
         topology::{EndSpec, LinkSpec, NodeSpec, Topology, TopologySpec},
     },
 };
+use rstest::rstest;
 
 const SLOT: u32 = 7;
 const REPLACEMENTS: usize = 100;
@@ -68,31 +74,43 @@ fn probe(chain: &Chain) -> SlotProgram {
         .unwrap()
 }
 
+/// The total of a program's `PROBE_RUNS`, kept after the program.
+fn counted(map: &aya::maps::Map) -> u64 {
+    let array: aya::maps::PerCpuArray<&aya::maps::MapData, u64> =
+        aya::maps::PerCpuArray::try_from(map).unwrap();
+    array.get(&0, 0).unwrap().iter().sum()
+}
+
 fn runs(program: &SlotProgram) -> u64 {
     match program {
         SlotProgram::TailCall(p) => p.per_cpu_counters("PROBE_RUNS").unwrap()[0],
-        SlotProgram::Ext(_) => unreachable!("tail-call only"),
+        SlotProgram::Ext(p) => p.per_cpu_sum("PROBE_RUNS").unwrap(),
     }
 }
 
-#[test]
-fn a_slot_replaced_100_times_under_traffic_processes_every_frame_exactly_once() {
+#[rstest]
+#[case::tail_call(Backend::TailCall)]
+#[case::ext(Backend::Ext)]
+fn a_slot_replaced_100_times_under_traffic_processes_every_frame_exactly_once(
+    #[case] backend: Backend,
+) {
+    if backend == Backend::Ext
+        && let Some(why) = Features::get().ext.missing()
+    {
+        let _ = writeln!(std::io::stderr(), "skipped live replacement (ext): {why}");
+        return;
+    }
     let topology = Topology::build(&spec()).unwrap();
     let host = topology.node("host").unwrap();
     let wire = topology.node("wire").unwrap();
     let host_if = topology.interface("host", "eth0").unwrap();
     let wire_if = topology.interface("wire", "eth0").unwrap();
 
-    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    let mut chain = Chain::new(backend).unwrap();
     chain.attach(SLOT, probe(&chain)).unwrap();
-    attach(
-        chain.root_mut(),
-        host,
-        "eth0",
-        host_if.index,
-        Hook::XdpNative,
-    )
-    .unwrap();
+    chain
+        .attach_root(host, host_if.index, XdpMode::Driver)
+        .unwrap();
     let capture = host
         .run(|| PacketSocket::capture_arriving(host_if.index, ETH_P_ALL))
         .unwrap()
@@ -153,8 +171,10 @@ fn a_slot_replaced_100_times_under_traffic_processes_every_frame_exactly_once() 
                 assert!(!drain(&mut received));
             }
         }
+        // Only its counter is kept: a hundred whole programs would hold
+        // more descriptors than a VM's process may open.
         let old = chain.attach(SLOT, probe(&chain)).unwrap().unwrap();
-        retired.push(old);
+        retired.push(old.into_map("PROBE_RUNS").unwrap());
     }
     stop.store(true, Ordering::Relaxed);
     stream.join().unwrap();
@@ -171,7 +191,8 @@ fn a_slot_replaced_100_times_under_traffic_processes_every_frame_exactly_once() 
     let sent = sent.load(Ordering::Relaxed);
     // Each frame and the end marker went through the slot once.
     let current = chain.detach(SLOT).unwrap().unwrap();
-    let by_programs: u64 = retired.iter().chain([&current]).map(runs).sum();
+    retired.push(current.into_map("PROBE_RUNS").unwrap());
+    let by_programs: u64 = retired.iter().map(counted).sum();
     let slot = chain.stats().unwrap()[SLOT as usize];
     assert!(
         sent > REPLACEMENTS as u64,
@@ -181,7 +202,7 @@ fn a_slot_replaced_100_times_under_traffic_processes_every_frame_exactly_once() 
     assert_eq!(slot.packets, sent + 1, "the slot counted every frame");
     assert_eq!(by_programs, sent + 1, "each frame ran exactly once");
     assert!(
-        retired.iter().all(|p| runs(p) > 0),
-        "every replaced program saw traffic"
+        retired.iter().all(|m| counted(m) > 0),
+        "every program saw traffic"
     );
 }

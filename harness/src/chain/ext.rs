@@ -106,6 +106,27 @@ impl ExtProgram {
             .map_err(|e| io_error(format!("detaching `{name}`: {e}")))
     }
 
+    /// Takes map `name` out of the object (see `LoadedProgram::take_map`).
+    pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
+        self.ebpf.take_map(name)
+    }
+
+    /// The sum over CPUs of entry 0 of its per-CPU `u64` array `map` (a
+    /// program's own counter).
+    pub fn per_cpu_sum(&self, map: &str) -> Result<u64, ChainError> {
+        let data = self
+            .ebpf
+            .map(map)
+            .ok_or_else(|| io_error(format!("`{}` has no map {map}", self.program)))?;
+        let array: aya::maps::PerCpuArray<&aya::maps::MapData, u64> =
+            aya::maps::PerCpuArray::try_from(data)
+                .map_err(|e| io_error(format!("map {map}: {e}")))?;
+        let values = array
+            .get(&0, 0)
+            .map_err(|e| io_error(format!("map {map}: {e}")))?;
+        Ok(values.iter().sum())
+    }
+
     /// Makes `link` its current link again (undoing an `attach_to` whose
     /// new link was detached).
     pub fn restore_link(&mut self, link: Option<ExtensionLinkId>) {

@@ -27,13 +27,17 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use aya::maps::{Array, MapData, PerCpuArray, ProgramArray};
+use aya::{
+    maps::{Array, MapData, PerCpuArray, ProgramArray},
+    programs::{Program, XdpMode, xdp::XdpLink},
+};
 use dsrlab_abi::chain::{
     CONTINUE_MAP, PROGS_MAP, SLOT_GLOBAL, SLOTS, STATS_MAP, SlotStats, TAIL_CALL_GLOBAL,
 };
 
 use crate::{
     datapath::{self, Object},
+    live::netns::Namespace,
     load::{LoadError, LoadOptions, LoadedProgram, ProgramKind},
 };
 
@@ -73,6 +77,18 @@ impl SlotProgram {
         match self {
             Self::TailCall(p) => p.name(),
             Self::Ext(p) => p.name(),
+        }
+    }
+}
+
+impl SlotProgram {
+    /// Its map `name` alone, the program dropped (unloaded once no packet
+    /// runs it): what a replaced program leaves for its counters to be
+    /// read after its last packet, for one file descriptor.
+    pub fn into_map(self, name: &str) -> Option<aya::maps::Map> {
+        match self {
+            Self::TailCall(mut p) => p.take_map(name),
+            Self::Ext(mut p) => p.take_map(name),
         }
     }
 }
@@ -160,6 +176,8 @@ pub struct Chain {
     slots: Vec<Option<Occupant>>,
     /// Who each slot is reserved for (a team, a service), if anyone.
     owners: Vec<Option<String>>,
+    /// The root's link at a device, if it is attached to one.
+    device: Option<XdpLink>,
     pins: PathBuf,
 }
 
@@ -183,6 +201,7 @@ impl Chain {
             root,
             slots: (0..SLOTS).map(|_| None).collect(),
             owners: (0..SLOTS).map(|_| None).collect(),
+            device: None,
             pins: pins.clone(),
         };
         let options = LoadOptions {
@@ -210,6 +229,31 @@ impl Chain {
     /// The root, for attaching it.
     pub fn root_mut(&mut self) -> &mut LoadedProgram {
         &mut self.root
+    }
+
+    /// Attaches the root to interface `ifindex` of the namespace `ns` by a
+    /// BPF link the chain keeps, so that a new root (the ext backend's
+    /// replacement) takes its place at the device in one step.
+    pub fn attach_root(
+        &mut self,
+        ns: &Namespace,
+        ifindex: u32,
+        mode: XdpMode,
+    ) -> Result<(), ChainError> {
+        let Program::Xdp(xdp) = self.root.program_mut() else {
+            unreachable!("the root is an XDP program");
+        };
+        let link = ns
+            .run(|| {
+                let id = xdp.attach(ifindex, mode)?;
+                xdp.take_link(id)
+            })
+            .map_err(io_err("entering the device's namespace"))?
+            .map_err(|e| {
+                ChainError::Failed(format!("attaching the root to ifindex {ifindex}: {e}"))
+            })?;
+        self.device = Some(link);
+        Ok(())
     }
 
     /// The backend.
@@ -430,7 +474,26 @@ impl Chain {
             }
             new.attach_to(&root, slot).map(drop)
         };
-        if let Err(e) = attach_all() {
+        let attached = attach_all();
+        let mut root = root;
+        let result = attached.and_then(|()| match self.device.take() {
+            // The device runs the new root from the next packet on.
+            Some(link) => {
+                let Program::Xdp(xdp) = root.program_mut() else {
+                    unreachable!("the root is an XDP program");
+                };
+                let link = xdp
+                    .attach_to_link(link)
+                    .and_then(|id| xdp.take_link(id))
+                    .map_err(|e| {
+                        ChainError::Failed(format!("swapping the root at the device: {e}"))
+                    })?;
+                self.device = Some(link);
+                Ok(())
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = result {
             // Back as it was: the new root's links go, the old ones stay.
             for (s, old) in moved {
                 if let Some(Occupant {
