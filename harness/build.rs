@@ -114,6 +114,8 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
         "xdp_chain_ext",
         "chain_probe",
         "chain_pass",
+        "xdp_lb_slot",
+        "xdp_decap_slot",
     ];
     if defects {
         objects.extend(DEFECT_OBJECTS);

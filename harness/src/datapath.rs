@@ -36,6 +36,11 @@ pub const XDP_LB: Object = object!("xdp_lb");
 pub const XDP_CHAIN_TAIL: Object = object!("xdp_chain_tail");
 /// The XDP chainer's root, EXT backend (`dsrlab_abi::chain`).
 pub const XDP_CHAIN_EXT: Object = object!("xdp_chain_ext");
+/// `xdp_lb` as a slot program of the chainer's tail-call backend.
+pub const XDP_LB_SLOT: Object = object!("xdp_lb_slot");
+/// `xdp_decap` as a slot program of the chainer's tail-call backend
+/// (without frags, like the root).
+pub const XDP_DECAP_SLOT: Object = object!("xdp_decap_slot");
 /// The trivial slot program (XDP_PASS through the chain): the chainer's
 /// benchmark.
 pub const CHAIN_PASS: Object = object!("chain_pass");

@@ -9,7 +9,7 @@ use std::{io::Write as _, path::PathBuf};
 
 use aya::maps::{MapData, PerCpuArray, PerCpuValues};
 use dsrlab::{
-    chain::{Backend, Chain, ChainError},
+    chain::{Backend, Chain, ChainError, SlotProgram},
     datapath,
     kernel::features::Features,
     load::LoadedProgram,
@@ -360,4 +360,93 @@ fn a_reserved_slot_is_its_owners_alone() {
     // Unreserved slots stay open to anyone.
     probe(&mut chain, 5, XDP_TX);
     assert_eq!(run(&chain), XDP_TX);
+}
+
+/// The talk's host chain under the tail-call backend: a firewall (a user's
+/// C object) in an early slot, the load balancer in a middle one, the
+/// decap after it; traffic that each one ends, and traffic that runs off
+/// the chain's end.
+#[test]
+fn a_host_chain_of_firewall_load_balancer_and_decap_gives_each_its_traffic() {
+    use dsrlab::{
+        formats::packet::{PacketSpec, decapsulated},
+        lb::{Lb, LbSettings, Proto, VipSpec},
+    };
+    let mut chain = Chain::new(Backend::TailCall).unwrap();
+    let object = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/chain-slot/xdp_port_filter.bpf.o");
+    let firewall = chain
+        .load_slot_file(
+            &object,
+            "xdp_port_filter",
+            2,
+            &[("blocked_port", &23u16.to_le_bytes())],
+        )
+        .unwrap();
+    chain.attach(2, firewall).unwrap();
+    let SlotProgram::TailCall(lb) = chain
+        .load_slot_builtin(datapath::XDP_LB_SLOT, 10, &[])
+        .unwrap()
+    else {
+        unreachable!("a tail-call chain");
+    };
+    let mut lb = Lb::new(lb, LbSettings::default()).unwrap();
+    let vip = VipSpec {
+        addr: "198.18.0.10".parse().unwrap(),
+        port: 80,
+        proto: Proto::Tcp,
+        flags: 0,
+    };
+    lb.add_vip(vip).unwrap();
+    lb.add_real(&vip.vip(), "198.18.1.1".parse().unwrap(), 1)
+        .unwrap();
+    chain.attach(10, lb.into_program()).unwrap();
+    let decap = chain
+        .load_slot_builtin(datapath::XDP_DECAP_SLOT, 12, &[])
+        .unwrap();
+    chain.attach(12, decap).unwrap();
+
+    let packet = |layers: &str| -> Vec<u8> {
+        serde_saphyr::from_str::<PacketSpec>(&format!("layers: {layers}"))
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let through = |frame: &[u8]| {
+        let result = testrun::run(chain.root(), frame, Quirks::default()).unwrap();
+        let Verdict::Xdp(v) = result.verdict else {
+            panic!("{:?}", result.verdict)
+        };
+        (v, result.output)
+    };
+    // The VIP: the load balancer encapsulates it to its real and sends it
+    // back out, which ends the chain.
+    let (v, out) = through(&packet(
+        "[eth, {ipv4: {src: 198.18.2.1, dst: 198.18.0.10}}, {tcp: {dport: 80, flags: S}}]",
+    ));
+    assert_eq!(v, XDP_TX);
+    assert_eq!(out[23], 4, "IPv4 in IPv4 to the real");
+    assert_eq!(&out[30..34], &[198, 18, 1, 1]);
+    // The firewall's port: dropped before the load balancer sees it.
+    let (v, _) = through(&packet(
+        "[eth, {ipv4: {dst: 198.18.0.10}}, {udp: {dport: 23}}]",
+    ));
+    assert_eq!(v, XDP_DROP);
+    // A tunnel to this host: the load balancer passes it on, the decap
+    // decapsulates it, the chain runs off its end.
+    let tunnel = packet("[eth, ipv4, ipv4, {tcp: {flags: S}}]");
+    let (v, out) = through(&tunnel);
+    assert_eq!(v, XDP_PASS);
+    assert_eq!(Some(out), decapsulated(&tunnel));
+    // Anything else goes through untouched.
+    let plain = packet("[eth, {ipv4: {dst: 198.18.0.99}}, {tcp: {dport: 443}}]");
+    let (v, out) = through(&plain);
+    assert_eq!(v, XDP_PASS);
+    assert_eq!(out, plain);
+
+    let stats = chain.stats().unwrap();
+    let seen = |slot: usize| stats[slot].packets;
+    assert_eq!((seen(2), seen(10), seen(12)), (4, 3, 2));
+    assert_eq!(stats[10].verdicts[XDP_TX as usize], 1);
+    assert_eq!(stats[12].verdicts[XDP_PASS as usize], 2);
 }

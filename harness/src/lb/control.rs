@@ -817,6 +817,12 @@ impl Lb {
         Self::new(load(&options)?, settings)
     }
 
+    /// The program, configured, for something else to run it (a chain's
+    /// slot); its control plane goes.
+    pub fn into_program(self) -> LoadedProgram {
+        self.program
+    }
+
     /// Takes over a loaded `xdp_lb` (loaded with [`load_options`] for
     /// `settings.ring_size`) and writes `LB_CONFIG`.
     pub fn new(program: LoadedProgram, settings: LbSettings) -> Result<Self, LbError> {
