@@ -450,3 +450,26 @@ fn a_host_chain_of_firewall_load_balancer_and_decap_gives_each_its_traffic() {
     assert_eq!(stats[10].verdicts[XDP_TX as usize], 1);
     assert_eq!(stats[12].verdicts[XDP_PASS as usize], 2);
 }
+
+/// A chain's pins outlive a process killed with SIGKILL; the next chain
+/// removes those of processes that are gone, and only those.
+#[test]
+fn the_pins_of_a_killed_process_are_removed_by_the_next_chain() {
+    // A process that has exited: its pid names no process.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let bpffs = std::path::Path::new("/sys/fs/bpf");
+    let stale = bpffs.join(format!("dsrlab-chain-{dead}-0"));
+    let alive = bpffs.join(format!("dsrlab-chain-{}-999999", std::process::id()));
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::create_dir_all(&alive).unwrap();
+    let chain = Chain::new(Backend::TailCall).unwrap();
+    let stale_left = stale.exists();
+    let alive_left = alive.exists();
+    std::fs::remove_dir_all(&alive).unwrap();
+    let _ = std::fs::remove_dir_all(&stale);
+    drop(chain);
+    assert!(!stale_left, "{} was not reaped", stale.display());
+    assert!(alive_left, "a live process's pins were removed");
+}
