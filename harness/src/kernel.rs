@@ -72,6 +72,45 @@ fn missing(effective: u64, wanted: &[(u32, &'static str)]) -> Vec<&'static str> 
 
 /// The effective capability set of the calling thread (capabilities are per
 /// thread; `CapEff` in /proc/thread-self/status).
+/// Keeps in the calling thread's effective capability set only the
+/// capabilities (by number) `keep` accepts; capabilities are per thread,
+/// so the rest of the process keeps its own. For tests and tools that show
+/// what can be done with less.
+pub fn restrict_thread_capabilities(keep: impl Fn(u32) -> bool) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a v3 header and the two data structs capget fills.
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for cap in 0..64u32 {
+        if !keep(cap) {
+            data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
+        }
+    }
+    // SAFETY: as above; capset reads them.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn effective_capabilities() -> Option<u64> {
     let status = fs::read_to_string("/proc/thread-self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;

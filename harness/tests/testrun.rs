@@ -53,34 +53,8 @@ fn a_missing_program_names_the_ones_there() {
 #[test]
 fn missing_capabilities_are_named() {
     std::thread::spawn(|| {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const VERSION_3: u32 = 0x2008_0522;
-        let mut header = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let mut data = [Data::default(); 2];
-        // SAFETY: header and data are the layouts capget/capset expect.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
-                0
-            );
-            data[0].effective &= !((1 << 12) | (1 << 21)); // NET_ADMIN, SYS_ADMIN
-            data[1].effective &= !(1 << (39 - 32)); // BPF
-            assert_eq!(libc::syscall(libc::SYS_capset, &header, data.as_ptr()), 0);
-        }
+        // NET_ADMIN, SYS_ADMIN, BPF.
+        dsrlab::kernel::restrict_thread_capabilities(|cap| ![12, 21, 39].contains(&cap)).unwrap();
         let err = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default()).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("CAP_BPF"), "{message}");
