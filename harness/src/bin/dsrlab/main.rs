@@ -113,7 +113,8 @@ enum Command {
     /// Measure ns/packet of the decap programs per tunnel kind and of
     /// xdp_lb per packet class, next to the trivial programs of their types.
     Bench {
-        /// Which programs: the decap pair, the load balancer, or both.
+        /// Which programs: the decap pair, the load balancer, the chainer,
+        /// or all of them.
         #[arg(long, value_enum, default_value_t = BenchPrograms::All)]
         programs: BenchPrograms,
         /// Directory of fixture definitions (packets are taken from them).
