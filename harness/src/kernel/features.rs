@@ -90,6 +90,7 @@ impl Features {
     }
 
     fn probe() -> Self {
+        let btf = KernelBtf::read();
         Self {
             ext: Feature::from(probe_trampoline(
                 "probe_ext",
@@ -118,15 +119,16 @@ impl Features {
                 },
             )),
             adjust_room_decap_l3: Feature::from(probe_decap_l3()),
-            tcx: Feature::from(kernel_knows("tcx_link_attach", "TCX links (Linux 6.6)")),
-            netkit: Feature::from(kernel_knows(
+            tcx: Feature::from(btf.knows("tcx_link_attach", "TCX links (Linux 6.6)")),
+            netkit: Feature::from(btf.knows(
                 "netkit_link_attach",
                 "netkit driver (Linux 6.7, CONFIG_NETKIT)",
             )),
             netfilter_programs: Feature::from(
-                kernel_knows("bpf_nf_link_attach", "BPF netfilter programs (Linux 6.4)").and_then(
-                    |()| kernel_knows("bpf_dynptr_from_skb", "bpf_dynptr_from_skb (Linux 6.4)"),
-                ),
+                btf.knows("bpf_nf_link_attach", "BPF netfilter programs (Linux 6.4)")
+                    .and_then(|()| {
+                        btf.knows("bpf_dynptr_from_skb", "bpf_dynptr_from_skb (Linux 6.4)")
+                    }),
             ),
             tunnel_drivers: Feature::from(
                 ["ipip", "sit", "ip6_tunnel"]
@@ -213,17 +215,29 @@ fn probe_decap_l3() -> Result<(), String> {
     }
 }
 
-/// Whether the kernel's BTF names `name`: a function of the feature's own
-/// code, there only when it is built in (the UAPI's enum values are there
-/// whether or not the kernel was configured with the feature).
-fn kernel_knows(name: &str, what: &str) -> Result<(), String> {
+/// The running kernel's BTF, read once for every feature looked up in it.
+struct KernelBtf(Result<Vec<u8>, String>);
+
+impl KernelBtf {
     const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
-    let btf = std::fs::read(VMLINUX).map_err(|e| format!("cannot read {VMLINUX}: {e}"))?;
-    let strings = btf_strings(&btf).ok_or_else(|| format!("{VMLINUX} is not BTF"))?;
-    if strings.split(|&b| b == 0).any(|s| s == name.as_bytes()) {
-        Ok(())
-    } else {
-        Err(format!("this kernel has no {what}: its BTF has no {name}"))
+
+    fn read() -> Self {
+        Self(
+            std::fs::read(Self::VMLINUX).map_err(|e| format!("cannot read {}: {e}", Self::VMLINUX)),
+        )
+    }
+
+    /// Whether the BTF names `name`: a function of the feature's own code,
+    /// there only when it is built in (the UAPI's enum values are there
+    /// whether or not the kernel was configured with the feature).
+    fn knows(&self, name: &str, what: &str) -> Result<(), String> {
+        let btf = self.0.as_ref().map_err(Clone::clone)?;
+        let strings = btf_strings(btf).ok_or_else(|| format!("{} is not BTF", Self::VMLINUX))?;
+        if strings.split(|&b| b == 0).any(|s| s == name.as_bytes()) {
+            Ok(())
+        } else {
+            Err(format!("this kernel has no {what}: its BTF has no {name}"))
+        }
     }
 }
 

@@ -86,7 +86,7 @@ pub struct VmOptions {
     pub command: Vec<String>,
     /// The directory shared read-write (the repository).
     pub workspace: PathBuf,
-    /// Where kernels and initramfs files are cached (`.tools/vm`).
+    /// Where kernels are cached and runs keep their files (`.tools/vm`).
     pub cache: PathBuf,
     /// The command's working directory.
     pub cwd: PathBuf,

@@ -195,29 +195,8 @@ enum Command {
 enum VmCommand {
     /// Run a command in a guest and exit with its status: the host's `/`
     /// is seen read-only, the repository read-write, at their own paths.
-    Run {
-        /// The kernel: `6.1`, `6.12` (the newest of that line apt offers),
-        /// a release (`6.12.115+deb12-amd64`) or a package name.
-        #[arg(long, env = "DSRLAB_VM_KERNEL")]
-        kernel: String,
-        /// Seconds the whole run may take before the guest is killed.
-        #[arg(long, default_value_t = 1800)]
-        timeout: u64,
-        /// Guest memory, MiB.
-        #[arg(long, default_value_t = 2048)]
-        memory: u32,
-        /// Guest CPUs.
-        #[arg(long, default_value_t = 2)]
-        cpus: u32,
-        /// One more kernel command-line argument (repeatable):
-        /// `loglevel=7` shows the boot.
-        #[arg(long = "kernel-arg", value_name = "ARG")]
-        kernel_args: Vec<String>,
-        /// The command and its arguments.
-        #[arg(required = true, last = true)]
-        command: Vec<String>,
-    },
-    /// Fetch a kernel (and build its initramfs) without running anything.
+    Run(vm::RunArgs),
+    /// Fetch a kernel into .tools/vm without running anything.
     Fetch {
         /// The kernel, as for `vm run`.
         #[arg(long)]
@@ -615,23 +594,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Vm {
-            command:
-                VmCommand::Run {
-                    kernel,
-                    timeout,
-                    memory,
-                    cpus,
-                    kernel_args,
-                    command,
-                },
-        } => vm::run(vm::RunArgs {
-            kernel,
-            timeout,
-            memory,
-            cpus,
-            kernel_args,
-            command,
-        }),
+            command: VmCommand::Run(args),
+        } => vm::run(args),
         Command::Vm {
             command: VmCommand::Fetch { kernel },
         } => vm::fetch(&kernel),

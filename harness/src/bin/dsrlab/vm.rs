@@ -33,13 +33,31 @@ fn guest_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Options shared by `vm run` and the cargo runner.
+/// `vm run`'s options (also the cargo runner's, through it).
+#[derive(clap::Args)]
 pub(super) struct RunArgs {
+    /// The kernel: `6.1`, `6.12` (the newest of that line apt offers),
+    /// a release (`6.12.115+deb12-amd64`) or a package name.
+    #[arg(long, env = "DSRLAB_VM_KERNEL")]
     pub kernel: String,
+    /// Seconds the whole run may take before the guest is killed.
+    #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+    /// Guest memory, MiB.
+    #[arg(long, default_value_t = 2048)]
     pub memory: u32,
+    /// Guest CPUs. One by default: under TCG, QEMU does not order a
+    /// guest's code patching across vCPUs, and a 6.12 guest with two
+    /// oopsed at the int3 of a text_poke while the kernel re-patched its
+    /// XDP dispatcher under traffic (tests/chain_live.rs, ext).
+    #[arg(long, default_value_t = 1)]
     pub cpus: u32,
+    /// One more kernel command-line argument (repeatable):
+    /// `loglevel=7` shows the boot.
+    #[arg(long = "kernel-arg", value_name = "ARG")]
     pub kernel_args: Vec<String>,
+    /// The command and its arguments.
+    #[arg(required = true, last = true)]
     pub command: Vec<String>,
 }
 
@@ -84,8 +102,8 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(outcome.status).unwrap_or(1)))
 }
 
-/// `dsrlab vm fetch`: the kernel fetched and its initramfs built, so that
-/// a later run starts at once (ci/setup).
+/// `dsrlab vm fetch`: the kernel fetched, so that a later run starts at
+/// once.
 pub(super) fn fetch(kernel: &str) -> anyhow::Result<ExitCode> {
     let cache = workspace()?.join(".tools/vm");
     let k = vm::kernel::fetch(kernel, &cache)?;
