@@ -204,6 +204,58 @@ impl LoadedProgram {
         Self::finish(ebpf, &object, program, Origin::File(path.to_owned()))
     }
 
+    /// Loads program `program` of the ELF `elf` (named `object`, from
+    /// `origin`) as an extension (freplace) of the global function
+    /// `function` of `target`, an XDP program: where it is attached, it
+    /// runs in that function's place with the XDP context (`chain::ext`),
+    /// so it is of kind XDP here. It is not attached yet.
+    pub fn extension(
+        elf: &[u8],
+        object: &str,
+        origin: Origin,
+        program: &str,
+        options: &LoadOptions<'_>,
+        target: aya::programs::ProgramFd,
+        function: &str,
+    ) -> Result<Self, LoadError> {
+        let elf = sections::for_aya(elf).map_err(|reason| LoadError::Sections {
+            object: object.to_owned(),
+            reason,
+        })?;
+        let mut ebpf = loader(options)
+            .extension(program)
+            .load(&elf)
+            .map_err(|source| LoadError::Object {
+                object: object.to_owned(),
+                source: Box::new(source),
+            })?;
+        let available = ebpf
+            .programs()
+            .map(|(name, _)| name.to_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(Program::Extension(ext)) = ebpf.program_mut(program) else {
+            return Err(LoadError::NoSuchProgram {
+                object: object.to_owned(),
+                program: program.to_owned(),
+                available,
+            });
+        };
+        ext.load(target, function)
+            .map_err(|source| LoadError::Verifier {
+                object: object.to_owned(),
+                program: program.to_owned(),
+                source: Box::new(source),
+            })?;
+        Ok(Self {
+            ebpf,
+            object: object.to_owned(),
+            program: program.to_owned(),
+            kind: ProgramKind::Xdp,
+            origin,
+        })
+    }
+
     fn finish(
         mut ebpf: Ebpf,
         object: &str,

@@ -12,7 +12,7 @@ use dsrlab::{
     chain::{Backend, Chain, ChainError, SlotProgram},
     datapath,
     kernel::features::Features,
-    load::LoadedProgram,
+    load::{LoadOptions, LoadedProgram},
     runner::cpu_pin::CpuPin,
     testrun::{self, Quirks},
     verdict::Verdict,
@@ -36,13 +36,21 @@ fn chain(test: &str, backend: Backend) -> Option<Chain> {
     Some(Chain::new(backend).unwrap())
 }
 
+/// Load options setting the global `name` to `value`.
+fn global<'a>(name: &'a str, value: &'a [u8]) -> LoadOptions<'a> {
+    LoadOptions {
+        globals: vec![(name, value)],
+        ..LoadOptions::default()
+    }
+}
+
 /// A probe for `slot` returning `verdict`, put into the chain.
 fn probe(chain: &mut Chain, slot: u32, verdict: u32) {
     let program = chain
         .load_slot_builtin(
             datapath::CHAIN_PROBE,
             slot,
-            &[("PROBE_VERDICT", &verdict.to_le_bytes())],
+            &global("PROBE_VERDICT", &verdict.to_le_bytes()),
         )
         .unwrap();
     assert!(chain.attach(slot, program).unwrap().is_none());
@@ -148,7 +156,7 @@ fn a_slot_is_replaced_in_one_step_and_detached(#[case] backend: Backend) {
         .load_slot_builtin(
             datapath::CHAIN_PROBE,
             3,
-            &[("PROBE_VERDICT", &XDP_DROP.to_le_bytes())],
+            &global("PROBE_VERDICT", &XDP_DROP.to_le_bytes()),
         )
         .unwrap();
     let old = chain.attach(3, drop).unwrap();
@@ -164,12 +172,12 @@ fn what_cannot_go_into_a_chain_is_refused_and_leaves_it_as_it_was() {
     let mut chain = Chain::new(Backend::TailCall).unwrap();
     probe(&mut chain, 0, XDP_PASS);
     assert!(matches!(
-        chain.load_slot_builtin(datapath::CHAIN_PROBE, SLOTS, &[]),
+        chain.load_slot_builtin(datapath::CHAIN_PROBE, SLOTS, &LoadOptions::default()),
         Err(ChainError::SlotOutOfRange { slot }) if slot == SLOTS
     ));
     // A program that does not know the chain cannot go on by itself.
     let err = chain
-        .load_slot_builtin(datapath::XDP_PASS, 1, &[])
+        .load_slot_builtin(datapath::XDP_PASS, 1, &LoadOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
@@ -261,7 +269,7 @@ fn a_users_c_slot_program_chains_with_dsrlabs_own(#[case] backend: Backend) {
             &object,
             "xdp_port_filter",
             4,
-            &[("blocked_port", &53u16.to_le_bytes())],
+            &global("blocked_port", &53u16.to_le_bytes()),
         )
         .unwrap();
     chain.attach(4, filter).unwrap();
@@ -302,7 +310,9 @@ fn an_ext_slot_takes_any_xdp_program_as_it_is() {
     let Some(mut chain) = chain("plain program", Backend::Ext) else {
         return;
     };
-    let plain = chain.load_slot_builtin(datapath::XDP_PASS, 2, &[]).unwrap();
+    let plain = chain
+        .load_slot_builtin(datapath::XDP_PASS, 2, &LoadOptions::default())
+        .unwrap();
     chain.attach(2, plain).unwrap();
     probe(&mut chain, 5, XDP_DROP);
     assert_eq!(run(&chain), XDP_DROP);
@@ -313,7 +323,7 @@ fn an_ext_slot_takes_any_xdp_program_as_it_is() {
         "counted by the root"
     );
     let err = chain
-        .load_slot_builtin(datapath::TC_PASS, 3, &[])
+        .load_slot_builtin(datapath::TC_PASS, 3, &LoadOptions::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("tc_pass"), "{err}");
@@ -336,7 +346,7 @@ fn a_reserved_slot_is_its_owners_alone() {
             .load_slot_builtin(
                 datapath::CHAIN_PROBE,
                 4,
-                &[("PROBE_VERDICT", &verdict.to_le_bytes())],
+                &global("PROBE_VERDICT", &verdict.to_le_bytes()),
             )
             .unwrap()
     };
@@ -380,12 +390,12 @@ fn a_host_chain_of_firewall_load_balancer_and_decap_gives_each_its_traffic() {
             &object,
             "xdp_port_filter",
             2,
-            &[("blocked_port", &23u16.to_le_bytes())],
+            &global("blocked_port", &23u16.to_le_bytes()),
         )
         .unwrap();
     chain.attach(2, firewall).unwrap();
     let SlotProgram::TailCall(lb) = chain
-        .load_slot_builtin(datapath::XDP_LB_SLOT, 10, &[])
+        .load_slot_builtin(datapath::XDP_LB_SLOT, 10, &LoadOptions::default())
         .unwrap()
     else {
         unreachable!("a tail-call chain");
@@ -402,7 +412,7 @@ fn a_host_chain_of_firewall_load_balancer_and_decap_gives_each_its_traffic() {
         .unwrap();
     chain.attach(10, lb.into_program()).unwrap();
     let decap = chain
-        .load_slot_builtin(datapath::XDP_DECAP_SLOT, 12, &[])
+        .load_slot_builtin(datapath::XDP_DECAP_SLOT, 12, &LoadOptions::default())
         .unwrap();
     chain.attach(12, decap).unwrap();
 

@@ -25,6 +25,7 @@ use dsrlab::{
         packet_socket::{ETH_P_ALL, PacketSocket},
         topology::{EndSpec, LinkSpec, NodeSpec, Topology, TopologySpec},
     },
+    load::LoadOptions,
 };
 use rstest::rstest;
 
@@ -70,7 +71,7 @@ fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
 
 fn probe(chain: &Chain) -> SlotProgram {
     chain
-        .load_slot_builtin(datapath::CHAIN_PROBE, SLOT, &[])
+        .load_slot_builtin(datapath::CHAIN_PROBE, SLOT, &LoadOptions::default())
         .unwrap()
 }
 
@@ -82,10 +83,7 @@ fn counted(map: &aya::maps::Map) -> u64 {
 }
 
 fn runs(program: &SlotProgram) -> u64 {
-    match program {
-        SlotProgram::TailCall(p) => p.per_cpu_counters("PROBE_RUNS").unwrap()[0],
-        SlotProgram::Ext(p) => p.per_cpu_sum("PROBE_RUNS").unwrap(),
-    }
+    program.loaded().per_cpu_counters("PROBE_RUNS").unwrap()[0]
 }
 
 #[rstest]

@@ -56,7 +56,10 @@ fn cap_bpf_alone_fills_a_slot_while_the_device_stays_the_roots() {
         .load_slot_builtin(
             datapath::CHAIN_PROBE,
             3,
-            &[("PROBE_VERDICT", &1u32.to_le_bytes())],
+            &LoadOptions {
+                globals: vec![("PROBE_VERDICT", &1u32.to_le_bytes())],
+                ..LoadOptions::default()
+            },
         )
         .unwrap();
     let mut other = LoadedProgram::builtin(datapath::XDP_PASS, &LoadOptions::default()).unwrap();

@@ -57,7 +57,7 @@ pub fn run(calls: u32) -> Result<(Vec<Measurement>, String), String> {
         // the floor (its finish finds no next slot and passes).
         let direct = {
             let alone = chain
-                .load_slot_builtin(datapath::CHAIN_PASS, SLOTS - 1, &[])
+                .load_slot_builtin(datapath::CHAIN_PASS, SLOTS - 1, &LoadOptions::default())
                 .map_err(|e| e.to_string())?;
             match alone {
                 crate::chain::SlotProgram::TailCall(p) => Some(
@@ -75,7 +75,7 @@ pub fn run(calls: u32) -> Result<(Vec<Measurement>, String), String> {
         for n in POPULATED {
             while populated < n {
                 let program = chain
-                    .load_slot_builtin(datapath::CHAIN_PASS, populated, &[])
+                    .load_slot_builtin(datapath::CHAIN_PASS, populated, &LoadOptions::default())
                     .map_err(|e| e.to_string())?;
                 chain
                     .attach(populated, program)

@@ -8,19 +8,15 @@
 //! (`Chain::attach`). Needs BPF trampolines, which these machines refuse;
 //! the VMs have them.
 
-use aya::{
-    Ebpf,
-    programs::{Extension, Program, extension::ExtensionLinkId},
-};
+use aya::programs::{Extension, Program, extension::ExtensionLinkId};
 use dsrlab_abi::chain::SLOT_FUNCTION_PREFIX;
 
 use super::ChainError;
-use crate::load::{LoadError, LoadOptions, LoadedProgram, loader, sections};
+use crate::load::{LoadOptions, LoadedProgram, Origin};
 
 /// A program loaded as the extension of a root's slot function.
 pub struct ExtProgram {
-    ebpf: Ebpf,
-    program: String,
+    program: LoadedProgram,
     link: Option<ExtensionLinkId>,
 }
 
@@ -28,52 +24,61 @@ impl ExtProgram {
     /// Loads `program` of the ELF `elf` (named `object` in messages) as the
     /// extension of `slot`'s function in the root `root`.
     pub fn load(
-        object: &str,
+        (object, origin): (&str, Origin),
         elf: &[u8],
         program: &str,
         options: &LoadOptions<'_>,
         root: &LoadedProgram,
         slot: u32,
     ) -> Result<Self, ChainError> {
-        let elf = sections::for_aya(elf).map_err(|reason| LoadError::Sections {
-            object: object.to_owned(),
-            reason,
-        })?;
-        let mut ebpf = loader(options)
-            .extension(program)
-            .load(&elf)
-            .map_err(|source| LoadError::Object {
-                object: object.to_owned(),
-                source: Box::new(source),
-            })?;
-        let Some(Program::Extension(ext)) = ebpf.program_mut(program) else {
-            return Err(ChainError::NotChainable {
-                program: program.to_owned(),
-                why: format!("{object} has no XDP program of that name"),
-            });
-        };
-        let target = root_fd(root)?;
-        ext.load(target, &format!("{SLOT_FUNCTION_PREFIX}{slot}"))
-            .map_err(|source| LoadError::Verifier {
-                object: object.to_owned(),
-                program: program.to_owned(),
-                source: Box::new(source),
-            })?;
+        let program = LoadedProgram::extension(
+            elf,
+            object,
+            origin,
+            program,
+            options,
+            root_fd(root)?,
+            &format!("{SLOT_FUNCTION_PREFIX}{slot}"),
+        )?;
         Ok(Self {
-            ebpf,
-            program: program.to_owned(),
+            program,
             link: None,
         })
     }
 
     /// The program's name.
     pub fn name(&self) -> &str {
+        self.program.name()
+    }
+
+    /// The loaded program: its maps, its counters.
+    pub const fn loaded(&self) -> &LoadedProgram {
         &self.program
     }
 
+    /// The loaded program, for writing its maps.
+    pub fn loaded_mut(&mut self) -> &mut LoadedProgram {
+        &mut self.program
+    }
+
+    /// The loaded program alone (for a program not in a chain: a link it
+    /// has stays with the program, which can no longer detach it by
+    /// itself, only by going).
+    pub fn into_loaded(self) -> LoadedProgram {
+        self.program
+    }
+
+    /// Takes back a program [`ExtProgram::into_loaded`] gave out.
+    pub const fn from_loaded(program: LoadedProgram) -> Self {
+        Self {
+            program,
+            link: None,
+        }
+    }
+
     fn extension(&mut self) -> &mut Extension {
-        match self.ebpf.program_mut(&self.program) {
-            Some(Program::Extension(ext)) => ext,
+        match self.program.program_mut() {
+            Program::Extension(ext) => ext,
             _ => unreachable!("loaded as an extension"),
         }
     }
@@ -86,7 +91,7 @@ impl ExtProgram {
         root: &LoadedProgram,
         slot: u32,
     ) -> Result<Option<ExtensionLinkId>, ChainError> {
-        let name = self.program.clone();
+        let name = self.program.name().to_owned();
         let target = root_fd(root)?;
         let id = self
             .extension()
@@ -100,31 +105,10 @@ impl ExtProgram {
 
     /// Detaches link `id` (one `attach_to` returned).
     pub fn detach_link(&mut self, id: ExtensionLinkId) -> Result<(), ChainError> {
-        let name = self.program.clone();
+        let name = self.program.name().to_owned();
         self.extension()
             .detach(id)
             .map_err(|e| io_error(format!("detaching `{name}`: {e}")))
-    }
-
-    /// Takes map `name` out of the object (see `LoadedProgram::take_map`).
-    pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
-        self.ebpf.take_map(name)
-    }
-
-    /// The sum over CPUs of entry 0 of its per-CPU `u64` array `map` (a
-    /// program's own counter).
-    pub fn per_cpu_sum(&self, map: &str) -> Result<u64, ChainError> {
-        let data = self
-            .ebpf
-            .map(map)
-            .ok_or_else(|| io_error(format!("`{}` has no map {map}", self.program)))?;
-        let array: aya::maps::PerCpuArray<&aya::maps::MapData, u64> =
-            aya::maps::PerCpuArray::try_from(data)
-                .map_err(|e| io_error(format!("map {map}: {e}")))?;
-        let values = array
-            .get(&0, 0)
-            .map_err(|e| io_error(format!("map {map}: {e}")))?;
-        Ok(values.iter().sum())
     }
 
     /// Makes `link` its current link again (undoing an `attach_to` whose

@@ -38,7 +38,7 @@ use dsrlab_abi::chain::{
 use crate::{
     datapath::{self, Object},
     live::netns::Namespace,
-    load::{LoadError, LoadOptions, LoadedProgram, ProgramKind},
+    load::{LoadError, LoadOptions, LoadedProgram, Origin, ProgramKind},
 };
 
 /// Where chains pin their maps: `/sys/fs/bpf/dsrlab-chain-<pid>-<n>`.
@@ -74,22 +74,45 @@ pub enum SlotProgram {
 impl SlotProgram {
     /// The program's name.
     pub fn name(&self) -> &str {
+        self.loaded().name()
+    }
+
+    /// The loaded program (its maps, its counters), under either backend.
+    pub const fn loaded(&self) -> &LoadedProgram {
         match self {
-            Self::TailCall(p) => p.name(),
-            Self::Ext(p) => p.name(),
+            Self::TailCall(p) => p,
+            Self::Ext(p) => p.loaded(),
         }
     }
-}
 
-impl SlotProgram {
+    /// The loaded program, for writing its maps.
+    pub fn loaded_mut(&mut self) -> &mut LoadedProgram {
+        match self {
+            Self::TailCall(p) => p,
+            Self::Ext(p) => p.loaded_mut(),
+        }
+    }
+
+    /// Hands the loaded program, not yet in a slot, to `configure` (a
+    /// control plane that takes programs over, such as [`crate::lb::Lb`])
+    /// and takes back what it returns, for the same slot and backend.
+    pub fn configure<E>(
+        self,
+        configure: impl FnOnce(LoadedProgram) -> Result<LoadedProgram, E>,
+    ) -> Result<Self, E> {
+        match self {
+            Self::TailCall(p) => configure(p).map(Self::TailCall),
+            Self::Ext(p) => {
+                configure(p.into_loaded()).map(|p| Self::Ext(ext::ExtProgram::from_loaded(p)))
+            }
+        }
+    }
+
     /// Its map `name` alone, the program dropped (unloaded once no packet
     /// runs it): what a replaced program leaves for its counters to be
     /// read after its last packet, for one file descriptor.
-    pub fn into_map(self, name: &str) -> Option<aya::maps::Map> {
-        match self {
-            Self::TailCall(mut p) => p.take_map(name),
-            Self::Ext(mut p) => p.take_map(name),
-        }
+    pub fn into_map(mut self, name: &str) -> Option<aya::maps::Map> {
+        self.loaded_mut().take_map(name)
     }
 }
 
@@ -262,19 +285,20 @@ impl Chain {
     }
 
     /// Loads `program` of `object` for `slot`: its slot in `CHAIN_SLOT`,
-    /// its chain maps the root's. `globals` are more globals to set.
+    /// its chain maps the root's; `options` say what else to set (globals,
+    /// map sizes).
     pub fn load_slot_builtin(
         &self,
         object: Object,
         slot: u32,
-        globals: &[(&str, &[u8])],
+        options: &LoadOptions<'_>,
     ) -> Result<SlotProgram, ChainError> {
         self.load_slot(
-            object.program,
+            (object.program, Origin::Builtin),
             object.elf,
             object.program,
             slot,
-            globals,
+            options,
             |options| LoadedProgram::builtin(object, options),
         )
     }
@@ -288,25 +312,26 @@ impl Chain {
         path: &Path,
         program: &str,
         slot: u32,
-        globals: &[(&str, &[u8])],
+        options: &LoadOptions<'_>,
     ) -> Result<SlotProgram, ChainError> {
         let object = path.display().to_string();
         let elf = fs::read(path).map_err(|source| LoadError::Read {
             object: object.clone(),
             source,
         })?;
-        self.load_slot(&object, &elf, program, slot, globals, |options| {
+        let origin = Origin::File(path.to_owned());
+        self.load_slot((&object, origin), &elf, program, slot, options, |options| {
             LoadedProgram::from_file(path, program, options)
         })
     }
 
     fn load_slot(
         &self,
-        object: &str,
+        object: (&str, Origin),
         elf: &[u8],
         program: &str,
         slot: u32,
-        globals: &[(&str, &[u8])],
+        options: &LoadOptions<'_>,
         tail_call: impl FnOnce(&LoadOptions<'_>) -> Result<LoadedProgram, LoadError>,
     ) -> Result<SlotProgram, ChainError> {
         check_slot(slot)?;
@@ -322,12 +347,14 @@ impl Chain {
             Backend::TailCall => (chain_globals, Vec::new()),
             Backend::Ext => (Vec::new(), chain_globals),
         };
-        required.extend_from_slice(globals);
+        required.extend_from_slice(&options.globals);
+        let mut optional = optional;
+        optional.extend_from_slice(&options.optional_globals);
         let options = LoadOptions {
             globals: required,
             optional_globals: optional,
+            max_entries: options.max_entries.clone(),
             pin_directory: Some(&self.pins),
-            ..LoadOptions::default()
         };
         match self.backend {
             Backend::TailCall => Ok(SlotProgram::TailCall(tail_call(&options).map_err(
