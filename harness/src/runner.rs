@@ -20,6 +20,7 @@ use crate::{
     load::{CounterError, LoadedProgram, ProgramKind},
     oracles::Finding,
     testrun::{Quirks, RunError, RunResult},
+    verdict::Verdict,
 };
 
 /// Quirks imposed on every packet of a run, on top of the fixture's own.
@@ -48,6 +49,9 @@ pub struct PacketReport {
     pub counters: Vec<(Counter, i64)>,
     /// Lb contract counters that moved during its run.
     pub lb_counters: Vec<(LbCounter, i64)>,
+    /// A chain's slots that ran on it, in slot order, with their verdicts
+    /// (from the slots' counters); empty for other programs.
+    pub slots: Vec<(u32, Verdict)>,
     /// Everything the oracles found wrong; empty means it passed.
     pub findings: Vec<Finding>,
     /// What the judging took into account beyond the expectation (a
@@ -118,6 +122,9 @@ pub enum SuiteError {
     /// printed, not a failure).
     #[error("{0}")]
     Unsupported(String),
+    /// A chain's counters could not be read.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
 }
 
 impl SuiteError {

@@ -14,8 +14,10 @@ use dsrlab::{
     formats::{
         fixture::Quirks,
         scenario::{
-            load::{self, EntryValue, LbOp, ProgramSource, ScenarioError, load_str},
-            model::{Builtin, Contract, OutputExpect},
+            load::{
+                self, EntryValue, LbOp, ProgramSource, ResolvedProgram, ScenarioError, load_str,
+            },
+            model::{Builtin, ChainBackend, Contract, OutputExpect},
             scaffold::scaffold,
             schema::{SHIPPED_PATH, schema_json},
         },
@@ -63,7 +65,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_key(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    expct: {verdict: pass}\n",
-    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, inline, quirks, ctx, expect, packets, lb_changes"
+    "t.yaml:6:5: unknown key `expct` in a stream; expected one of name, fixture, pcap, generate, inline, quirks, ctx, expect, packets, lb_changes, chain_changes"
 )]
 #[case::unknown_top_level_key(
     "version: 1\nprogram: []\n",
@@ -139,7 +141,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::no_program_source(
     "version: 1\nprograms:\n  - gue_port: 6080\ntraffic:\n  - pcap: two.pcap\n",
-    "t.yaml:3:5: a program needs `builtin` (one of xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb) or `object` and `program`"
+    "t.yaml:3:5: a program needs `builtin` (one of xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb), `object` and `program`, or `chain`"
 )]
 #[case::gue_port_on_pass(
     "version: 1\nprograms:\n  - builtin: xdp_pass\n    gue_port: 7000\ntraffic:\n  - pcap: two.pcap\n",
@@ -572,12 +574,11 @@ fn a_user_object_with_a_contract_and_maps_resolves() {
         )
         .unwrap();
     let p = &s.programs[0];
-    assert_eq!(
-        p.source,
-        ProgramSource::File {
-            object: o.dir.path().join("decap.o"),
-            program: "xdp_decap".into()
-        }
+    assert!(
+        matches!(&p.source, ProgramSource::File { object, program }
+            if *object == o.dir.path().join("decap.o") && program == "xdp_decap"),
+        "{:?}",
+        p.source
     );
     assert_eq!(p.name, "xdp_decap");
     assert_eq!(p.contract, Some(Contract::Decap));
@@ -644,7 +645,7 @@ after:
 ";
     let s = load_str(text, &data("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let p = &s.programs[0];
-    assert_eq!(p.source, ProgramSource::Builtin(Builtin::XdpLb));
+    assert!(matches!(p.source, ProgramSource::Builtin(Builtin::XdpLb)));
     assert_eq!(p.contract, Some(Contract::Lb));
     let lb = p.lb.as_ref().unwrap();
     let st = lb.settings;
@@ -697,12 +698,16 @@ after:
 fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
     let s = load::load(&data("good.yaml")).unwrap();
     assert_eq!(s.name, "good");
-    assert_eq!(
-        s.programs.iter().map(|p| &p.source).collect::<Vec<_>>(),
-        [
-            &ProgramSource::Builtin(Builtin::XdpDecap),
-            &ProgramSource::Builtin(Builtin::TcDecap)
-        ]
+    assert!(
+        matches!(
+            s.programs.iter().map(|p| &p.source).collect::<Vec<_>>()[..],
+            [
+                ProgramSource::Builtin(Builtin::XdpDecap),
+                ProgramSource::Builtin(Builtin::TcDecap)
+            ]
+        ),
+        "{:?}",
+        s.programs
     );
     assert_eq!(
         s.programs[1].globals,
@@ -946,4 +951,126 @@ fn the_schema_rejects_what_the_loader_rejects() {
     let ok =
         format!("{HEAD}traffic: [{{pcap: a.pcap, packets: {{2: {{quirks: {{linear: 20}}}}}}}}]\n");
     assert_eq!(schema_errors(&v, &ok), Vec::<String>::new());
+}
+
+/// The error of a scenario with `programs` (after `programs:`) and one
+/// inline stream followed by `rest`.
+fn chain_error(programs: &str, rest: &str) -> String {
+    error(&format!(
+        "version: 1\nprograms:\n{programs}traffic:\n  - inline: [{{layers: [eth, ipv4, udp]}}]\n    expect: {{verdict: pass}}\n{rest}"
+    ))
+}
+
+#[rstest]
+#[case::slot_out_of_range(
+    "  - chain: {slots: {20: {builtin: xdp_pass}}}\n",
+    "",
+    "t.yaml:3:21: slot 20 is out of range: a chain has slots 0 to 19"
+)]
+#[case::tc_program_in_a_slot(
+    "  - chain: {slots: {3: {builtin: tc_decap}}}\n",
+    "",
+    "t.yaml:3:24: slot 3: built-in tc_decap is not an XDP program; a chain holds XDP programs"
+)]
+#[case::builtin_beside_the_chain(
+    "  - builtin: xdp_pass\n    chain: {slots: {3: {builtin: xdp_pass}}}\n",
+    "",
+    "t.yaml:3:5: `builtin` does not go with `chain:`: a chain's programs, with their maps, globals and configuration, are its `slots:`; a chain takes `label` beside it"
+)]
+#[case::a_chain_in_a_slot(
+    "  - chain: {slots: {3: {chain: {slots: {1: {builtin: xdp_pass}}}}}}\n",
+    "",
+    "t.yaml:3:25: a slot holds a program, not another chain"
+)]
+#[case::not_chain_compatible_under_tail_call(
+    "  - chain:\n      slots:\n        1: {object: ../../../../examples/user-object/xdp_blocklist.bpf.o, program: xdp_blocklist}\n",
+    "",
+    "t.yaml:5:12: slot 1: `xdp_blocklist` in ../examples/user-object/xdp_blocklist.bpf.o has no CHAIN_SLOT global, so under the tail-call backend it cannot go on to the next slot: include dsrlab_chain.h and end with dsrlab_chain_finish(), or run the chain with `backends: [ext]`, which takes any XDP program"
+)]
+#[case::no_slots(
+    "  - chain: {slots: {}}\n",
+    "",
+    "t.yaml:3:20: `slots` is empty: a chain under test needs at least one slot program"
+)]
+#[case::a_backend_twice(
+    "  - chain: {backends: [ext, ext], slots: {1: {builtin: xdp_pass}}}\n",
+    "",
+    "t.yaml:3:29: backend ext is listed twice"
+)]
+#[case::unknown_backend(
+    "  - chain: {backends: [rootlet], slots: {1: {builtin: xdp_pass}}}\n",
+    "",
+    "t.yaml:3:24: unknown value `rootlet` for `programs[0].chain.backends[0]`; expected one of tail-call, ext"
+)]
+#[case::not_a_verdict(
+    "  - chain: {slots: {1: {builtin: xdp_pass}}, continue_on: {1: [XDP_PASS, TC_ACT_OK]}}\n",
+    "",
+    "t.yaml:3:74: `TC_ACT_OK` is not an XDP verdict; one of XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT"
+)]
+#[case::a_slot_reserved_twice(
+    "  - chain: {slots: {1: {builtin: xdp_pass}}, owners: {a: [1], b: [1]}}\n",
+    "",
+    "t.yaml:3:67: slot 1 is reserved for `a` already"
+)]
+#[case::chain_changes_without_a_chain(
+    "  - builtin: xdp_pass\n",
+    "    chain_changes: {detach: [1]}\n",
+    "t.yaml:7:5: `chain_changes` changes chains, and no program here is one (`chain:`)"
+)]
+#[case::chain_changes_that_change_nothing(
+    "  - chain: {slots: {1: {builtin: xdp_pass}}}\n",
+    "    chain_changes: {owner: a}\n",
+    "t.yaml:7:20: `chain_changes` changes nothing: give `attach`, `detach` or both"
+)]
+#[case::after_slots_unknown_counter(
+    "  - chain: {slots: {1: {builtin: xdp_pass}}}\n",
+    "after: {slots: {1: {runs: 1}}}\n",
+    "t.yaml:7:21: a slot counts `packets` and its verdicts (XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT); `runs` is neither"
+)]
+#[case::after_slots_without_a_chain(
+    "  - builtin: xdp_pass\n",
+    "after: {slots: {1: {packets: 1}}}\n",
+    "t.yaml:7:9: `after.slots` checks a chain's slots, and no program here is a chain"
+)]
+fn chain_errors(#[case] programs: &str, #[case] rest: &str, #[case] expected: &str) {
+    let got = chain_error(programs, rest);
+    assert!(got.ends_with(expected), "got: {got}\nwant: {expected}");
+}
+
+/// A chain resolves into one program per backend, named by backend, its
+/// slots, continue sets, owners and the streams' changes in place.
+#[test]
+fn a_chain_resolves_per_backend_with_its_changes() {
+    let s = load_str(
+        "version: 1\nprograms:\n  - label: host\n    chain:\n      slots: {2: {builtin: xdp_pass}, 10: {builtin: xdp_lb}}\n      continue_on: {2: [XDP_PASS, XDP_TX]}\n      owners: {sec: [2]}\ntraffic:\n  - name: a\n    inline: [{layers: [eth, ipv4, udp]}]\n    expect: {verdict: pass}\n  - name: b\n    inline: [{layers: [eth, ipv4, tcp]}]\n    chain_changes: {owner: sec, detach: [10], attach: {2: {builtin: xdp_decap}}}\n    expect: {verdict: pass}\nafter: {slots: {2: {packets: 2, XDP_PASS: 2}}}\n",
+        &data("t.yaml"),
+    )
+    .unwrap();
+    let names: Vec<&str> = s.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["host@tail-call", "host@ext"]);
+    let ProgramSource::Chain(chain) = &s.programs[1].source else {
+        panic!("{:?}", s.programs[1].source);
+    };
+    assert_eq!(chain.backend, ChainBackend::Ext);
+    let slots: Vec<u32> = chain.slots.iter().map(|(s, _)| *s).collect();
+    assert_eq!(slots, [2, 10]);
+    assert_eq!(chain.slots[1].1.contract, Some(Contract::Lb));
+    assert_eq!(chain.continue_on, [(2, 0b1100)]);
+    assert_eq!(chain.owner(2), Some("sec"));
+    let [change] = &s.chain_changes[..] else {
+        panic!("{:?}", s.chain_changes);
+    };
+    assert_eq!((change.before, change.detach.as_slice()), (1, &[10][..]));
+    assert_eq!(change.owner.as_deref(), Some("sec"));
+    assert!(matches!(
+        change.attach[..],
+        [(
+            2,
+            ResolvedProgram {
+                source: ProgramSource::Builtin(Builtin::XdpDecap),
+                ..
+            }
+        )]
+    ));
+    assert_eq!(s.after_slots.len(), 2);
 }

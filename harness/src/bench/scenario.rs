@@ -9,11 +9,16 @@
 use super::Measurement;
 use crate::{
     datapath,
-    formats::scenario::{load::LoadedScenario, model::Contract},
+    formats::scenario::{
+        load::{LoadedScenario, ProgramSource},
+        model::Contract,
+    },
     load::{LoadOptions, LoadedProgram, ProgramKind},
     runner::{
         execution::{MarkerCost, TestRun},
-        scenario::{Judging, run_packet, set_up, set_up_lb},
+        scenario::{
+            Judging, chain_unsupported as unsupported, run_packet, set_up, set_up_chain, set_up_lb,
+        },
     },
     testrun::Quirks,
 };
@@ -44,8 +49,22 @@ pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
     for program in &scenario.programs {
         let lb;
         let owned;
-        let loaded: &LoadedProgram = match (&program.contract, &program.lb) {
-            (Some(Contract::Lb), Some(setup)) => {
+        let chain;
+        let loaded: &LoadedProgram = match (&program.source, &program.contract, &program.lb) {
+            (ProgramSource::Chain(spec), _, _) => {
+                if let Some(why) = unsupported(spec.backend) {
+                    cases.extend(streams.iter().map(|stream| Case {
+                        program: program.name.clone(),
+                        stream: (*stream).to_owned(),
+                        timed: None,
+                        refused: Some(why.clone()),
+                    }));
+                    continue;
+                }
+                chain = set_up_chain(spec)?;
+                chain.root()
+            }
+            (_, Some(Contract::Lb), Some(setup)) => {
                 lb = set_up_lb(program, setup)?;
                 lb.program()
             }
@@ -63,6 +82,24 @@ pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
         )
         .map_err(|e| e.to_string())?;
         for stream in &streams {
+            if matches!(program.source, ProgramSource::Chain(_))
+                && let Some(first) = scenario.chain_changes.first()
+                && scenario.packets[first.before..]
+                    .iter()
+                    .any(|p| p.stream == **stream)
+            {
+                cases.push(Case {
+                    program: program.name.clone(),
+                    stream: (*stream).to_owned(),
+                    timed: None,
+                    refused: Some(format!(
+                        "the chain changes before it (stream `{}`); a benchmark times the chain \
+                         as it is set up",
+                        first.stream
+                    )),
+                });
+                continue;
+            }
             cases.push(case(
                 scenario,
                 program.name.as_str(),

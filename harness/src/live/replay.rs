@@ -37,6 +37,7 @@ use std::{collections::BTreeMap, io, time::Duration};
 use self::wire::Wire;
 use super::{
     attach::{self, AttachError, Hook},
+    netns::Namespace,
     nic::NicError,
     packet_socket::{ETH_P_ALL, PacketSocket, received_protocol},
     topology::{EndSpec, LinkSpec, NodeSpec, Topology, TopologyError, TopologySpec},
@@ -158,6 +159,20 @@ impl Replay {
     /// Builds the rig with both ends at `mtu` (raised to at least 1500) and
     /// attaches `program` at `hook` of `dut0`.
     pub fn new(program: &mut LoadedProgram, hook: Hook, mtu: u32) -> Result<Self, ReplayError> {
+        Self::attached_by(hook, mtu, |dut, ifindex| {
+            attach::attach(program, dut, "dut0", ifindex, hook).map_err(ReplayError::from)
+        })
+    }
+
+    /// Builds the rig as [`Replay::new`] does, with what runs at `hook` of
+    /// `dut0` attached by `attach` (given the node's namespace and the
+    /// interface's index): a program that is not one [`LoadedProgram`],
+    /// such as a chain, whose root may change under it.
+    pub fn attached_by(
+        hook: Hook,
+        mtu: u32,
+        attach: impl FnOnce(&Namespace, u32) -> Result<(), ReplayError>,
+    ) -> Result<Self, ReplayError> {
         let mtu = mtu.clamp(MIN_MTU, MAX_MTU);
         let topology = Topology::build(&spec(mtu))?;
         let wire = topology.node("wire").expect("in the spec");
@@ -167,7 +182,7 @@ impl Replay {
 
         let mut helper = LoadedProgram::builtin(datapath::XDP_PASS_FRAGS, &LoadOptions::default())?;
         attach::attach(&mut helper, wire, "wire0", wire_if.index, Hook::XdpNative)?;
-        attach::attach(program, dut, "dut0", dut_if.index, hook)?;
+        attach(dut, dut_if.index)?;
 
         let (inject, sent_back) = wire
             .run(|| {

@@ -1,4 +1,5 @@
-//! Modes agree: a packet that both test-run and live mode carried must have
+//! Runs agree: a packet that both test-run and live mode carried (or both
+//! backends of a chain) must have
 //! met the same fate in both — the same verdict class, the same delivered
 //! (or transmitted) bytes, and the same counter movements.
 //!
@@ -14,10 +15,10 @@ use crate::{
     testrun::{RunError, RunResult, Verdict},
 };
 
-/// One mode's account of a packet.
+/// One run's account of a packet (a mode's, a chain backend's).
 #[derive(Clone, Copy, Debug)]
 pub struct Side<'a> {
-    /// The mode's name (`test-run`, `netns`).
+    /// The run's name (`test-run`, `netns`; `tail-call`, `ext`).
     pub mode: &'a str,
     /// What the run returned.
     pub run: &'a Result<RunResult, RunError>,
@@ -25,6 +26,8 @@ pub struct Side<'a> {
     pub counters: &'a [(Counter, i64)],
     /// Lb contract counters that moved.
     pub lb_counters: &'a [(LbCounter, i64)],
+    /// A chain's slots that ran, with their verdicts.
+    pub slots: &'a [(u32, Verdict)],
 }
 
 /// The verdict's class: what the kernel does with the packet.
@@ -42,7 +45,7 @@ pub fn class(verdict: Verdict) -> &'static str {
     }
 }
 
-/// Compares two modes' accounts of one packet; `None` when they agree.
+/// Compares two runs' accounts of one packet; `None` when they agree.
 pub fn judge(a: Side<'_>, b: Side<'_>) -> Option<Finding> {
     let (ra, rb) = match (a.run, b.run) {
         (Ok(ra), Ok(rb)) => (ra, rb),
@@ -81,7 +84,26 @@ pub fn judge(a: Side<'_>, b: Side<'_>) -> Option<Finding> {
         moved(a.lb_counters, LbCounter::name),
         moved(b.lb_counters, LbCounter::name),
     );
+    if a.slots != b.slots {
+        differences.push(format!(
+            "chain slots: {} {}, {} {}",
+            a.mode,
+            slot_path(a.slots),
+            b.mode,
+            slot_path(b.slots)
+        ));
+    }
     (!differences.is_empty()).then(|| Finding::ModesDisagree(differences.join("; ")))
+}
+
+/// A chain's way through its slots: `2 XDP_PASS → 10 XDP_TX`, or
+/// `(no slot ran)`.
+pub fn slot_path(slots: &[(u32, Verdict)]) -> String {
+    if slots.is_empty() {
+        return "(no slot ran)".to_owned();
+    }
+    let steps: Vec<String> = slots.iter().map(|(s, v)| format!("{s} {v}")).collect();
+    steps.join(" → ")
 }
 
 /// `name +n, ...` of the counters that moved, or `(none moved)`.
@@ -123,6 +145,7 @@ mod tests {
             run,
             counters: c,
             lb_counters: &[],
+            slots: &[],
         }
     }
 

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use crate::{
     formats::{fixture::FixtureSet, packet, pcap},
+    oracles::agree,
     runner::SuiteReport,
     testrun::Quirks,
 };
@@ -57,16 +58,17 @@ pub fn dissection_of(inputs: &[&[u8]], report: &SuiteReport) -> String {
                             .map(|(c, d)| format!("{} {d:+}", c.name())),
                     )
                     .collect();
-                let _ = writeln!(
-                    out,
-                    "  run    {} · {}",
-                    result.verdict,
-                    if counters.is_empty() {
-                        "no counter moved".to_owned()
-                    } else {
+                let moved = match (counters.is_empty(), packet.slots.is_empty()) {
+                    (true, true) => "no counter moved".to_owned(),
+                    (false, true) => counters.join(", "),
+                    (true, false) => format!("slots {}", agree::slot_path(&packet.slots)),
+                    (false, false) => format!(
+                        "slots {}; {}",
+                        agree::slot_path(&packet.slots),
                         counters.join(", ")
-                    }
-                );
+                    ),
+                };
+                let _ = writeln!(out, "  run    {} · {moved}", result.verdict);
                 if result.verdict.drops() {
                     let _ = writeln!(out, "  out    (dropped)");
                 } else if result.output == input {

@@ -16,7 +16,8 @@ use crate::{
     kernel::features::Features,
     live::{
         attach::Hook,
-        replay::{Delivery, Observation, Replay},
+        netns::Namespace,
+        replay::{Delivery, Observation, Replay, ReplayError},
     },
     load::{LoadedProgram, ProgramKind},
     testrun::{self, Quirks, RunError, RunResult, Verdict},
@@ -161,12 +162,7 @@ impl Live {
             ProgramKind::SchedCls => Hook::TcIngress,
         };
         let mtu = u32::try_from(largest.saturating_sub(14)).unwrap_or(u32::MAX);
-        let pin = CpuPin::here().map_err(|e| {
-            SuiteError::Live(crate::live::replay::ReplayError::Io {
-                what: "pinning the injecting thread to one CPU".to_owned(),
-                source: e,
-            })
-        })?;
+        let pin = pin_here()?;
         // The emulated NICs' oracle is the checksum auditor, a netfilter
         // program.
         if hook == Hook::TcIngress
@@ -193,6 +189,40 @@ impl Live {
             _pin: pin,
         })
     }
+
+    /// Attaches what `attach` attaches (given the namespace and the
+    /// interface index) at native XDP behind a fresh rig whose links carry
+    /// frames up to `largest` bytes: a chain, whose root keeps the device
+    /// while its slots, or the root itself, change.
+    pub fn attach_xdp_by(
+        largest: usize,
+        attach: impl FnOnce(&Namespace, u32) -> Result<(), String>,
+    ) -> Result<Self, SuiteError> {
+        let mtu = u32::try_from(largest.saturating_sub(14)).unwrap_or(u32::MAX);
+        let pin = pin_here()?;
+        let replay = Replay::attached_by(Hook::XdpNative, mtu, |ns, ifindex| {
+            attach(ns, ifindex).map_err(|why| ReplayError::Io {
+                what: "attaching at dut0".to_owned(),
+                source: std::io::Error::other(why),
+            })
+        })
+        .map_err(SuiteError::Live)?;
+        Ok(Self {
+            replay,
+            complete: None,
+            _pin: pin,
+        })
+    }
+}
+
+/// Pins the injecting thread to the CPU it is on.
+fn pin_here() -> Result<CpuPin, SuiteError> {
+    CpuPin::here().map_err(|e| {
+        SuiteError::Live(ReplayError::Io {
+            what: "pinning the injecting thread to one CPU".to_owned(),
+            source: e,
+        })
+    })
 }
 
 impl Execution for Live {

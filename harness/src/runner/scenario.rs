@@ -9,6 +9,7 @@
 //! control plane, pinned to one CPU, judged by the reference model.
 
 mod after;
+mod chain;
 mod lb;
 mod topology;
 mod watch;
@@ -20,6 +21,7 @@ use super::{
     execution::{Execution, Live, MarkerCost, TestRun},
 };
 
+pub use chain::{set_up_chain, unsupported as chain_unsupported};
 pub use lb::set_up_lb;
 
 pub(crate) use after::{after_map_words, after_state};
@@ -38,7 +40,7 @@ use crate::{
     datapath::{self, Object},
     formats::scenario::{
         load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket},
-        model::{Builtin, Contract, Mode},
+        model::{Builtin, ChainBackend, Contract, Mode},
     },
     kernel::features::Features,
     load::{LoadError, LoadOptions, LoadedProgram, ProgramKind},
@@ -224,7 +226,9 @@ pub fn run(
     for program in &scenario.programs {
         for mode in modes(scenario, options) {
             let run_started = Instant::now();
-            let outcome = if program.contract == Some(Contract::Lb) {
+            let outcome = if matches!(program.source, ProgramSource::Chain(_)) {
+                chain::run(scenario, program, options, mode, tick)
+            } else if program.contract == Some(Contract::Lb) {
                 lb::run(scenario, program, options, mode, tick)
             } else {
                 run_mode(scenario, program, options, mode, tick)
@@ -238,6 +242,7 @@ pub fn run(
         }
     }
     compare_modes(&mut runs);
+    compare_backends(&mut runs);
     ScenarioReport {
         name: scenario.name.clone(),
         path: scenario.path.clone(),
@@ -268,6 +273,11 @@ fn load_source(
         ProgramSource::File { object, program } => {
             LoadedProgram::from_file(object, program, options)
         }
+        ProgramSource::Chain(_) => Err(LoadError::UnsupportedType {
+            object: "chain".to_owned(),
+            program: "its root".to_owned(),
+            kind: "chain (set up by set_up_chain, not loaded alone)".to_owned(),
+        }),
     }
 }
 
@@ -302,8 +312,7 @@ pub(crate) fn fill_maps(
 }
 
 /// The execution of `mode` for `program`: test runs, or the program
-/// attached behind a live rig sized for the scenario's largest packet.
-/// The execution of `mode` for `program`; on error, the run's outcome
+/// attached behind a live rig sized for the scenario's largest packet; on error, the run's outcome
 /// (skipped when the kernel lacks what it needs, else failed).
 pub(crate) fn execution(
     scenario: &LoadedScenario,
@@ -399,7 +408,7 @@ fn run_mode(
         }
         tick();
     }
-    let mut after = if options.packet.is_some() {
+    let after = if options.packet.is_some() {
         Vec::new() // the totals of a partial run mean nothing
     } else {
         let mut after = after_checks(
@@ -413,6 +422,21 @@ fn run_mode(
         after.extend(snmp_checks(scenario, snmp_before, execution.snmp()));
         after
     };
+    let run = (loaded.name().to_owned(), loaded.kind(), mode);
+    finish(scenario, options, run, packets, after, counters)
+}
+
+/// A run's outcome: its packets and `after` findings, with those of a run
+/// that checked nothing and (unless allowed) of streams nothing checked.
+/// `counters`: the decap contract's counters were read.
+pub(crate) fn finish(
+    scenario: &LoadedScenario,
+    options: &RunOptions,
+    (program, kind, mode): (String, ProgramKind, Mode),
+    packets: Vec<PacketReport>,
+    mut after: Vec<Finding>,
+    counters: bool,
+) -> RunOutcome {
     after.extend(nothing_checked(&packets, mode));
     if !options.allow_unchecked {
         after.extend(unchecked_streams(scenario, &packets, counters));
@@ -420,8 +444,8 @@ fn run_mode(
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
-            program: loaded.name().to_owned(),
-            kind: loaded.kind(),
+            program,
+            kind,
             packets,
         },
         after,
@@ -462,6 +486,7 @@ pub(crate) fn run_packet(
         run: None,
         counters: Vec::new(),
         lb_counters: Vec::new(),
+        slots: Vec::new(),
         findings: Vec::new(),
         notes: Vec::new(),
         counted_instead: None,
@@ -606,7 +631,8 @@ fn unchecked_streams(
         || !scenario.after_lb_counters.is_empty()
         || !scenario.after_maps.is_empty()
         || !scenario.after_globals.is_empty()
-        || !scenario.after_snmp.is_empty();
+        || !scenario.after_snmp.is_empty()
+        || !scenario.after_slots.is_empty();
     if after {
         return Vec::new();
     }
@@ -730,56 +756,89 @@ fn snmp_checks(
 /// Where a program ran in both modes, judges every packet both carried
 /// ([`agree`]); a disagreement is a finding of the live run's packet.
 fn compare_modes(runs: &mut [ProgramRun]) {
-    let ran = |run: &ProgramRun, mode: Mode| {
-        run.mode == mode && matches!(run.outcome, RunOutcome::Ran { .. })
-    };
     for i in 0..runs.len() {
         if !ran(&runs[i], Mode::TestRun) {
             continue;
         }
-        let Some(j) = (0..runs.len())
+        if let Some(j) = (0..runs.len())
             .find(|&j| runs[j].program == runs[i].program && ran(&runs[j], Mode::Netns))
-        else {
-            continue;
-        };
-        let (reference, live) = if i < j {
-            let (left, right) = runs.split_at_mut(j);
-            (&left[i], &mut right[0])
-        } else {
-            let (left, right) = runs.split_at_mut(i);
-            (&right[0], &mut left[j])
-        };
-        let (
-            RunOutcome::Ran {
-                report: reference, ..
-            },
-            RunOutcome::Ran { report: live, .. },
-        ) = (&reference.outcome, &mut live.outcome)
-        else {
-            continue;
-        };
-        for packet in &mut live.packets {
-            let Some(theirs) = reference.packets.iter().find(|p| p.number == packet.number) else {
-                continue;
-            };
-            let (Some(a), Some(b)) = (&theirs.run, &packet.run) else {
-                continue;
-            };
-            let finding = agree::judge(
-                agree::Side {
-                    mode: Mode::TestRun.name(),
-                    run: a,
-                    counters: &theirs.counters,
-                    lb_counters: &theirs.lb_counters,
-                },
-                agree::Side {
-                    mode: Mode::Netns.name(),
-                    run: b,
-                    counters: &packet.counters,
-                    lb_counters: &packet.lb_counters,
-                },
-            );
-            packet.findings.extend(finding);
+        {
+            judge_pair(runs, (i, Mode::TestRun.name()), (j, Mode::Netns.name()));
         }
+    }
+}
+
+/// Where a chain ran under both backends in a mode, judges every packet
+/// both carried ([`agree`]); a disagreement is a finding of the ext run's
+/// packet.
+fn compare_backends(runs: &mut [ProgramRun]) {
+    let tail_call = format!("@{}", ChainBackend::TailCall.name());
+    let ext = format!("@{}", ChainBackend::Ext.name());
+    for i in 0..runs.len() {
+        let Some(base) = runs[i].program.strip_suffix(&tail_call) else {
+            continue;
+        };
+        let other = format!("{base}{ext}");
+        let mode = runs[i].mode;
+        if !ran(&runs[i], mode) {
+            continue;
+        }
+        if let Some(j) = (0..runs.len()).find(|&j| runs[j].program == other && ran(&runs[j], mode))
+        {
+            judge_pair(
+                runs,
+                (i, ChainBackend::TailCall.name()),
+                (j, ChainBackend::Ext.name()),
+            );
+        }
+    }
+}
+
+fn ran(run: &ProgramRun, mode: Mode) -> bool {
+    run.mode == mode && matches!(run.outcome, RunOutcome::Ran { .. })
+}
+
+/// Judges run `j`'s packets against run `i`'s, each side named.
+fn judge_pair(runs: &mut [ProgramRun], (i, i_name): (usize, &str), (j, j_name): (usize, &str)) {
+    let (reference, other) = if i < j {
+        let (left, right) = runs.split_at_mut(j);
+        (&left[i], &mut right[0])
+    } else {
+        let (left, right) = runs.split_at_mut(i);
+        (&right[0], &mut left[j])
+    };
+    let (
+        RunOutcome::Ran {
+            report: reference, ..
+        },
+        RunOutcome::Ran { report: other, .. },
+    ) = (&reference.outcome, &mut other.outcome)
+    else {
+        return;
+    };
+    for packet in &mut other.packets {
+        let Some(theirs) = reference.packets.iter().find(|p| p.number == packet.number) else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (&theirs.run, &packet.run) else {
+            continue;
+        };
+        let finding = agree::judge(
+            agree::Side {
+                mode: i_name,
+                run: a,
+                counters: &theirs.counters,
+                lb_counters: &theirs.lb_counters,
+                slots: &theirs.slots,
+            },
+            agree::Side {
+                mode: j_name,
+                run: b,
+                counters: &packet.counters,
+                lb_counters: &packet.lb_counters,
+                slots: &packet.slots,
+            },
+        );
+        packet.findings.extend(finding);
     }
 }

@@ -13,6 +13,7 @@
 //! located nodes ([`tree`]): the model types stay free of `Spanned`, so the
 //! JSON Schema derived from them is the format as authors write it.
 
+mod chain;
 mod expect;
 mod fields;
 mod lb;
@@ -42,7 +43,9 @@ use self::{
     objects::{Hook, ObjectInfo},
     tree::{Node, Pos, YPath},
 };
-use super::model::{Builtin, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION, Value};
+use super::model::{
+    Builtin, ChainBackend, Contract, Expect, Mode, QuirksSpec, Scenario, Stream, VERSION, Value,
+};
 use crate::{
     formats::{
         fixture::{Expectation, Quirks},
@@ -73,6 +76,10 @@ pub struct LoadedScenario {
     /// Load balancer changes, each applied before a stream's first packet,
     /// in traffic order.
     pub lb_changes: Vec<LbChanges>,
+    /// The streams' `chain_changes:`, in traffic order.
+    pub chain_changes: Vec<ChainChangesAt>,
+    /// `after.slots`: the chains' per-slot counters over the run.
+    pub after_slots: Vec<AfterSlot>,
     /// Map values expected after the run.
     pub after_maps: Vec<AfterMap>,
     /// Global variables expected after the run.
@@ -84,7 +91,7 @@ pub struct LoadedScenario {
 }
 
 /// Where a program comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ProgramSource {
     /// One of dsrlab's programs.
     Builtin(Builtin),
@@ -96,6 +103,70 @@ pub enum ProgramSource {
         /// The program in it.
         program: String,
     },
+    /// dsrlab's XDP chainer with its slot programs, under one backend.
+    Chain(Box<ResolvedChain>),
+}
+
+/// A chain under one backend, its slots resolved.
+#[derive(Clone, Debug)]
+pub struct ResolvedChain {
+    /// The backend of this program under test.
+    pub backend: ChainBackend,
+    /// Every backend the chain runs under (one program each).
+    pub backends: Vec<ChainBackend>,
+    /// The slot programs, by slot, in order.
+    pub slots: Vec<(u32, ResolvedProgram)>,
+    /// Verdicts that go on, by slot: bit `v` for XDP action `v`.
+    pub continue_on: Vec<(u32, u32)>,
+    /// Reserved slots and their owners.
+    pub owners: Vec<(u32, String)>,
+}
+
+impl ResolvedChain {
+    /// The owner `slot` is reserved for, if any.
+    pub fn owner(&self, slot: u32) -> Option<&str> {
+        self.owners
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, o)| o.as_str())
+    }
+}
+
+/// A stream's `chain_changes:`, applied to every chain before the
+/// stream's first packet: detaches, then attaches.
+#[derive(Clone, Debug)]
+pub struct ChainChangesAt {
+    /// The stream.
+    pub stream: String,
+    /// 0-based index in [`LoadedScenario::packets`] of the stream's first
+    /// packet.
+    pub before: usize,
+    /// Who makes them.
+    pub owner: Option<String>,
+    /// Slots emptied.
+    pub detach: Vec<u32>,
+    /// Slots filled or replaced.
+    pub attach: Vec<(u32, ResolvedProgram)>,
+}
+
+/// What of a slot `after.slots` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotCounter {
+    /// Runs of the slot's program.
+    Packets,
+    /// Its verdicts of this XDP action.
+    Verdict(u32),
+}
+
+/// One `after.slots` check: a slot's counter over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfterSlot {
+    /// The slot.
+    pub slot: u32,
+    /// The counter.
+    pub counter: SlotCounter,
+    /// Its expected total.
+    pub total: u64,
 }
 
 /// A program with everything needed to load and provision it.
@@ -566,12 +637,14 @@ impl<'a> Loader<'a> {
             .map(|(i, p)| self.program(&root.key("programs").index(i), p))
             .collect::<Result<Vec<_>, _>>()?;
         self.label_programs(&root.key("programs"), &mut programs)?;
+        let mut programs = chain::expand_chains(programs);
         self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
         self.check_quirks(&root.key("quirks"), &self.spec.quirks, &programs)?;
         self.check_ctx(&root.key("ctx"), &self.spec.ctx, &programs)?;
         let mut packets = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut lb_changes = Vec::new();
+        let mut chain_changes = Vec::new();
         for i in 0..self.spec.traffic.len() {
             let p = root.key("traffic").index(i);
             let name = stream_name(&self.spec.traffic[i]);
@@ -598,12 +671,20 @@ impl<'a> Loader<'a> {
                     ops,
                 });
             }
+            if let Some(changes) = &self.spec.traffic[i].chain_changes {
+                chain_changes.push(ChainChangesAt {
+                    stream: name.clone(),
+                    before: packets.len(),
+                    ..self.chain_changes(&p, changes, &programs)?
+                });
+            }
             packets.extend(self.stream(&p, i, &name, &programs)?);
         }
         let (after_counters, after_lb_counters, after_maps, after_globals) =
             self.after(&programs)?;
         let live = self.live(&programs)?;
         let after_snmp = self.after_snmp(&programs)?;
+        let after_slots = self.after_slots(&programs)?;
         let name = self.spec.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
@@ -621,6 +702,8 @@ impl<'a> Loader<'a> {
             after_maps,
             after_globals,
             lb_changes,
+            chain_changes,
+            after_slots,
             live,
             after_snmp,
             spec: self.spec,

@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::formats::ctx::CtxSpec;
 
+mod chain;
 mod lb;
 mod live;
 mod program;
 
+pub use chain::*;
 pub use lb::*;
 pub use live::*;
 pub use program::*;
@@ -154,6 +156,11 @@ pub struct Stream {
     /// connection table, new ones (and TCP SYNs) follow the new ring.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lb_changes: Vec<LbChange>,
+    /// Changes to the chains' slots applied before this stream's first
+    /// packet (programs with `chain:`): a slot program attached, replaced
+    /// or detached while the chain runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_changes: Option<ChainChanges>,
 }
 
 /// One packet of a stream: its quirks, context and expectation — under
@@ -490,6 +497,12 @@ pub struct After {
     /// NIC, whose node takes every packet they pass into its stack.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub snmp: BTreeMap<String, u64>,
+    /// A chain's per-slot counters over the run, by slot: `packets` (runs
+    /// of the slot's program) and verdicts by name (`XDP_DROP: 3`); what
+    /// is not listed is not checked. Every chain of the scenario is held
+    /// to them, under each backend.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<u32, BTreeMap<String, u64>>,
 }
 
 /// One map value to check after the run.

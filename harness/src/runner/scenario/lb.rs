@@ -42,6 +42,17 @@ pub fn set_up_lb(program: &ResolvedProgram, setup: &LbSetup) -> Result<Lb, Strin
         super::load_source(&program.source, options)
     })
     .map_err(|e| e.to_string())?;
+    provision_lb(&mut lb, program, setup)?;
+    Ok(lb)
+}
+
+/// Provisions a loaded load balancer: the setup's VIPs and reals, then the
+/// raw `maps:` entries of `program`.
+pub(super) fn provision_lb(
+    lb: &mut Lb,
+    program: &ResolvedProgram,
+    setup: &LbSetup,
+) -> Result<(), String> {
     for (spec, reals) in &setup.vips {
         lb.add_vip(*spec)
             .map_err(|e| format!("VIP {}: {e}", spec.vip()))?;
@@ -50,8 +61,7 @@ pub fn set_up_lb(program: &ResolvedProgram, setup: &LbSetup) -> Result<Lb, Strin
                 .map_err(|e| format!("VIP {}: real {real}: {e}", spec.vip()))?;
         }
     }
-    super::fill_maps(lb.program_mut(), program)?;
-    Ok(lb)
+    super::fill_maps(lb.program_mut(), program)
 }
 
 fn apply(lb: &mut Lb, op: &LbOp) -> Result<(), LbError> {
@@ -211,6 +221,7 @@ impl Judge<'_> {
             run: None,
             counters: Vec::new(),
             lb_counters: Vec::new(),
+            slots: Vec::new(),
             findings: Vec::new(),
             notes: Vec::new(),
             counted_instead: None,

@@ -225,7 +225,7 @@ impl Loader<'_> {
         };
         if let Some(c) = programs.iter().find(|c| c.program.contract.is_none()) {
             let hint = match c.program.source {
-                ProgramSource::Builtin(_) => "",
+                ProgramSource::Builtin(_) | ProgramSource::Chain(_) => "",
                 ProgramSource::File { .. } => {
                     " (give it `contract: decap` or `contract: lb` if it implements one)"
                 }

@@ -18,6 +18,9 @@ use crate::{
 impl Loader<'_> {
     /// Checks and resolves one program.
     pub(super) fn program(&self, p: &YPath, spec: &ProgramSpec) -> Result<Checked, ScenarioError> {
+        if let Some(chain) = &spec.chain {
+            return self.chain(p, spec, chain);
+        }
         let builtins = "xdp_decap, tc_decap, xdp_pass, tc_pass, xdp_lb";
         let (source, info, object, hook) = match (spec.builtin, &spec.object) {
             (Some(_), Some(_)) => {
@@ -31,7 +34,8 @@ impl Loader<'_> {
                 return Err(self.at_value(
                     p,
                     format!(
-                        "a program needs `builtin` (one of {builtins}) or `object` and `program`"
+                        "a program needs `builtin` (one of {builtins}), `object` and `program`, or \
+                         `chain`"
                     ),
                 ));
             }
@@ -107,20 +111,10 @@ impl Loader<'_> {
             }
         };
         let name = match (&spec.label, &source) {
-            (Some(label), _) => {
-                if label.is_empty() || label.contains(['/', '\\']) || label.trim() != label {
-                    return Err(self.at_value(
-                        &p.key("label"),
-                        format!(
-                            "label `{label}` names reports and `--out` paths: it must be \
-                             non-empty, without `/` or surrounding spaces"
-                        ),
-                    ));
-                }
-                label.clone()
-            }
+            (Some(label), _) => self.check_label(&p.key("label"), label)?,
             (None, ProgramSource::Builtin(b)) => b.name().to_owned(),
             (None, ProgramSource::File { program, .. }) => program.clone(),
+            (None, ProgramSource::Chain(_)) => unreachable!("chains are resolved in load::chain"),
         };
         if spec.gue_port.is_some()
             && !matches!(spec.builtin, Some(b) if b.contract() == Some(Contract::Decap))
@@ -241,6 +235,20 @@ impl Loader<'_> {
             hook,
             plane,
         })
+    }
+
+    /// A program's `label:`, which names reports and `--out` paths.
+    pub(super) fn check_label(&self, at: &YPath, label: &str) -> Result<String, ScenarioError> {
+        if label.is_empty() || label.contains(['/', '\\', '@']) || label.trim() != label {
+            return Err(self.at_value(
+                at,
+                format!(
+                    "label `{label}` names reports and `--out` paths: it must be non-empty, \
+                     without `/`, `@` or surrounding spaces"
+                ),
+            ));
+        }
+        Ok(label.to_owned())
     }
 
     /// Gives programs that share a name distinct labels: `program@file`,

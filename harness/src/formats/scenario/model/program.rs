@@ -6,10 +6,10 @@ use std::{collections::BTreeMap, path::PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{AttachDecl, LbSpec};
+use super::{AttachDecl, ChainSpec, LbSpec};
 
-/// One program under test: one of dsrlab's own (`builtin`) or one from a
-/// user's ELF object (`object` + `program`).
+/// One program under test: one of dsrlab's own (`builtin`), one from a
+/// user's ELF object (`object` + `program`), or a chain of them (`chain`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramSpec {
@@ -19,6 +19,9 @@ pub struct ProgramSpec {
     /// A user's BPF ELF object, relative to the scenario file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<PathBuf>,
+    /// An XDP chain of programs in ordered slots (see [`ChainSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainSpec>,
     /// The program's name in `object` (its function / section symbol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
