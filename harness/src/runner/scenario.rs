@@ -37,10 +37,9 @@ use dsrlab_abi::decap::{COUNTERS_MAP, Counter};
 
 use super::{PacketReport, SuiteError, SuiteReport};
 use crate::{
-    datapath::{self, Object},
     formats::scenario::{
         load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket},
-        model::{Builtin, ChainBackend, Contract, Mode},
+        model::{ChainBackend, Contract, Mode},
     },
     kernel::features::Features,
     load::{LoadError, LoadOptions, LoadedProgram, ProgramKind},
@@ -159,17 +158,6 @@ impl ScenarioReport {
     }
 }
 
-/// The embedded object of a built-in program.
-pub const fn builtin_object(builtin: Builtin) -> Object {
-    match builtin {
-        Builtin::XdpDecap => datapath::XDP_DECAP,
-        Builtin::TcDecap => datapath::TC_DECAP,
-        Builtin::XdpPass => datapath::XDP_PASS,
-        Builtin::TcPass => datapath::TC_PASS,
-        Builtin::XdpLb => datapath::XDP_LB,
-    }
-}
-
 /// Number of packet runs `scenario` will make with `options` (for progress).
 pub fn planned_runs(scenario: &LoadedScenario, options: &RunOptions) -> u64 {
     let packets = if options.packet.is_some() {
@@ -269,7 +257,7 @@ fn load_source(
     options: &LoadOptions<'_>,
 ) -> Result<LoadedProgram, LoadError> {
     match source {
-        ProgramSource::Builtin(b) => LoadedProgram::builtin(builtin_object(*b), options),
+        ProgramSource::Builtin(b) => LoadedProgram::builtin(b.object(), options),
         ProgramSource::File { object, program } => {
             LoadedProgram::from_file(object, program, options)
         }

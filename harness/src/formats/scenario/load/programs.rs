@@ -10,10 +10,7 @@ use super::{
     tree::YPath,
     values::{Part, Slot},
 };
-use crate::{
-    datapath,
-    formats::scenario::model::{Builtin, Contract, MapEntry, ProgramSpec},
-};
+use crate::formats::scenario::model::{Builtin, Contract, MapEntry, ProgramSpec};
 
 impl Loader<'_> {
     /// Checks and resolves one program.
@@ -46,7 +43,7 @@ impl Loader<'_> {
                         "`program` goes with `object`; a builtin is named by `builtin` alone",
                     ));
                 }
-                let elf = builtin_object(b).elf;
+                let elf = b.object().elf;
                 // An empty object means the BPF build was skipped; loading
                 // it fails later with that reason, nothing to check here.
                 let info = if elf.is_empty() {
@@ -543,16 +540,6 @@ impl MapKind {
 
 /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
 const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-
-fn builtin_object(b: Builtin) -> datapath::Object {
-    match b {
-        Builtin::XdpDecap => datapath::XDP_DECAP,
-        Builtin::TcDecap => datapath::TC_DECAP,
-        Builtin::XdpPass => datapath::XDP_PASS,
-        Builtin::TcPass => datapath::TC_PASS,
-        Builtin::XdpLb => datapath::XDP_LB,
-    }
-}
 
 pub(super) const fn contract_name(c: Contract) -> &'static str {
     match c {

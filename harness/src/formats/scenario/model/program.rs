@@ -91,6 +91,18 @@ impl Builtin {
         }
     }
 
+    /// Its embedded object.
+    pub const fn object(self) -> crate::datapath::Object {
+        use crate::datapath;
+        match self {
+            Self::XdpDecap => datapath::XDP_DECAP,
+            Self::TcDecap => datapath::TC_DECAP,
+            Self::XdpPass => datapath::XDP_PASS,
+            Self::TcPass => datapath::TC_PASS,
+            Self::XdpLb => datapath::XDP_LB,
+        }
+    }
+
     /// The contract the program implements, if any.
     pub const fn contract(self) -> Option<Contract> {
         match self {
