@@ -153,10 +153,13 @@ mount -t tmpfs tmp /tmp
 WORKSPACE=$(arg workspace)
 RUN=$(arg run)
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host || fail "mounting the host's /"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 workspace "/host$WORKSPACE" || fail "mounting the workspace"
 for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/tmp tmpfs:/run; do
   mount -t "${{fs%%:*}}" none "/host${{fs#*:}}" || fail "mounting ${{fs#*:}}"
 done
+# After the guest's own /tmp and /run: a workspace under one of them (a
+# CI checkout in /tmp) is not hidden by it.
+mkdir -p "/host$WORKSPACE" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 workspace "/host$WORKSPACE" || fail "mounting the workspace"
 mkdir -p /host/dev/shm /host/dev/pts
 mount -t tmpfs none /host/dev/shm
 mount -t devpts none /host/dev/pts
