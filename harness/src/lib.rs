@@ -16,6 +16,7 @@ pub mod live;
 pub mod load;
 pub mod maps;
 pub mod oracles;
+pub mod pins;
 pub mod reports;
 pub mod runner;
 pub mod testrun;

@@ -157,14 +157,41 @@ pub fn run_repeated(
     quirks: Quirks,
     repeat: u32,
 ) -> Result<RunResult, RunError> {
-    let kind = program.kind();
+    let target = Target {
+        fd: program.fd(),
+        kind: program.kind(),
+        name: program.name(),
+    };
+    run_target(target, packet, quirks, repeat)
+}
+
+/// A loaded program by descriptor, for runs of programs dsrlab did not
+/// load in this process (pinned ones).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The program.
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// Its type.
+    pub kind: ProgramKind,
+    /// Its name, for messages.
+    pub name: &'a str,
+}
+
+/// [`run_repeated`] on a program given by descriptor.
+pub fn run_target(
+    target: Target<'_>,
+    packet: &[u8],
+    quirks: Quirks,
+    repeat: u32,
+) -> Result<RunResult, RunError> {
+    let kind = target.kind;
     let mut flags = 0;
     if quirks.checksum_complete {
         if kind != ProgramKind::SchedCls {
             return Err(RunError::QuirkUnsupported {
                 quirk: "checksum: complete",
                 kind: kind.name(),
-                program: program.name().to_owned(),
+                program: target.name.to_owned(),
                 why: "XDP runs before an skb exists; CHECKSUM_COMPLETE is an skb property (emulate it live on a netns topology instead)",
             });
         }
@@ -174,7 +201,7 @@ pub fn run_repeated(
         return Err(RunError::QuirkUnsupported {
             quirk: "linear",
             kind: kind.name(),
-            program: program.name().to_owned(),
+            program: target.name.to_owned(),
             why: "skb test runs are always linear on this kernel; unpulled headers for TC need a live TAP with IFF_NAPI_FRAGS",
         });
     }
@@ -200,14 +227,14 @@ pub fn run_repeated(
     let started = Instant::now();
     // SAFETY: every pointer in opts points into a live buffer of the stated
     // size for the duration of the call.
-    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(program.fd().as_raw_fd(), &mut opts) };
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(target.fd.as_raw_fd(), &mut opts) };
     let wall = started.elapsed() / repeat.max(1);
     if rc != 0 {
         let source = std::io::Error::from_raw_os_error(-rc);
         return Err(match source.raw_os_error() {
             Some(libc::EBADMSG) => RunError::StaleChecksum,
             Some(libc::ENOSPC) => RunError::OutputTooLarge {
-                program: program.name().to_owned(),
+                program: target.name.to_owned(),
                 input: packet.len(),
                 capacity,
             },
@@ -236,11 +263,11 @@ pub fn run_repeated(
                 }
             }
             Some(libc::EINVAL) => RunError::InvalidInput {
-                program: program.name().to_owned(),
+                program: target.name.to_owned(),
                 hint: einval_hint(kind, quirks),
             },
             Some(libc::ENODEV) if quirks.ctx.is_used() => RunError::InvalidInput {
-                program: program.name().to_owned(),
+                program: target.name.to_owned(),
                 hint: format!(
                     "no device has the context's ifindex or ingress_ifindex ({}) in the \
                      harness's network namespace (ENODEV); 1 is lo, which always exists",
@@ -253,7 +280,7 @@ pub fn run_repeated(
                 ),
             },
             _ => RunError::Syscall {
-                program: program.name().to_owned(),
+                program: target.name.to_owned(),
                 source,
             },
         });

@@ -78,15 +78,13 @@ fn run(scenario: &LoadedScenario) -> ScenarioReport {
 /// This process's chain pin directories.
 fn pinned() -> Vec<String> {
     let prefix = format!("dsrlab-chain-{}-", std::process::id());
-    std::fs::read_dir("/sys/fs/bpf")
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") else {
+        return Vec::new();
+    };
+    let names = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with(&prefix)).collect()
 }
 
 /// The runs of `report` that ran; the ext runs are skipped with the

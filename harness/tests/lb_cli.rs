@@ -5,10 +5,11 @@
 //! Instance names carry the test process's pid, so parallel runs never
 //! collide. Needs root and the `xdp_lb` object; says so and skips otherwise.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod cli_support;
+
+use std::path::{Path, PathBuf};
+
+use cli_support::{dsrlab, entries_starting_with, fails, ok};
 
 use dsrlab::{
     formats::{
@@ -20,41 +21,6 @@ use dsrlab::{
     },
     lb::{fuzz, instance},
 };
-
-fn dsrlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dsrlab"))
-        .args(args)
-        .output()
-        .expect("run the dsrlab binary")
-}
-
-/// Runs `dsrlab args…`, asserts it exits 0 and returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = dsrlab(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "dsrlab {} exited {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Runs `dsrlab args…`, asserts it exits 2 and returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = dsrlab(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "dsrlab {} should fail with 2\nstdout:\n{}\nstderr:\n{stderr}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    stderr
-}
 
 /// Unloads the instance when dropped, whatever happened.
 struct Guard {
@@ -69,7 +35,7 @@ impl Guard {
     }
 
     fn paths(&self) -> (PathBuf, PathBuf) {
-        let p = instance::Paths::of(&self.name).expect("valid name");
+        let p = instance::paths(&self.name).expect("valid name");
         (p.pins, p.state)
     }
 
@@ -79,15 +45,7 @@ impl Guard {
             (instance::BPFFS, format!("dsrlab-lb-{}", self.name)),
             (instance::STATE_DIR, format!("lb-{}.", self.name)),
         ] {
-            let left: Vec<String> = std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.starts_with(&prefix))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let left = entries_starting_with(dir, &prefix);
             assert!(left.is_empty(), "left behind in {dir}: {left:?}");
         }
     }

@@ -32,9 +32,8 @@ use std::{
     collections::BTreeMap,
     fmt::{self, Write as _},
     fs,
-    io::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
@@ -54,10 +53,7 @@ use super::{
 };
 use crate::{datapath, load::LoadedProgram, verdict::Verdict};
 
-/// Where BPF filesystems are mounted by convention.
-pub const BPFFS: &str = "/sys/fs/bpf";
-/// Where instances' state files live.
-pub const STATE_DIR: &str = "/run/dsrlab";
+pub use crate::pins::{BPFFS, STATE_DIR, ensure_bpffs};
 /// The pinned program's file name in an instance's directory.
 pub const PROGRAM_PIN: &str = "xdp_lb";
 /// The maps pinned, by their names in the object.
@@ -73,8 +69,6 @@ pub const PINNED_MAPS: [&str; 8] = [
 ];
 /// Version of the state file's format.
 pub const STATE_VERSION: u32 = 1;
-/// `BPF_FS_MAGIC` from `linux/magic.h`.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// What went wrong with an instance; every variant names the instance and
 /// the path or map concerned.
@@ -383,98 +377,35 @@ impl State {
 }
 
 /// The paths of an instance.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Paths {
-    /// The name.
-    pub name: String,
-    /// `/sys/fs/bpf/dsrlab-lb-NAME`.
-    pub pins: PathBuf,
-    /// `/run/dsrlab/lb-NAME.json`.
-    pub state: PathBuf,
+pub type Paths = crate::pins::InstancePaths;
+
+/// Load balancers' pins (`/sys/fs/bpf/dsrlab-lb-NAME`) and state
+/// (`/run/dsrlab/lb-NAME.json`).
+pub const KIND: crate::pins::Kind = crate::pins::Kind {
+    pins: "dsrlab-lb-",
+    state: "lb-",
+};
+
+/// The paths of instance `name` (validated).
+pub fn paths(name: &str) -> Result<Paths, InstanceError> {
+    KIND.paths(name)
+        .ok_or_else(|| InstanceError::BadName(name.to_owned()))
 }
 
-impl Paths {
-    /// The paths of instance `name` (validated).
-    pub fn of(name: &str) -> Result<Self, InstanceError> {
-        let valid = (1..=48).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            return Err(InstanceError::BadName(name.to_owned()));
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            pins: Path::new(BPFFS).join(format!("dsrlab-lb-{name}")),
-            state: Path::new(STATE_DIR).join(format!("lb-{name}.json")),
-        })
-    }
-
-    fn state_tmp(&self) -> PathBuf {
-        self.state.with_extension("json.tmp")
-    }
-}
-
-/// An exclusive lock on [`STATE_DIR`], held while a command runs.
-struct Lock(#[allow(dead_code)] OwnedFd);
+use crate::pins::{Lock, PinsError, lock as lock_state};
 
 fn lock() -> Result<Lock, InstanceError> {
-    let dir = Path::new(STATE_DIR);
-    fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the state directory"))?;
-    let file = fs::File::open(dir).map_err(io_err(dir, "cannot open the state directory"))?;
-    // SAFETY: flock on a valid descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(InstanceError::Io {
-            path: dir.to_owned(),
-            what: "cannot lock the state directory",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(Lock(file.into()))
+    lock_state().map_err(InstanceError::from)
 }
 
-/// Whether `path` is on a BPF filesystem.
-fn is_bpffs(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into a zeroed struct of the right type.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+impl From<PinsError> for InstanceError {
+    fn from(e: PinsError) -> Self {
+        Self::Io {
+            path: e.path,
+            what: e.what,
+            source: e.source,
+        }
     }
-}
-
-/// Makes sure [`BPFFS`] is a BPF filesystem, mounting one (as bpftool does)
-/// if nothing is; `Some(message)` when it mounted.
-pub fn ensure_bpffs() -> Result<Option<String>, InstanceError> {
-    let root = Path::new(BPFFS);
-    if is_bpffs(root) {
-        return Ok(None);
-    }
-    let what =
-        "is not a BPF filesystem and mounting one there failed (mount -t bpf bpf /sys/fs/bpf)";
-    let target = std::ffi::CString::new(BPFFS).expect("no NUL");
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            target.as_ptr(),
-            c"bpf".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(InstanceError::Io {
-            path: root.to_owned(),
-            what,
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(Some(format!(
-        "mounted a BPF filesystem on {BPFFS} (nothing was mounted there)"
-    )))
 }
 
 /// The pinned maps of an instance, opened.
@@ -598,7 +529,7 @@ pub struct Loaded {
 /// its maps, writes `LB_CONFIG` and the state file. On any failure, what
 /// was created is removed again.
 pub fn load(name: &str, settings: LbSettings) -> Result<Loaded, InstanceError> {
-    let paths = Paths::of(name)?;
+    let paths = paths(name)?;
     let plane_err = |source| InstanceError::Plane {
         name: name.to_owned(),
         source,
@@ -606,13 +537,7 @@ pub fn load(name: &str, settings: LbSettings) -> Result<Loaded, InstanceError> {
     let (_, config_writes) = Plane::new(settings).map_err(plane_err)?;
     let lock = lock()?;
     let mounted = ensure_bpffs()?;
-    let mut found = Vec::new();
-    if paths.pins.exists() {
-        found.push(format!("{} exists", paths.pins.display()));
-    }
-    if paths.state.exists() {
-        found.push(format!("{} exists", paths.state.display()));
-    }
+    let found = paths.existing();
     if !found.is_empty() {
         return Err(InstanceError::Exists {
             name: name.to_owned(),
@@ -690,14 +615,8 @@ fn pinned_program(paths: &Paths) -> Result<Xdp, InstanceError> {
 }
 
 fn write_state(paths: &Paths, state: &State) -> Result<(), InstanceError> {
-    let tmp = paths.state_tmp();
     let json = serde_json::to_string_pretty(state).expect("the state serializes");
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp, "cannot write the state"))?;
-    f.write_all(json.as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp, "cannot write the state"))?;
-    fs::rename(&tmp, &paths.state).map_err(io_err(&paths.state, "cannot replace the state"))
+    Ok(crate::pins::write_state(&paths.state, &json)?)
 }
 
 fn read_state(paths: &Paths) -> Result<State, InstanceError> {
@@ -725,22 +644,8 @@ fn read_state(paths: &Paths) -> Result<State, InstanceError> {
     Ok(state)
 }
 
-/// Removes every pin in `dir` and the directory; `Ok(false)` if it did not
-/// exist.
 fn remove_pins(dir: &Path) -> Result<bool, InstanceError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io_err(dir, "cannot read the pin directory")(e)),
-    };
-    for entry in entries {
-        let path = entry
-            .map_err(io_err(dir, "cannot read the pin directory"))?
-            .path();
-        fs::remove_file(&path).map_err(io_err(&path, "cannot remove the pin"))?;
-    }
-    fs::remove_dir(dir).map_err(io_err(dir, "cannot remove the pin directory"))?;
-    Ok(true)
+    Ok(crate::pins::remove_dir(dir)?)
 }
 
 /// What `unload` removed.
@@ -755,15 +660,9 @@ pub struct Unloaded {
 /// Removes instance `name`: its pins (whatever the state says, or without
 /// one) and its state file. An instance with neither is an error.
 pub fn unload(name: &str) -> Result<Unloaded, InstanceError> {
-    let paths = Paths::of(name)?;
+    let paths = paths(name)?;
     let _lock = lock()?;
-    let pins = remove_pins(&paths.pins)?.then(|| paths.pins.clone());
-    let _ = fs::remove_file(paths.state_tmp());
-    let state = match fs::remove_file(&paths.state) {
-        Ok(()) => Some(paths.state.clone()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&paths.state, "cannot remove the state")(e)),
-    };
+    let (pins, state) = paths.remove()?;
     if pins.is_none() && state.is_none() {
         return Err(InstanceError::NotFound {
             name: name.to_owned(),
@@ -777,38 +676,14 @@ pub fn unload(name: &str) -> Result<Unloaded, InstanceError> {
 /// Every instance with pins or a state file: (name, pins present, state
 /// present).
 pub fn list() -> Result<Vec<(String, bool, bool)>, InstanceError> {
-    let mut found: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-    if let Ok(entries) = fs::read_dir(BPFFS) {
-        for e in entries.flatten() {
-            if let Some(n) = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("dsrlab-lb-"))
-            {
-                found.entry(n.to_owned()).or_default().0 = true;
-            }
-        }
-    }
-    if let Ok(entries) = fs::read_dir(STATE_DIR) {
-        for e in entries.flatten() {
-            if let Some(n) = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("lb-"))
-                .and_then(|n| n.strip_suffix(".json"))
-            {
-                found.entry(n.to_owned()).or_default().1 = true;
-            }
-        }
-    }
-    Ok(found.into_iter().map(|(n, (p, s))| (n, p, s)).collect())
+    Ok(KIND.list())
 }
 
 impl Instance {
     /// Opens instance `name`: its state replayed into a plane, its pinned
     /// maps and program, with the lock held until dropped.
     pub fn open(name: &str) -> Result<Self, InstanceError> {
-        let paths = Paths::of(name)?;
+        let paths = paths(name)?;
         let lock = lock()?;
         match (paths.pins.exists(), paths.state.exists()) {
             (false, false) => {
@@ -957,37 +832,18 @@ impl Instance {
             frame: n,
             what,
         };
-        if frame.len() < 14 {
-            return Err(err(format!(
-                "BPF_PROG_TEST_RUN needs at least an Ethernet header (14 bytes); the frame has {}",
-                frame.len()
-            )));
-        }
         let fd = self
             .program
             .fd()
             .map_err(|e| err(format!("the pinned program has no descriptor: {e}")))?;
-        let capacity = frame.len() + crate::testrun::OUTPUT_HEADROOM;
-        let mut output = vec![0u8; capacity];
-        let mut opts = libbpf_sys::bpf_test_run_opts {
-            sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-            data_in: frame.as_ptr().cast(),
-            data_size_in: frame.len() as u32,
-            data_out: output.as_mut_ptr().cast(),
-            data_size_out: capacity as u32,
-            repeat: 1,
-            ..Default::default()
+        let target = crate::testrun::Target {
+            fd: fd.as_fd(),
+            kind: crate::load::ProgramKind::Xdp,
+            name: PROGRAM_PIN,
         };
-        // SAFETY: the buffers outlive the call and their sizes are stated.
-        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd.as_fd().as_raw_fd(), &mut opts) };
-        if rc != 0 {
-            return Err(err(format!(
-                "BPF_PROG_TEST_RUN failed: {}",
-                std::io::Error::from_raw_os_error(-rc)
-            )));
-        }
-        output.truncate(opts.data_size_out as usize);
-        Ok((Verdict::Xdp(opts.retval), output))
+        crate::testrun::run_target(target, frame, crate::testrun::Quirks::default(), 1)
+            .map(|r| (r.verdict, r.output))
+            .map_err(|e| err(e.to_string()))
     }
 
     /// `show`: settings, program, and per VIP its flags and reals with
@@ -1272,9 +1128,9 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        assert!(Paths::of("demo-1_x").is_ok());
+        assert!(paths("demo-1_x").is_ok());
         for bad in ["", "a/b", "..", "a b", &"x".repeat(49)] {
-            assert!(matches!(Paths::of(bad), Err(InstanceError::BadName(_))));
+            assert!(matches!(paths(bad), Err(InstanceError::BadName(_))));
         }
     }
 
