@@ -8,7 +8,9 @@
 //! (`Chain::attach`). Needs BPF trampolines, which these machines refuse;
 //! the VMs have them.
 
-use aya::programs::{Extension, Program, extension::ExtensionLinkId};
+use std::path::Path;
+
+use aya::programs::{Extension, Program, ProgramFd, extension::ExtensionLinkId, links::FdLink};
 use dsrlab_abi::chain::SLOT_FUNCTION_PREFIX;
 
 use super::ChainError;
@@ -28,7 +30,7 @@ impl ExtProgram {
         elf: &[u8],
         program: &str,
         options: &LoadOptions<'_>,
-        root: &LoadedProgram,
+        root: &ProgramFd,
         slot: u32,
     ) -> Result<Self, ChainError> {
         let program = LoadedProgram::extension(
@@ -37,7 +39,7 @@ impl ExtProgram {
             origin,
             program,
             options,
-            root_fd(root)?,
+            owned(root)?,
             &format!("{SLOT_FUNCTION_PREFIX}{slot}"),
         )?;
         Ok(Self {
@@ -91,16 +93,30 @@ impl ExtProgram {
         root: &LoadedProgram,
         slot: u32,
     ) -> Result<Option<ExtensionLinkId>, ChainError> {
+        let root = root_fd(root)?;
+        self.attach_to_fd(&root, slot)
+    }
+
+    /// [`ExtProgram::attach_to`] the root whose descriptor is `root`.
+    pub fn attach_to_fd(
+        &mut self,
+        root: &ProgramFd,
+        slot: u32,
+    ) -> Result<Option<ExtensionLinkId>, ChainError> {
         let name = self.program.name().to_owned();
-        let target = root_fd(root)?;
-        let id = self
-            .extension()
-            .attach_to_program(&target, &format!("{SLOT_FUNCTION_PREFIX}{slot}"))
-            .map_err(|e| ChainError::NotChainable {
-                program: name,
-                why: format!("the kernel would not attach it in slot {slot}: {e}"),
-            })?;
+        let id = attach(self.extension(), &name, root, slot)?;
         Ok(self.link.replace(id))
+    }
+
+    /// Pins its current link at `path`: the link, and so the program in
+    /// its slot, outlives this process until the pin is removed.
+    pub fn pin_link(&mut self, path: &Path) -> Result<(), ChainError> {
+        let name = self.program.name().to_owned();
+        let id = self
+            .link
+            .take()
+            .ok_or_else(|| io_error(format!("`{name}` is not attached")))?;
+        pin_link(self.extension(), id, path)
     }
 
     /// Detaches link `id` (one `attach_to` returned).
@@ -126,12 +142,47 @@ impl ExtProgram {
     }
 }
 
-/// An owned copy of the root's program fd.
-fn root_fd(root: &LoadedProgram) -> Result<aya::programs::ProgramFd, ChainError> {
-    root.program()
+/// Attaches `ext` (named `name`) in place of `slot`'s function of the
+/// root `root`.
+pub(super) fn attach(
+    ext: &mut Extension,
+    name: &str,
+    root: &ProgramFd,
+    slot: u32,
+) -> Result<ExtensionLinkId, ChainError> {
+    ext.attach_to_program(root, &format!("{SLOT_FUNCTION_PREFIX}{slot}"))
+        .map_err(|e| ChainError::NotChainable {
+            program: name.to_owned(),
+            why: format!("the kernel would not attach it in slot {slot}: {e}"),
+        })
+}
+
+/// Takes link `id` of `ext` out of it and pins it at `path`.
+pub(super) fn pin_link(
+    ext: &mut Extension,
+    id: ExtensionLinkId,
+    path: &Path,
+) -> Result<(), ChainError> {
+    let link = ext
+        .take_link(id)
+        .map_err(|e| io_error(format!("taking the link to pin it: {e}")))?;
+    FdLink::from(link).pin(path).map(drop).map_err(|e| {
+        let why = std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"));
+        io_error(format!("pinning the link at {}: {e}{why}", path.display()))
+    })
+}
+
+/// The root's program fd, owned.
+pub(super) fn root_fd(root: &LoadedProgram) -> Result<ProgramFd, ChainError> {
+    let fd = root
+        .program()
         .fd()
-        .map_err(|e| io_error(format!("the root's fd: {e}")))?
-        .try_clone()
+        .map_err(|e| io_error(format!("the root's fd: {e}")))?;
+    owned(fd)
+}
+
+fn owned(fd: &ProgramFd) -> Result<ProgramFd, ChainError> {
+    fd.try_clone()
         .map_err(|e| io_error(format!("the root's fd: {e}")))
 }
 

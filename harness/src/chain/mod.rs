@@ -20,6 +20,7 @@
 //! (its `CHAIN_BY_TAIL_CALL` global tells it which).
 
 pub mod ext;
+pub mod pinned;
 
 use std::{
     fs, io,
@@ -168,6 +169,14 @@ pub enum ChainError {
     /// An operation on the chain failed.
     #[error("chain: {0}")]
     Failed(String),
+    /// A pinned chain (`dsrlab chain`) cannot be made or used as asked.
+    #[error("chain `{name}`: {what}")]
+    Pinned {
+        /// The chain's name.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
     /// A map or pin operation failed.
     #[error("chain: {what}: {source}")]
     Io {
@@ -208,12 +217,12 @@ impl Chain {
     /// Loads a root of `backend` with every slot empty.
     pub fn new(backend: Backend) -> Result<Self, ChainError> {
         static CHAINS: AtomicU32 = AtomicU32::new(0);
-        crate::lb::instance::ensure_bpffs().map_err(|e| ChainError::Io {
+        crate::pins::ensure_bpffs().map_err(|e| ChainError::Io {
             what: "the BPF filesystem".into(),
             source: io::Error::other(e),
         })?;
         reap();
-        let pins = Path::new(crate::lb::instance::BPFFS).join(format!(
+        let pins = Path::new(crate::pins::BPFFS).join(format!(
             "{PIN_PREFIX}{}-{}",
             std::process::id(),
             CHAINS.fetch_add(1, Ordering::Relaxed)
@@ -293,14 +302,7 @@ impl Chain {
         slot: u32,
         options: &LoadOptions<'_>,
     ) -> Result<SlotProgram, ChainError> {
-        self.load_slot(
-            (object.program, Origin::Builtin),
-            object.elf,
-            object.program,
-            slot,
-            options,
-            |options| LoadedProgram::builtin(object, options),
-        )
+        self.load_slot(SlotSource::Builtin(object), slot, options)
     }
 
     /// Loads `program` of a user's object at `path` for `slot`, as
@@ -314,71 +316,25 @@ impl Chain {
         slot: u32,
         options: &LoadOptions<'_>,
     ) -> Result<SlotProgram, ChainError> {
-        let object = path.display().to_string();
-        let elf = fs::read(path).map_err(|source| LoadError::Read {
-            object: object.clone(),
-            source,
-        })?;
-        let origin = Origin::File(path.to_owned());
-        self.load_slot((&object, origin), &elf, program, slot, options, |options| {
-            LoadedProgram::from_file(path, program, options)
-        })
+        self.load_slot(SlotSource::File { path, program }, slot, options)
     }
 
     fn load_slot(
         &self,
-        object: (&str, Origin),
-        elf: &[u8],
-        program: &str,
+        source: SlotSource<'_>,
         slot: u32,
         options: &LoadOptions<'_>,
-        tail_call: impl FnOnce(&LoadOptions<'_>) -> Result<LoadedProgram, LoadError>,
     ) -> Result<SlotProgram, ChainError> {
-        check_slot(slot)?;
-        let slot_le = slot.to_le_bytes();
-        let by_tail_call = u32::from(self.backend == Backend::TailCall).to_le_bytes();
-        let chain_globals = vec![
-            (SLOT_GLOBAL, slot_le.as_slice()),
-            (TAIL_CALL_GLOBAL, by_tail_call.as_slice()),
-        ];
-        // A tail-call slot program must know the chain (it goes on by
-        // itself); under EXT any XDP program will do.
-        let (mut required, optional) = match self.backend {
-            Backend::TailCall => (chain_globals, Vec::new()),
-            Backend::Ext => (Vec::new(), chain_globals),
+        let root = match self.backend {
+            Backend::Ext => Some(ext::root_fd(&self.root)?),
+            Backend::TailCall => None,
         };
-        required.extend_from_slice(&options.globals);
-        let mut optional = optional;
-        optional.extend_from_slice(&options.optional_globals);
-        let options = LoadOptions {
-            globals: required,
-            optional_globals: optional,
-            max_entries: options.max_entries.clone(),
-            pin_directory: Some(&self.pins),
+        let target = SlotTarget {
+            backend: self.backend,
+            pins: &self.pins,
+            root: root.as_ref(),
         };
-        match self.backend {
-            Backend::TailCall => Ok(SlotProgram::TailCall(tail_call(&options).map_err(
-                |e| match e {
-                    // aya names whichever missing global it tried first.
-                    LoadError::Object { ref source, .. }
-                        if [SLOT_GLOBAL, TAIL_CALL_GLOBAL]
-                            .iter()
-                            .any(|g| source.to_string().contains(g)) =>
-                    {
-                        ChainError::NotChainable {
-                            program: program.to_owned(),
-                            why: format!(
-                                "it has no {SLOT_GLOBAL} global: a tail-call slot program goes on to the next slot by itself (dsrlab_chain.h, dsrlab_ebpf::chain_maps!); the ext backend takes any XDP program"
-                            ),
-                        }
-                    }
-                    e => e.into(),
-                },
-            )?)),
-            Backend::Ext => Ok(SlotProgram::Ext(ext::ExtProgram::load(
-                object, elf, program, &options, &self.root, slot,
-            )?)),
-        }
+        load_slot(&target, source, slot, options)
     }
 
     /// Reserves `slot` for `owner` (the talk's "team → slot"): from then on
@@ -632,13 +588,7 @@ impl Chain {
                 let per_cpu = array
                     .get(&slot, 0)
                     .map_err(map_err(format!("the counters of slot {slot}")))?;
-                Ok(per_cpu.iter().fold(SlotStats::default(), |mut sum, s| {
-                    sum.packets += s.packets;
-                    for (total, n) in sum.verdicts.iter_mut().zip(s.verdicts) {
-                        *total += n;
-                    }
-                    sum
-                }))
+                Ok(sum_stats(per_cpu.iter()))
             })
             .collect()
     }
@@ -665,6 +615,134 @@ impl Drop for Chain {
     }
 }
 
+/// One slot's counters summed over CPUs.
+fn sum_stats<'a>(per_cpu: impl Iterator<Item = &'a SlotStats>) -> SlotStats {
+    per_cpu.fold(SlotStats::default(), |mut sum, s| {
+        sum.packets += s.packets;
+        for (total, n) in sum.verdicts.iter_mut().zip(s.verdicts) {
+            *total += n;
+        }
+        sum
+    })
+}
+
+/// What a slot program is loaded from.
+#[derive(Clone, Copy, Debug)]
+pub enum SlotSource<'a> {
+    /// One of dsrlab's objects.
+    Builtin(Object),
+    /// A program of a user's object file.
+    File {
+        /// The object.
+        path: &'a Path,
+        /// The program in it.
+        program: &'a str,
+    },
+}
+
+/// The chain a slot program is loaded for: its backend, the directory of
+/// its pinned maps, and (for `ext`) its root, whose slot function the
+/// program extends.
+pub(crate) struct SlotTarget<'a> {
+    pub backend: Backend,
+    pub pins: &'a Path,
+    pub root: Option<&'a aya::programs::ProgramFd>,
+}
+
+/// Loads the program of `source` for `slot` of `target`: the chain's
+/// globals set (required under tail-call, where the program goes on by
+/// itself; where the object has them under ext, where any XDP program
+/// will do), its maps the chain's.
+pub(crate) fn load_slot(
+    target: &SlotTarget<'_>,
+    source: SlotSource<'_>,
+    slot: u32,
+    options: &LoadOptions<'_>,
+) -> Result<SlotProgram, ChainError> {
+    check_slot(slot)?;
+    let slot_le = slot.to_le_bytes();
+    let by_tail_call = u32::from(target.backend == Backend::TailCall).to_le_bytes();
+    let chain_globals = vec![
+        (SLOT_GLOBAL, slot_le.as_slice()),
+        (TAIL_CALL_GLOBAL, by_tail_call.as_slice()),
+    ];
+    let (mut required, mut optional) = match target.backend {
+        Backend::TailCall => (chain_globals, Vec::new()),
+        Backend::Ext => (Vec::new(), chain_globals),
+    };
+    required.extend_from_slice(&options.globals);
+    optional.extend_from_slice(&options.optional_globals);
+    let options = LoadOptions {
+        globals: required,
+        optional_globals: optional,
+        max_entries: options.max_entries.clone(),
+        pin_directory: Some(target.pins),
+    };
+    let program = match source {
+        SlotSource::Builtin(object) => object.program,
+        SlotSource::File { program, .. } => program,
+    };
+    match (target.backend, target.root) {
+        (Backend::TailCall, _) => {
+            let loaded = match source {
+                SlotSource::Builtin(object) => LoadedProgram::builtin(object, &options),
+                SlotSource::File { path, program } => {
+                    LoadedProgram::from_file(path, program, &options)
+                }
+            };
+            loaded.map(SlotProgram::TailCall).map_err(|e| match e {
+                // aya names whichever missing global it tried first.
+                LoadError::Object { ref source, .. }
+                    if [SLOT_GLOBAL, TAIL_CALL_GLOBAL]
+                        .iter()
+                        .any(|g| source.to_string().contains(g)) =>
+                {
+                    ChainError::NotChainable {
+                        program: program.to_owned(),
+                        why: format!(
+                            "it has no {SLOT_GLOBAL} global: a tail-call slot program goes on to the next slot by itself (dsrlab_chain.h, dsrlab_ebpf::chain_maps!); the ext backend takes any XDP program"
+                        ),
+                    }
+                }
+                e => e.into(),
+            })
+        }
+        (Backend::Ext, root) => {
+            let root =
+                root.ok_or_else(|| ChainError::Failed("an ext slot needs its root".into()))?;
+            let (name, origin, elf) = match source {
+                SlotSource::Builtin(object) if object.elf.is_empty() => {
+                    return Err(LoadError::NotBuilt {
+                        object: object.program.to_owned(),
+                    }
+                    .into());
+                }
+                SlotSource::Builtin(object) => (
+                    object.program.to_owned(),
+                    Origin::Builtin,
+                    object.elf.to_vec(),
+                ),
+                SlotSource::File { path, .. } => {
+                    let name = path.display().to_string();
+                    let elf = fs::read(path).map_err(|source| LoadError::Read {
+                        object: name.clone(),
+                        source,
+                    })?;
+                    (name, Origin::File(path.to_owned()), elf)
+                }
+            };
+            Ok(SlotProgram::Ext(ext::ExtProgram::load(
+                (&name, origin),
+                &elf,
+                program,
+                &options,
+                root,
+                slot,
+            )?))
+        }
+    }
+}
+
 fn check_slot(slot: u32) -> Result<(), ChainError> {
     if slot < SLOTS {
         Ok(())
@@ -683,7 +761,7 @@ fn missing(map: &str) -> ChainError {
 /// Removes the pin directories of chains whose process is gone (a chain
 /// killed with SIGKILL cannot remove its own).
 fn reap() {
-    let Ok(entries) = fs::read_dir(crate::lb::instance::BPFFS) else {
+    let Ok(entries) = fs::read_dir(crate::pins::BPFFS) else {
         return;
     };
     for entry in entries.flatten() {

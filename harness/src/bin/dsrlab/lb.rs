@@ -3,10 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use dsrlab::{
-    formats,
-    lb::{LbSettings, fuzz, instance},
-};
+use dsrlab::lb::{LbSettings, fuzz, instance};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{LbCommand, LbRealCommand, LbVipCommand};
@@ -158,19 +155,9 @@ pub(super) fn lb_command(command: LbCommand) -> anyhow::Result<ExitCode> {
         LbCommand::Counters { name } => {
             print!("{}", instance::Instance::open(&name)?.describe_counters()?);
         }
-        LbCommand::TestRun { name, pcap, out } => {
-            let frames = formats::pcap::read_file(&pcap)?;
-            let inst = instance::Instance::open(&name)?;
-            let mut outputs = Vec::new();
-            for (i, frame) in frames.iter().enumerate() {
-                let (verdict, output) = inst.test_run(frame, i + 1)?;
-                println!("#{} {} ({} bytes out)", i + 1, verdict.name(), output.len());
-                outputs.push(output);
-            }
-            if let Some(out) = out {
-                formats::pcap::write_file(&out, &outputs)?;
-                println!("wrote {}", out.display());
-            }
+        LbCommand::TestRun(args) => {
+            let inst = instance::Instance::open(&args.name)?;
+            args.run(|n, frame| Ok(inst.test_run(frame, n)?))?;
         }
         LbCommand::List => {
             let all = instance::list()?;

@@ -7,6 +7,7 @@
 
 mod bench_live;
 mod benchmark;
+mod chain;
 mod lb;
 mod scenarios;
 mod vm;
@@ -170,6 +171,13 @@ enum Command {
         #[command(subcommand)]
         command: LbCommand,
     },
+    /// A long-lived XDP chain, pinned under
+    /// /sys/fs/bpf/dsrlab-pinned-chain-NAME with its state in
+    /// /run/dsrlab/chain-NAME.json.
+    Chain {
+        #[command(subcommand)]
+        command: chain::ChainCommand,
+    },
     /// Fixture definitions and their pcaps.
     Fixtures {
         #[command(subcommand)]
@@ -241,6 +249,40 @@ enum FuzzCommand {
     },
 }
 
+/// A pinned instance's test run of a pcap's frames.
+#[derive(clap::Args)]
+struct TestRunArgs {
+    /// Instance name.
+    name: String,
+    /// The frames.
+    pcap: PathBuf,
+    /// Write the output frames here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl TestRunArgs {
+    /// Runs each frame through `run` (given its 1-based number), prints
+    /// the verdicts and writes the outputs to `--out`.
+    fn run(
+        &self,
+        mut run: impl FnMut(usize, &[u8]) -> anyhow::Result<(dsrlab::verdict::Verdict, Vec<u8>)>,
+    ) -> anyhow::Result<()> {
+        let frames = dsrlab::formats::pcap::read_file(&self.pcap)?;
+        let mut outputs = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let (verdict, output) = run(i + 1, frame)?;
+            println!("#{} {verdict} ({} bytes out)", i + 1, output.len());
+            outputs.push(output);
+        }
+        if let Some(out) = &self.out {
+            dsrlab::formats::pcap::write_file(out, &outputs)?;
+            println!("wrote {}", out.display());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum LbCommand {
     /// Load xdp_lb as instance NAME and pin it.
@@ -308,15 +350,7 @@ enum LbCommand {
     },
     /// Run the frames of a pcap through the instance (BPF_PROG_TEST_RUN):
     /// verdicts, and the output frames as a pcap with --out.
-    TestRun {
-        /// Instance name.
-        name: String,
-        /// The frames.
-        pcap: PathBuf,
-        /// Write the output frames here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    TestRun(TestRunArgs),
     /// Instances with pins or state on this machine.
     List,
     /// Remove the instance's pins and state (the pins even without state).
@@ -584,6 +618,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.as_deref(),
         ),
         Command::Lb { command } => lb_command(command),
+        Command::Chain { command } => chain::chain_command(command),
         Command::Fixtures {
             command: FixturesCommand::Gen { fixtures },
         } => {
