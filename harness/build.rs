@@ -125,10 +125,11 @@ fn dsrlab_objects(defects: bool) -> Vec<&'static str> {
 
 /// Keep in sync with the `required-features = ["defects"]` bins of
 /// datapath/ebpf/Cargo.toml.
-const DEFECT_OBJECTS: [&str; 5] = [
+const DEFECT_OBJECTS: [&str; 6] = [
     "defect_tc_gives_up_nonlinear",
     "defect_tc_keeps_csum_state",
     "defect_tc_no_csum_fixup",
     "defect_xdp_gives_up_nonlinear",
     "defect_xdp_off_by_one",
+    "defect_xdp_lb_lru_no_update",
 ];

@@ -67,4 +67,7 @@ pub mod defects {
     pub const XDP_GIVES_UP_NONLINEAR: Object = object!("defect_xdp_gives_up_nonlinear");
     /// xdp_decap whose inner-length check is off by one.
     pub const XDP_OFF_BY_ONE: Object = object!("defect_xdp_off_by_one");
+    /// xdp_lb that never writes its connection table: caught by the lb
+    /// oracle, also once the table is full and evicts.
+    pub const XDP_LB_LRU_NO_UPDATE: Object = object!("defect_xdp_lb_lru_no_update");
 }

@@ -1467,6 +1467,7 @@ mod differential {
             seed: env("DSRLAB_FUZZ_SEED").unwrap_or(0x0d5e_1ab0),
             malformed: true,
             cpu: 0,
+            capacity: false,
         };
         let report = fuzz::run(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("{report}");
@@ -1501,7 +1502,7 @@ mod differential {
                 eprintln!("SKIPPED any_world_matches_the_model: {reason}");
                 return Ok(());
             }
-            let options = FuzzOptions { packets: 1, seed, malformed: true, cpu: 0 };
+            let options = FuzzOptions { packets: 1, seed, malformed: true, cpu: 0, capacity: false };
             let report = fuzz::run(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
             proptest::prop_assert!(report.mismatch.is_none(), "seed {seed:#x}: {}", report);
         }

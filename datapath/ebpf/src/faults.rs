@@ -27,6 +27,10 @@ pub trait Faults {
     /// CHECKSUM_UNNECESSARY the NIC gave the outer packet stays on the
     /// inner one, whose checksums nobody validated. TC only.
     const KEEP_CSUM_STATE: bool = false;
+    /// The load balancer selects reals but never writes the connection
+    /// table: every packet of a flow is a ring selection (an `LruMiss`),
+    /// and nothing is remembered. `xdp_lb` only.
+    const LRU_NO_UPDATE: bool = false;
 }
 
 /// No faults: the shipped programs.
@@ -55,6 +59,14 @@ pub struct KeepsCsumState;
 #[cfg(feature = "defects")]
 impl Faults for KeepsCsumState {
     const KEEP_CSUM_STATE: bool = true;
+}
+
+/// `defect_xdp_lb_lru_no_update`.
+#[cfg(feature = "defects")]
+pub struct LruNoUpdate;
+#[cfg(feature = "defects")]
+impl Faults for LruNoUpdate {
+    const LRU_NO_UPDATE: bool = true;
 }
 
 /// `defect_xdp_off_by_one`.

@@ -29,6 +29,13 @@
 //! stops the run; it is reported with a layer-by-layer diff, the world and
 //! the frames that led to it, and whether that frame alone (after the same
 //! control events, on a fresh program) reproduces it.
+//!
+//! The capacity case ([`capacity`], `--capacity`) overflows the connection
+//! table: three times its size in flows, twice, with a real re-weighted
+//! between the passes; the kernel's evictions are judged as
+//! [`super::eviction`] says.
+
+pub mod capacity;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -46,9 +53,9 @@ use rand_chacha::{
 };
 
 use super::{
-    LbError, LbSettings, ModelState, Proto, VipSpec,
+    Expected, LbError, LbSettings, ModelState, Proto, VipSpec,
     control::{Counters, Plane, Write, load_options},
-    instance, maps,
+    eviction, instance, maps,
     model::XDP_DROP,
 };
 use crate::{
@@ -759,6 +766,8 @@ pub struct FuzzOptions {
     /// The CPU the calling thread is pinned to (the connection table is
     /// per CPU).
     pub cpu: usize,
+    /// Run the capacity case (seed `seed`) first.
+    pub capacity: bool,
 }
 
 impl Default for FuzzOptions {
@@ -768,6 +777,7 @@ impl Default for FuzzOptions {
             seed: 0x0d5e_1ab0,
             malformed: true,
             cpu: 0,
+            capacity: false,
         }
     }
 }
@@ -953,6 +963,9 @@ pub struct FuzzReport {
     pub skipped: BTreeMap<String, u64>,
     /// Control events applied while traffic flowed.
     pub control_events: u64,
+    /// Frames whose flow the kernel had evicted from its full connection
+    /// table (judged as `lb::eviction` says).
+    pub evicted: u64,
     /// Outcomes reached (the model's outcome counter), with counts.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Wall-clock time of the whole run, set-up included.
@@ -1002,6 +1015,13 @@ impl fmt::Display for FuzzReport {
         )?;
         for (reason, n) in &self.skipped {
             writeln!(f, "skipped {n} frames: {reason}")?;
+        }
+        if self.evicted > 0 {
+            writeln!(
+                f,
+                "{} frames of flows the kernel evicted from its full connection table, selected again from the ring",
+                self.evicted
+            )?;
         }
         let outcomes: Vec<String> = self
             .outcomes
@@ -1084,7 +1104,11 @@ pub fn run(
     };
     while report.cases == 0 || report.total() < options.packets {
         let seed = options.seed.wrapping_add(report.cases);
-        let case = Case::generate(seed, options.malformed);
+        let case = if options.capacity && report.cases == 0 {
+            Case::capacity(seed)
+        } else {
+            Case::generate(seed, options.malformed)
+        };
         let mut mismatch = run_case(&mut rig, &case, options.cpu, &mut report, None)?;
         report.cases += 1;
         if let Some(m) = &mut mismatch
@@ -1267,50 +1291,28 @@ fn compare(
                 });
             }
         };
-        let expected = model.process(bytes);
+        let mut expected = model.process(bytes);
         let after = instance::counters(&*program).map_err(harness)?;
         let delta = after.since(&counters);
         counters = after;
         report.comparing += started.elapsed();
         *report.compared.entry(kind).or_default() += 1;
-        *report.outcomes.entry(expected.outcome.name()).or_default() += 1;
         frames.push(bytes.clone());
 
-        let mut want = Counters::default();
-        for c in expected.counters() {
-            want.0[c as usize] += 1;
+        let (mut what, mut diff) = differences(&expected, &actual, &delta);
+        if !what.is_empty()
+            && let Some((evicted, eviction)) = eviction::alternative(&mut model, bytes, &expected)
+        {
+            let (evicted_what, evicted_diff) = differences(&evicted, &actual, &delta);
+            if evicted_what.is_empty() {
+                (what, diff) = (evicted_what, evicted_diff);
+                expected = evicted;
+                report.evicted += 1;
+            } else {
+                eviction.undo(&mut model);
+            }
         }
-        let mut what = Vec::new();
-        if actual.verdict == XDP_ABORTED {
-            what.push("the kernel returned XDP_ABORTED (never acceptable)".to_owned());
-        }
-        if actual.verdict != expected.verdict {
-            what.push(format!(
-                "verdict: expected {} ({}), actual {}",
-                expected.verdict.name(),
-                expected.outcome.name(),
-                actual.verdict.name()
-            ));
-        }
-        if delta != want {
-            what.push(format!("counters: expected {want}, actual {delta}"));
-        }
-        // A dropped frame's bytes are not observable.
-        let output_differs = expected.verdict != XDP_DROP
-            && actual.verdict == expected.verdict
-            && actual.output != expected.output;
-        let mut diff = None;
-        if output_differs {
-            what.push(format!(
-                "output: {} bytes expected, {} bytes actual",
-                expected.output.len(),
-                actual.output.len()
-            ));
-            diff = Some(
-                diff_with(&expected.output, &actual.output, &DissectOptions::default())
-                    .unwrap_or_else(|| "(bytes differ outside the dissected fields)".into()),
-            );
-        }
+        *report.outcomes.entry(expected.outcome.name()).or_default() += 1;
         if !what.is_empty() {
             let mut m = mismatch(Some(i), label.clone(), what, &frames);
             m.diff = diff;
@@ -1376,8 +1378,10 @@ fn compare(
     let lru = PerCpuHashMap::<_, FlowKey, FlowState>::try_from(map)
         .map_err(|e| harness(format!("{LRU_MAP}: {e}")))?;
     let mut kernel = BTreeSet::new();
+    let mut keys = 0;
     for item in lru.iter() {
         let (key, values) = item.map_err(|e| harness(format!("{LRU_MAP}: {e}")))?;
+        keys += 1;
         if let Some(v) = values.get(cpu)
             && v.real != 0
         {
@@ -1395,7 +1399,13 @@ fn compare(
             "connection table on CPU {cpu}: the kernel has {key} → real {real}, the model does not"
         ));
     }
-    for (key, real) in modeled.difference(&kernel) {
+    // A full table may have evicted what the model still has.
+    let full = eviction::may_evict(keys);
+    let kernel_keys: BTreeSet<&String> = kernel.iter().map(|(k, _)| k).collect();
+    for (key, real) in modeled
+        .difference(&kernel)
+        .filter(|(k, _)| !full || kernel_keys.contains(k))
+    {
         what.push(format!(
             "connection table on CPU {cpu}: the model has {key} → real {real}, the kernel does not"
         ));
@@ -1409,6 +1419,52 @@ fn compare(
         )));
     }
     Ok(None)
+}
+
+/// What differs between the model's `expected` and the kernel's `actual`
+/// run that moved the counters by `delta`, and the output diff if the
+/// bytes differ.
+fn differences(
+    expected: &Expected,
+    actual: &testrun::RunResult,
+    delta: &Counters,
+) -> (Vec<String>, Option<String>) {
+    let mut want = Counters::default();
+    for c in expected.counters() {
+        want.0[c as usize] += 1;
+    }
+    let mut what = Vec::new();
+    if actual.verdict == XDP_ABORTED {
+        what.push("the kernel returned XDP_ABORTED (never acceptable)".to_owned());
+    }
+    if actual.verdict != expected.verdict {
+        what.push(format!(
+            "verdict: expected {} ({}), actual {}",
+            expected.verdict.name(),
+            expected.outcome.name(),
+            actual.verdict.name()
+        ));
+    }
+    if *delta != want {
+        what.push(format!("counters: expected {want}, actual {delta}"));
+    }
+    // A dropped frame's bytes are not observable.
+    let output_differs = expected.verdict != XDP_DROP
+        && actual.verdict == expected.verdict
+        && actual.output != expected.output;
+    let mut diff = None;
+    if output_differs {
+        what.push(format!(
+            "output: {} bytes expected, {} bytes actual",
+            expected.output.len(),
+            actual.output.len()
+        ));
+        diff = Some(
+            diff_with(&expected.output, &actual.output, &DissectOptions::default())
+                .unwrap_or_else(|| "(bytes differ outside the dissected fields)".into()),
+        );
+    }
+    (what, diff)
 }
 
 /// Re-weights (`Some`) or removes (`None`) a real of a VIP, picked by index,

@@ -6,12 +6,15 @@
 //!   weights, rings, counters);
 //! - [`model`]: the reference model, the expected verdict, bytes, counters
 //!   and connection-table update of a frame, given the maps' contents;
+//! - [`eviction`]: what the model accepts once the kernel's connection
+//!   table is full and evicts entries it cannot name;
 //! - [`fuzz`]: random worlds and traffic (well-formed and malformed)
 //!   through the BPF program and the model, compared byte for byte;
 //! - [`instance`]: a pinned, long-lived `xdp_lb` driven by `dsrlab lb …`;
 //! - [`maps`]: the control plane's writes applied to the maps of either.
 
 pub mod control;
+pub mod eviction;
 pub mod fuzz;
 pub mod instance;
 pub mod maglev;

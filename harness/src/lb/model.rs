@@ -179,6 +179,8 @@ pub struct Expected {
     pub stats: Option<StatsUpdate>,
     /// The connection-table entry written, if any.
     pub lru_update: Option<(FlowKey, u32)>,
+    /// The flow whose real was selected (or looked for), if one was.
+    pub flow: Option<FlowKey>,
 }
 
 impl Expected {
@@ -199,6 +201,7 @@ impl Expected {
             vip_num: None,
             stats: None,
             lru_update: None,
+            flow: None,
         }
     }
 
@@ -556,6 +559,7 @@ impl ModelState {
             vip_num: None,
             stats: None,
             lru_update: None,
+            flow: None,
         }
     }
 
@@ -659,6 +663,7 @@ impl ModelState {
         e.selection = Some(selection);
         e.vip_num = Some(vip.vip_num);
         e.lru_update = lru_update;
+        e.flow = Some(*flow);
         let Some(real) = real else {
             return e;
         };

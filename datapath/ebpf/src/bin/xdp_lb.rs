@@ -11,6 +11,9 @@
 #[path = "../lb/mod.rs"]
 mod lb;
 
+/// The shipped program: no faults.
+type LbFaults = dsrlab_ebpf::faults::Correct;
+
 use aya_ebpf::{macros::xdp, programs::XdpContext};
 
 #[xdp]

@@ -7,6 +7,9 @@
 #[path = "../lb/mod.rs"]
 mod lb;
 
+/// The shipped program: no faults.
+type LbFaults = dsrlab_ebpf::faults::Correct;
+
 use aya_ebpf::{macros::xdp, programs::XdpContext};
 
 dsrlab_ebpf::chain_maps!();

@@ -10,7 +10,9 @@
 //! echo requests, sends frag-needed / packet-too-big and parses ICMP errors;
 //! [`hash`] is the flow hash, [`csum`] the checksums, [`maps`] the maps and
 //! counters. The module is compiled into the `xdp_lb` binary only (not into
-//! the library), so its maps exist in that object alone.
+//! the library), so its maps exist in that object alone; the binary names
+//! the fault set it is built with (`type LbFaults`, `Correct` but for the
+//! harness's deliberately broken variants).
 //!
 //! The program is loaded without frags support: the whole frame is linear
 //! and every header is read directly (the `Packet` view never falls back to
@@ -113,6 +115,7 @@ use dsrlab_abi::lb::{
     Counter, FAMILY_V4, FAMILY_V6, FlowKey, FlowState, LbConfig, RealDef, VipKey, VipMeta,
     config_flags, vip_flags,
 };
+use dsrlab_ebpf::faults::Faults;
 use dsrlab_ebpf::packet::{
     ETH_HLEN, ETH_P_IP_BE, ETH_P_IPV6_BE, EthHdr, Header, IPV4_HLEN, IPV6_FRAG_HLEN, Ipv4Hdr,
     Ipv6FragHdr, Ipv6Hdr, Network, NetworkError, Packet, TCP_HLEN, TcpHdr, UDP_HLEN, UdpPorts,
@@ -560,6 +563,9 @@ fn select(
         Some(def) if def.family != 0 => def,
         _ => return Err(Counter::DropNoReal),
     };
+    if <crate::LbFaults as Faults>::LRU_NO_UPDATE {
+        return Ok((real, def));
+    }
     let remembered = FlowState { real, pad: 0 };
     match state {
         // SAFETY: as above.

@@ -242,6 +242,10 @@ enum FuzzCommand {
         /// CPU to pin to (the connection table is per CPU).
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// Run the capacity case first: three times the connection table's
+        /// size in flows, twice, a real re-weighted in between.
+        #[arg(long)]
+        capacity: bool,
         /// On a mismatch, write the case's frames and the failing frame's
         /// input, expected and actual output as pcaps here.
         #[arg(long)]
@@ -606,6 +610,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seed,
                     well_formed_only,
                     cpu,
+                    capacity,
                     out,
                 },
         } => fuzz_lb(
@@ -614,6 +619,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 malformed: !well_formed_only,
                 cpu,
+                capacity,
             },
             out.as_deref(),
         ),
