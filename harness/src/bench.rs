@@ -287,8 +287,9 @@ pub fn verdict(cost: f64, budget: f64, standard_error: f64) -> String {
 
 /// Pre-built SYNs of the new-flow case: more than calls plus warm-up at the
 /// default 200 000 calls, so every timed call is a flow never seen before,
-/// and more than the connection table holds (65 536 per CPU), so inserts
-/// evict as under load.
+/// and more than the connection table holds (65 536 keys: a per-CPU LRU
+/// hash's `max_entries` counts keys, shared by all CPUs), so inserts evict
+/// as under load.
 pub const LB_SYN_FLOWS: usize = 1 << 18;
 
 /// One packet class of `xdp_lb`.
