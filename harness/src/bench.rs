@@ -39,6 +39,7 @@ pub struct Measurement {
     /// BPF instructions after the kernel's rewrites.
     pub instructions: Option<u32>,
     /// Median kernel-reported run time per call, ns.
+    #[serde(rename = "kernel_ns_median")]
     pub kernel_ns: u32,
     /// Mean kernel-reported run time per call, ns: the kernel's clock ticks
     /// in steps of about 10 ns, so the median is quantized while the mean
@@ -48,6 +49,7 @@ pub struct Measurement {
     /// `calls`, what says whether two means differ beyond noise.
     pub kernel_ns_sd: f64,
     /// Median wall-clock time per syscall as the caller sees it, ns.
+    #[serde(rename = "wall_ns_median")]
     pub wall_ns: u64,
 }
 
@@ -163,7 +165,8 @@ pub struct Pairing<'a> {
 
 /// A human table: per case each program with its cost above its floor, and
 /// (with two pairings or more) the ratio of the last pairing's program to
-/// the first one's (mean kernel ns).
+/// the first one's, each above its own floor (mean kernel ns): what the
+/// programs add, not what the hooks' test runs cost.
 pub fn table(rows: &[Measurement], pairings: &[Pairing<'_>]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -200,17 +203,19 @@ pub fn table(rows: &[Measurement], pairings: &[Pairing<'_>]) -> String {
                 );
             }
         }
-        if let (Some(a), Some(b)) = (of(first.program), of(last.program))
-            && a.kernel_ns_mean > 0.0
+        let above =
+            |p: &Pairing<'_>| Some(of(p.program)?.kernel_ns_mean - of(p.floor)?.kernel_ns_mean);
+        if let (Some(a), Some(b)) = (above(first), above(last))
+            && a > 0.0
         {
-            ratios.push((case, b.kernel_ns_mean / a.kernel_ns_mean));
+            ratios.push((case, b / a));
         }
     }
     if !ratios.is_empty() && pairings.len() > 1 {
         let _ = writeln!(
             out,
-            "\n{} / {} (mean kernel ns per packet):",
-            last.program, first.program
+            "\n{} ÷ {}, each above its own floor ({} and {}; mean kernel ns per packet):",
+            last.program, first.program, last.floor, first.floor
         );
         for (case, ratio) in ratios {
             let _ = writeln!(out, "  {case:<20} {ratio:.2}");
@@ -283,6 +288,45 @@ pub fn verdict(cost: f64, budget: f64, standard_error: f64) -> String {
     } else {
         format!("missed by {:.0} ns", cost - budget)
     }
+}
+
+/// Checks that one run of `packet` through the decap `program` moves
+/// exactly `counter` (by one) of its `DECAP_COUNTERS`: a class is timed
+/// only on the path it names.
+pub fn decap_check(
+    program: &LoadedProgram,
+    counter: dsrlab_abi::decap::Counter,
+    packet: &[u8],
+) -> Result<(), String> {
+    use dsrlab_abi::decap::COUNTERS_MAP;
+    let read = || {
+        program
+            .per_cpu_counters(COUNTERS_MAP)
+            .map_err(|e| format!("{}: {e}", program.name()))
+    };
+    let before = read()?;
+    testrun::run(program, packet, Quirks::default())
+        .map_err(|e| format!("{} on {}: {e}", program.name(), counter.name()))?;
+    let moved: Vec<(dsrlab_abi::decap::Counter, i64)> =
+        crate::oracles::decap::counter_deltas(&before, &read()?);
+    if moved != [(counter, 1)] {
+        let shown: Vec<String> = moved
+            .iter()
+            .map(|(c, n)| format!("{} {n:+}", c.name()))
+            .collect();
+        return Err(format!(
+            "{} on the {} packet moved {}, not {} +1 — the benchmark would measure another path",
+            program.name(),
+            counter.name(),
+            if shown.is_empty() {
+                "no counter".to_owned()
+            } else {
+                shown.join(", ")
+            },
+            counter.name()
+        ));
+    }
+    Ok(())
 }
 
 /// Pre-built SYNs of the new-flow case: more than calls plus warm-up at the

@@ -234,3 +234,22 @@ fn malformed_input_is_counted_never_aborted(
         .count();
     assert_eq!(total, ran as u64);
 }
+
+/// `dsrlab bench` times a decap class only on the path it names: a packet
+/// of another class is refused with what it moved.
+#[test]
+fn the_benchmark_checks_each_class_before_timing_it() {
+    let set = fixture("decap-tunnels");
+    let xdp = load(datapath::XDP_DECAP);
+    let ipip = set
+        .packets
+        .iter()
+        .find(|p| p.expect.counter == Counter::DecapIp4InIp4 && p.quirks == Default::default())
+        .expect("decap-tunnels has an IPv4-in-IPv4 packet");
+    dsrlab::bench::decap_check(&xdp, Counter::DecapIp4InIp4, &ipip.bytes).unwrap();
+    let err = dsrlab::bench::decap_check(&xdp, Counter::DecapIp6InIp6, &ipip.bytes).unwrap_err();
+    assert!(
+        err.contains("moved decap_ip4_in_ip4 +1, not decap_ip6_in_ip6 +1"),
+        "{err}"
+    );
+}
