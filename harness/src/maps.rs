@@ -301,9 +301,21 @@ fn possible_cpus() -> usize {
 /// Reads all `entries` of a per-CPU array of `u64` with one batched lookup
 /// and sums each entry over the possible CPUs.
 pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<u64>> {
+    sum_per_cpu_words(fd, entries, 1)
+}
+
+/// Reads all `entries` of a per-CPU array whose values are `words` `u64`s
+/// (a struct of counters) with one batched lookup, and sums each word of
+/// each entry over the possible CPUs: `entries * words` sums, entry by
+/// entry.
+pub fn sum_per_cpu_words(
+    fd: BorrowedFd<'_>,
+    entries: u32,
+    words: usize,
+) -> std::io::Result<Vec<u64>> {
     let cpus = possible_cpus();
     let mut keys = vec![0u32; entries as usize];
-    let mut values = vec![0u64; entries as usize * cpus];
+    let mut values = vec![0u64; entries as usize * cpus * words];
     let mut count = entries;
     let mut out_batch = 0u32;
     let opts = libbpf_sys::bpf_map_batch_opts {
@@ -311,7 +323,8 @@ pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<
         ..Default::default()
     };
     // SAFETY: keys and values hold `entries` keys and `entries * cpus`
-    // 8-byte values, the sizes the kernel writes for a per-CPU array of u64.
+    // values of `words` u64s, the sizes the kernel writes for a per-CPU
+    // array of such values (each 8-byte aligned already).
     let rc = unsafe {
         libbpf_sys::bpf_map_lookup_batch(
             fd.as_raw_fd(),
@@ -327,10 +340,19 @@ pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<
     if rc != 0 && rc != -libc::ENOENT {
         return Err(std::io::Error::from_raw_os_error(-rc));
     }
-    let mut sums = vec![0u64; entries as usize];
-    for (key, per_cpu) in keys.iter().zip(values.chunks(cpus)).take(count as usize) {
-        if let Some(sum) = sums.get_mut(*key as usize) {
-            *sum = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+    let mut sums = vec![0u64; entries as usize * words];
+    for (key, per_cpu) in keys
+        .iter()
+        .zip(values.chunks(cpus * words))
+        .take(count as usize)
+    {
+        let Some(sum) = sums.get_mut(*key as usize * words..(*key as usize + 1) * words) else {
+            continue;
+        };
+        for cpu in per_cpu.chunks(words) {
+            for (total, v) in sum.iter_mut().zip(cpu) {
+                *total = total.wrapping_add(*v);
+            }
         }
     }
     Ok(sums)

@@ -29,7 +29,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, ProgramArray},
+    maps::{Array, MapData, ProgramArray},
     programs::{Program, XdpMode, xdp::XdpLink},
 };
 use dsrlab_abi::chain::{
@@ -580,17 +580,10 @@ impl Chain {
 
     /// Every slot's counters, summed over CPUs.
     pub fn stats(&self) -> Result<Vec<SlotStats>, ChainError> {
-        let map = self.root.map(STATS_MAP).ok_or_else(|| missing(STATS_MAP))?;
-        let array: PerCpuArray<&MapData, SlotStats> =
-            PerCpuArray::try_from(map).map_err(map_err(STATS_MAP))?;
-        (0..SLOTS)
-            .map(|slot| {
-                let per_cpu = array
-                    .get(&slot, 0)
-                    .map_err(map_err(format!("the counters of slot {slot}")))?;
-                Ok(sum_stats(per_cpu.iter()))
-            })
-            .collect()
+        let Some(aya::maps::Map::PerCpuArray(map)) = self.root.map(STATS_MAP) else {
+            return Err(missing(STATS_MAP));
+        };
+        stats_of(map)
     }
 
     /// The chain's pin directory (for a slot program loaded elsewhere).
@@ -615,15 +608,23 @@ impl Drop for Chain {
     }
 }
 
-/// One slot's counters summed over CPUs.
-fn sum_stats<'a>(per_cpu: impl Iterator<Item = &'a SlotStats>) -> SlotStats {
-    per_cpu.fold(SlotStats::default(), |mut sum, s| {
-        sum.packets += s.packets;
-        for (total, n) in sum.verdicts.iter_mut().zip(s.verdicts) {
-            *total += n;
-        }
-        sum
-    })
+/// `CHAIN_STATS` summed over CPUs, in one batched lookup (the scenario
+/// runner reads it around every packet).
+fn stats_of(map: &MapData) -> Result<Vec<SlotStats>, ChainError> {
+    const WORDS: usize = 1 + dsrlab_abi::chain::VERDICTS;
+    let words = crate::maps::sum_per_cpu_words(std::os::fd::AsFd::as_fd(map.fd()), SLOTS, WORDS)
+        .map_err(io_err(format!("reading {STATS_MAP}")))?;
+    Ok(words
+        .chunks(WORDS)
+        .map(|w| {
+            let mut slot = SlotStats {
+                packets: w[0],
+                ..SlotStats::default()
+            };
+            slot.verdicts.copy_from_slice(&w[1..]);
+            slot
+        })
+        .collect())
 }
 
 /// What a slot program is loaded from.

@@ -34,7 +34,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, ProgramArray},
+    maps::{Array, MapData, ProgramArray},
     programs::{Extension, ProgramFd, Xdp},
 };
 use aya_obj::programs::XdpAttachType;
@@ -586,17 +586,7 @@ impl PinnedChain {
 
     /// Every slot's counters, summed over CPUs.
     pub fn stats(&self) -> Result<Vec<SlotStats>, ChainError> {
-        let array: PerCpuArray<MapData, SlotStats> =
-            PerCpuArray::try_from(aya::maps::Map::PerCpuArray(self.map(STATS_MAP)?))
-                .map_err(super::map_err(STATS_MAP))?;
-        (0..SLOTS)
-            .map(|slot| {
-                let per_cpu = array
-                    .get(&slot, 0)
-                    .map_err(super::map_err(format!("the counters of slot {slot}")))?;
-                Ok(super::sum_stats(per_cpu.iter()))
-            })
-            .collect()
+        super::stats_of(&self.map(STATS_MAP)?)
     }
 
     /// Runs `frame` once through the root (`BPF_PROG_TEST_RUN`).
