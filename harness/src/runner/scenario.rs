@@ -11,9 +11,13 @@
 mod after;
 mod chain;
 mod lb;
+mod ledger;
+mod packet;
 mod topology;
 mod watch;
 
+use packet::run_batched;
+pub(crate) use packet::run_packet;
 use watch::CounterWatch;
 
 use super::{
@@ -33,19 +37,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dsrlab_abi::decap::{COUNTERS_MAP, Counter};
+use dsrlab_abi::decap::COUNTERS_MAP;
 
 use super::{PacketReport, SuiteError, SuiteReport};
 use crate::{
     formats::scenario::{
-        load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram, ScenarioPacket},
+        load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram},
         model::{ChainBackend, Contract, Mode},
     },
-    kernel::features::Features,
     load::{LoadError, LoadOptions, LoadedProgram, ProgramKind},
     maps::RawMap,
-    oracles::{Finding, agree, decap, expect},
-    testrun::RunError,
+    oracles::{Finding, agree},
 };
 
 /// What to run of a scenario.
@@ -385,28 +387,51 @@ fn run_mode(
         counters,
         watch: watch.as_ref(),
     };
+    let selected = scenario
+        .packets
+        .iter()
+        .enumerate()
+        .map(|(i, packet)| (i + 1, packet))
+        .filter(|(number, _)| options.packet.is_none_or(|only| only == *number));
+    let mut recounted = Vec::new();
+    let mut unexplained = Vec::new();
     let mut packets = Vec::new();
-    for (i, packet) in scenario.packets.iter().enumerate() {
-        if options.packet.is_some_and(|only| only != i + 1) {
-            continue;
-        }
-        match run_packet(&loaded, execution.as_mut(), &judging, i + 1, packet) {
-            Ok(report) => packets.push(report),
+    if counters {
+        // A snapshot shows each packet's counters: read around each.
+        let limit = if scenario.spec.snapshot {
+            1
+        } else {
+            ledger::BATCH
+        };
+        match run_batched(&loaded, execution.as_mut(), &judging, limit, selected, tick) {
+            Ok(batched) => {
+                packets = batched.reports;
+                recounted = batched.recounted;
+                unexplained = batched.unexplained;
+            }
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
-        tick();
+    } else {
+        for (number, packet) in selected {
+            match run_packet(&loaded, execution.as_mut(), &judging, number, packet) {
+                Ok(report) => packets.push(report),
+                Err(why) => return RunOutcome::SetupFailed(why.to_string()),
+            }
+            tick();
+        }
     }
     let after = if options.packet.is_some() {
         Vec::new() // the totals of a partial run mean nothing
     } else {
-        let mut after = after_checks(
+        let mut after = unexplained;
+        after.extend(after_checks(
             scenario,
             &loaded,
-            counters,
+            (counters, &recounted),
             &cost,
             execution.markers(),
             &packets,
-        );
+        ));
         after.extend(snmp_checks(scenario, snmp_before, execution.snmp()));
         after
     };
@@ -449,150 +474,6 @@ pub(crate) struct Judging<'a> {
     pub counters: bool,
     /// A user's counter arrays, read around each packet.
     pub watch: Option<&'a CounterWatch>,
-}
-
-/// Runs one packet and judges it: the fixture's expectation (decap
-/// contract, for programs implementing it: `counters`), then the packet's
-/// `expect:`. `number` is its 1-based position in the run.
-pub(crate) fn run_packet(
-    program: &LoadedProgram,
-    execution: &mut dyn Execution,
-    judging: &Judging<'_>,
-    number: usize,
-    packet: &ScenarioPacket,
-) -> Result<PacketReport, SuiteError> {
-    let Judging {
-        cost,
-        counters,
-        watch,
-    } = *judging;
-    let mut report = PacketReport {
-        number,
-        name: packet_name(packet),
-        quirks: packet.quirks,
-        skipped: execution.skip_reason(program.kind(), &packet.bytes, packet.quirks),
-        run: None,
-        counters: Vec::new(),
-        lb_counters: Vec::new(),
-        slots: Vec::new(),
-        findings: Vec::new(),
-        notes: Vec::new(),
-        counted_instead: None,
-    };
-    if report.skipped.is_some() {
-        return Ok(report);
-    }
-    let read = || {
-        if counters {
-            program
-                .per_cpu_counters(COUNTERS_MAP)
-                .map_err(|e| SuiteError::counters(program, e))
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let before = read()?;
-    let watched = watch.map(CounterWatch::snapshot);
-    let run = execution.run(program, &packet.bytes, packet.quirks)?;
-    let mut after = read()?;
-    cost.remove(0, &mut after, 1);
-    if let Err(RunError::Unrunnable { .. }) = &run {
-        report.skipped = run.err().map(|e| e.to_string());
-        return Ok(report);
-    }
-    report.counters = decap::counter_deltas(&before, &after);
-
-    // A fixture's expectations are the decap contract's: they bind programs
-    // that implement it, not a user's firewall that merely sees the packets.
-    if let Some(fixture) = packet.fixture.as_ref().filter(|_| counters) {
-        let mut acceptable = vec![decap::expected_for(
-            fixture,
-            packet.expected_output.clone(),
-            program.kind(),
-            counters,
-        )];
-        if decap::changes_family(fixture)
-            && let Some(why) = family_change_refused(program.kind())
-        {
-            acceptable = vec![decap::refused_family_change(counters)];
-            report.notes.push(why);
-            report.counted_instead = Some((fixture.counter, Counter::DropHelperError));
-        }
-        if packet
-            .quirks
-            .linear
-            .is_some_and(|n| (n as usize) < packet.bytes.len())
-        {
-            acceptable.push(decap::untouched_non_linear(
-                &packet.bytes,
-                program.kind(),
-                counters,
-            ));
-        }
-        report
-            .findings
-            .extend(decap::judge(&acceptable, &run, &report.counters));
-    }
-    // The same for an `expect:` naming a family-changing contract counter.
-    let refused_expect;
-    let mut expect = packet.expect.as_ref();
-    if let Some(e) = expect
-        && counters
-        && packet.fixture.is_none()
-        && let Some(counter) = e.counter.as_deref().and_then(Counter::from_name)
-        && decap::counts_family_change(counter)
-        && let Some(why) = family_change_refused(program.kind())
-    {
-        refused_expect = decap::refused_family_change_expect();
-        expect = Some(&refused_expect);
-        report.notes.push(why);
-        report.counted_instead = Some((counter, Counter::DropHelperError));
-    }
-    match (&run, expect) {
-        (Ok(result), Some(e)) => report.findings.extend(expect::judge(
-            e,
-            &packet.bytes,
-            packet.expected_output.as_deref(),
-            result,
-            counters.then_some(report.counters.as_slice()),
-        )),
-        (Err(err), _) if packet.fixture.is_none() || !counters => {
-            report.findings.push(Finding::RunFailed(err.to_string()));
-        }
-        _ => {}
-    }
-    // A wrong verdict says what the packet counted: the contract's
-    // counters, or the user's counter arrays.
-    let moved = match (watch, watched) {
-        (Some(watch), Some(before)) => Some(watch.moved(&before, &watch.snapshot())),
-        _ if counters => Some(
-            report
-                .counters
-                .iter()
-                .map(|(c, d)| format!("{} {d:+}", c.name()))
-                .collect(),
-        ),
-        _ => None,
-    };
-    for finding in &mut report.findings {
-        if let Finding::VerdictClass { moved: slot, .. } = finding {
-            slot.clone_from(&moved);
-        }
-    }
-    report.run = Some(run);
-    Ok(report)
-}
-
-/// Why a decap of kind `kind` must refuse a packet whose family it would
-/// change, on this kernel: TC programs on kernels before 6.3 cannot set
-/// `skb->protocol` (no `BPF_F_ADJ_ROOM_DECAP_L3_*`), and refusing is what a
-/// correct decap does there.
-fn family_change_refused(kind: ProgramKind) -> Option<String> {
-    if kind != ProgramKind::SchedCls {
-        return None;
-    }
-    let why = Features::get().adjust_room_decap_l3.missing()?;
-    Some(format!("expected a refusal (a family change): {why}"))
 }
 
 /// A run in which every packet was skipped checked nothing, and must not
@@ -640,19 +521,12 @@ fn unchecked_streams(
         .collect()
 }
 
-/// `stream/name`, or the name alone outside a scenario.
-fn packet_name(packet: &ScenarioPacket) -> String {
-    if packet.stream.is_empty() {
-        packet.name.clone()
-    } else {
-        format!("{}/{}", packet.stream, packet.name)
-    }
-}
-
+/// `counters`: whether the decap counters are read, and what packets run
+/// a second time added to them.
 fn after_checks(
     scenario: &LoadedScenario,
     program: &LoadedProgram,
-    counters: bool,
+    (counters, recounted): (bool, &[u64]),
     cost: &MarkerCost,
     markers: u64,
     packets: &[PacketReport],
@@ -663,6 +537,9 @@ fn after_checks(
             Err(e) => findings.push(Finding::After(e.to_string())),
             Ok(mut totals) => {
                 cost.remove(0, &mut totals, markers);
+                for (total, again) in totals.iter_mut().zip(recounted) {
+                    *total = total.wrapping_sub(*again);
+                }
                 for &(counter, want) in &scenario.after_counters {
                     // The totals are written for a kernel that does what the
                     // packets' expectations say; move the packets this one

@@ -8,9 +8,13 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use aya::maps::PerCpuHashMap;
-use dsrlab_abi::lb::{COUNTERS_MAP, FlowKey, FlowState, LRU_MAP};
+use dsrlab_abi::lb::{COUNTERS_MAP, Counter as LbCounter, FlowKey, FlowState, LRU_MAP};
 
-use super::{RunOptions, RunOutcome, after_map_words, after_state, execution, packet_name};
+use super::{
+    RunOptions, RunOutcome, after_map_words, after_state, execution,
+    ledger::{self, BATCH, Ledger},
+    packet::new_report,
+};
 use crate::{
     formats::scenario::load::{
         LbChanges, LbOp, LbSetup, LoadedScenario, ResolvedProgram, ScenarioPacket,
@@ -120,6 +124,11 @@ pub fn run(
     let mut changes = scenario.lb_changes.iter().peekable();
     let gue_port = setup.settings.gue_port;
     let mut packets = Vec::new();
+    let mut counting = match Counting::start(&lb, execution.as_ref(), &cost, scenario.spec.snapshot)
+    {
+        Ok(counting) => counting,
+        Err(why) => return RunOutcome::SetupFailed(why.to_string()),
+    };
     for (i, packet) in scenario.packets.iter().enumerate() {
         while let Some(c) = changes.next_if(|c| c.before <= i) {
             if let Err(why) = change(&mut lb, &mut model, c) {
@@ -134,16 +143,32 @@ pub fn run(
             gue_port,
             cost: &cost,
         };
-        match judge.packet(execution.as_mut(), &mut model, &mut tally, i + 1, packet) {
+        let number = i + 1;
+        match judge.packet(
+            execution.as_mut(),
+            &mut model,
+            &mut tally,
+            &mut counting,
+            number,
+            packet,
+        ) {
             Ok(report) => packets.push(report),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();
     }
-    let mut after = if options.packet.is_some() {
-        Vec::new() // the totals of a partial run mean nothing
-    } else {
-        after_checks(
+    let judge = Judge {
+        lb: &lb,
+        gue_port,
+        cost: &cost,
+    };
+    if let Err(why) = judge.settle(execution.as_ref(), &mut counting) {
+        return RunOutcome::SetupFailed(why.to_string());
+    }
+    let mut after = counting.unexplained;
+    if options.packet.is_none() {
+        // (the totals of a partial run mean nothing)
+        after.extend(after_checks(
             scenario,
             &lb,
             &model,
@@ -151,8 +176,8 @@ pub fn run(
             pin.cpu,
             &cost,
             execution.markers(),
-        )
-    };
+        ));
+    }
     after.extend(super::nothing_checked(&packets, mode));
     drop(pin);
     RunOutcome::Ran {
@@ -187,18 +212,90 @@ struct Judge<'a> {
     cost: &'a MarkerCost,
 }
 
+/// How the run's counters are attributed to packets: per batch, each
+/// packet claiming what the model says it counts ([`Ledger`]), or read
+/// around each packet once the connection table may evict (a flow the
+/// kernel evicted counts `lru_miss` where the model says `lru_hit`, and
+/// only the packet's own counters tell which it was), for snapshots, and
+/// for the rest of a run after a batch did not add up.
+struct Counting {
+    ledger: Ledger,
+    exact: bool,
+    /// The packets of the pending batch, first and last.
+    batch: Option<(usize, usize)>,
+    /// Batches that did not add up.
+    unexplained: Vec<Finding>,
+}
+
+impl Counting {
+    fn start(
+        lb: &Lb,
+        execution: &dyn Execution,
+        cost: &MarkerCost,
+        snapshot: bool,
+    ) -> Result<Self, SuiteError> {
+        let words = Judge::words(lb, execution, cost)?;
+        Ok(Self {
+            ledger: Ledger::new(BATCH, words),
+            exact: snapshot,
+            batch: None,
+            unexplained: Vec::new(),
+        })
+    }
+}
+
 impl Judge<'_> {
-    /// `LB_COUNTERS` summed over CPUs (one batched lookup).
-    fn counters(&self) -> Result<Counters, SuiteError> {
-        let program = self.lb.program();
-        let values = program
+    /// `LB_COUNTERS` summed over CPUs (one batched lookup), less what the
+    /// execution's marker frames added.
+    fn words(
+        lb: &Lb,
+        execution: &dyn Execution,
+        cost: &MarkerCost,
+    ) -> Result<Vec<u64>, SuiteError> {
+        let program = lb.program();
+        let mut words = program
             .per_cpu_counters(COUNTERS_MAP)
             .map_err(|e| SuiteError::counters(program, e))?;
-        let mut c = Counters::default();
-        for (slot, v) in c.0.iter_mut().zip(values) {
+        cost.remove(0, &mut words, execution.markers());
+        Ok(words)
+    }
+
+    /// What the counters moved since the last read: one packet's, read
+    /// around it.
+    fn moved(
+        &self,
+        execution: &dyn Execution,
+        counting: &mut Counting,
+    ) -> Result<Counters, SuiteError> {
+        let words = counting
+            .ledger
+            .advance(Self::words(self.lb, execution, self.cost)?);
+        let mut moved = Counters::default();
+        for (slot, v) in moved.0.iter_mut().zip(words) {
             *slot = v;
         }
-        Ok(c)
+        Ok(moved)
+    }
+
+    /// Checks the pending batch's claims; a batch that did not add up is a
+    /// finding naming its packets, and the rest of the run reads around
+    /// each packet.
+    fn settle(&self, execution: &dyn Execution, counting: &mut Counting) -> Result<(), SuiteError> {
+        let Some((first, last)) = counting.batch.take() else {
+            return Ok(());
+        };
+        let now = Self::words(self.lb, execution, self.cost)?;
+        if let Err(mismatch) = counting.ledger.settle(now) {
+            let names = LbCounter::ALL.map(LbCounter::name);
+            counting.unexplained.push(Finding::After(format!(
+                "packets {first}–{last} together moved {}, the model says {} (every verdict \
+                 and output matched; the packets after them were checked one by one)",
+                ledger::named(&mismatch.moved, &names),
+                ledger::named(&mismatch.claimed, &names)
+            )));
+            counting.exact = true;
+        }
+        Ok(())
     }
 
     /// Runs one packet through the datapath and the model and judges it:
@@ -209,23 +306,12 @@ impl Judge<'_> {
         execution: &mut dyn Execution,
         model: &mut ModelState,
         tally: &mut Tally,
+        counting: &mut Counting,
         number: usize,
         packet: &ScenarioPacket,
     ) -> Result<PacketReport, SuiteError> {
         let program = self.lb.program();
-        let mut report = PacketReport {
-            number,
-            name: packet_name(packet),
-            quirks: packet.quirks,
-            skipped: execution.skip_reason(program.kind(), &packet.bytes, packet.quirks),
-            run: None,
-            counters: Vec::new(),
-            lb_counters: Vec::new(),
-            slots: Vec::new(),
-            findings: Vec::new(),
-            notes: Vec::new(),
-            counted_instead: None,
-        };
+        let mut report = new_report(program, execution, number, packet);
         if report.skipped.is_none()
             && program.kind() == ProgramKind::Xdp
             && packet.quirks.linear.is_some()
@@ -239,17 +325,41 @@ impl Judge<'_> {
         if report.skipped.is_some() {
             return Ok(report);
         }
-        let before = self.counters()?;
+        let exact = counting.exact || eviction::may_evict(model.lru.len());
+        if exact {
+            self.settle(execution, counting)?;
+        }
         let run = execution.run(program, &packet.bytes, packet.quirks)?;
-        let mut after = self.counters()?;
-        self.cost.remove(0, &mut after.0, 1);
+        let mut moved = if exact {
+            Some(self.moved(execution, counting)?)
+        } else {
+            None
+        };
         if let Err(RunError::Unrunnable { .. }) = &run {
             // Neither side saw the packet: the model is not told of it.
             report.skipped = run.err().map(|e| e.to_string());
             return Ok(report);
         }
         let mut expected = model.process(&packet.bytes);
-        report.lb_counters = lb::counter_deltas(&before, &after);
+        if moved.is_none()
+            && counting.batch.is_none()
+            && !lb::judge(
+                &expected,
+                &run,
+                &lb::expected_deltas(&expected),
+                self.gue_port,
+            )
+            .is_empty()
+        {
+            // A packet that fails alone in its batch: its counters are
+            // read now, and the run reads around each packet from here on.
+            moved = Some(self.moved(execution, counting)?);
+            counting.exact = true;
+        }
+        report.lb_counters = match &moved {
+            Some(moved) => lb::counter_deltas(&Counters::default(), moved),
+            None => lb::expected_deltas(&expected),
+        };
         report.findings = lb::judge(&expected, &run, &report.lb_counters, self.gue_port);
         if !report.findings.is_empty()
             && let Some((evicted, eviction)) =
@@ -269,6 +379,25 @@ impl Judge<'_> {
             }
         }
         tally.add(&expected);
+        if moved.is_none() {
+            counting.batch = Some((counting.batch.map_or(number, |(first, _)| first), number));
+            let full = counting
+                .ledger
+                .claim(expected.counters().into_iter().map(|c| c as usize));
+            if !report.findings.is_empty() {
+                // Its counters went with the batch's: settled now, the
+                // batch ends with it, and the run reads around each
+                // packet from here on.
+                report.notes.push(format!(
+                    "its counters were checked with those of packets {}–{number}",
+                    counting.batch.map_or(number, |(first, _)| first)
+                ));
+                counting.exact = true;
+                self.settle(execution, counting)?;
+            } else if full {
+                self.settle(execution, counting)?;
+            }
+        }
         if let (Ok(result), Some(e)) = (&run, &packet.expect) {
             report.findings.extend(expect::judge(
                 e,

@@ -463,7 +463,7 @@ fn program_after(scenario: &LoadedScenario, program: &Program) -> Vec<Finding> {
             after_checks(
                 scenario,
                 loaded,
-                *contract == Some(Contract::Decap),
+                (*contract == Some(Contract::Decap), &[]),
                 &none,
                 0,
                 &[],

@@ -1,0 +1,97 @@
+//! Verification at scale: counters checked per batch and taken apart when a
+//! batch does not add up, passing packets folded into counts, traffic
+//! streamed from its source.
+//!
+//! Needs the capabilities to load BPF programs (CI runs as root).
+
+use std::path::Path;
+
+use dsrlab::{
+    formats::scenario::load::{LoadedScenario, load_str},
+    oracles::Finding,
+    runner::scenario::{self as runner, RunOptions, RunOutcome, ScenarioReport},
+};
+
+fn skip(name: &str) -> bool {
+    match dsrlab::kernel::check_bpf_capabilities() {
+        Ok(()) => false,
+        Err(e) => {
+            eprintln!("SKIPPED {name}: {e}");
+            true
+        }
+    }
+}
+
+fn scenario(text: &str) -> LoadedScenario {
+    load_str(text, Path::new("tests/data/scenarios/t.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(s: &LoadedScenario) -> ScenarioReport {
+    runner::run(s, &RunOptions::default(), &mut || {})
+}
+
+/// 600 IPv4-in-IPv4 packets through xdp_decap, of which packet 300 claims
+/// the wrong counter; `snapshot` makes the runner read around each packet.
+fn wrong_claim(snapshot: bool) -> String {
+    format!(
+        "version: 1
+programs: [{{builtin: xdp_decap}}]
+modes: [test-run]
+snapshot: {snapshot}
+traffic:
+  - name: flows
+    generate: {{flows: 600, tunnel: ip4_in_ip4, src: 198.18.1.0/24, dst: 198.18.2.1}}
+    expect: {{verdict: pass, output: decapsulated, counter: decap_ip4_in_ip4}}
+    packets:
+      300: {{expect: {{verdict: pass, counter: decap_ip6_in_ip6}}}}
+after:
+  counters: {{decap_ip4_in_ip4: 600}}
+"
+    )
+}
+
+/// A failing packet: its number, findings and notes.
+type Failing = (usize, Vec<Finding>, Vec<String>);
+
+/// The failing packets, and the after-run findings.
+fn failures(report: &ScenarioReport) -> (Vec<Failing>, Vec<Finding>) {
+    let [run] = &report.runs[..] else {
+        panic!("one run: {report:?}");
+    };
+    let RunOutcome::Ran { report, after } = &run.outcome else {
+        panic!("{:?}", run.outcome);
+    };
+    let failing = report
+        .packets
+        .iter()
+        .filter(|p| !p.findings.is_empty())
+        .map(|p| (p.number, p.findings.clone(), p.notes.clone()))
+        .collect();
+    (failing, after.clone())
+}
+
+#[test]
+fn a_batch_that_does_not_add_up_names_the_packet_as_reading_around_each_would() {
+    if skip("a_batch_that_does_not_add_up_names_the_packet_as_reading_around_each_would") {
+        return;
+    }
+    let (batched, batched_after) = failures(&run(&scenario(&wrong_claim(false))));
+    let (exact, exact_after) = failures(&run(&scenario(&wrong_claim(true))));
+    // The same packet, the same finding; the totals are those of one run
+    // of each packet although the batch's packets ran twice.
+    let [(300, findings, notes)] = batched.as_slice() else {
+        panic!("{batched:?}");
+    };
+    assert!(
+        matches!(findings.as_slice(), [Finding::Counters { .. }]),
+        "{findings:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("run again alone")),
+        "{notes:?}"
+    );
+    assert_eq!(exact.len(), 1);
+    assert_eq!((exact[0].0, &exact[0].1), (300, findings));
+    assert!(batched_after.is_empty(), "{batched_after:?}");
+    assert!(exact_after.is_empty(), "{exact_after:?}");
+}
