@@ -10,6 +10,7 @@
 pub mod chain;
 pub mod live;
 pub mod scenario;
+pub mod throughput;
 
 use std::time::Instant;
 

@@ -8,7 +8,10 @@
 
 pub mod cpu_pin;
 pub mod execution;
+mod log;
 pub mod scenario;
+
+pub use log::PacketLog;
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
@@ -79,14 +82,17 @@ pub struct SuiteReport {
     pub program: String,
     /// The program's type.
     pub kind: ProgramKind,
-    /// Per packet, in pcap order.
+    /// Per packet, in pcap order: every packet, or (when the run folds
+    /// them) those that did not pass or carry notes.
     pub packets: Vec<PacketReport>,
+    /// Packets that passed and were only counted ([`PacketLog`]).
+    pub folded: usize,
 }
 
 impl SuiteReport {
     /// Packets that ran and passed.
     pub fn passed(&self) -> usize {
-        self.packets.iter().filter(|p| p.passed()).count()
+        self.folded + self.packets.iter().filter(|p| p.passed()).count()
     }
 
     /// Packets that ran and failed.
@@ -155,6 +161,7 @@ pub fn run_decap_suite(
         program: program.name().to_owned(),
         kind: program.kind(),
         packets,
+        folded: 0,
     })
 }
 

@@ -10,6 +10,7 @@
 
 use std::{
     os::fd::AsRawFd as _,
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -143,6 +144,21 @@ pub enum RunError {
     },
 }
 
+/// Wall time spent inside `BPF_PROG_TEST_RUN` by this process, in ns.
+static IN_TEST_RUN_NS: AtomicU64 = AtomicU64::new(0);
+/// `BPF_PROG_TEST_RUN` calls made by this process.
+static TEST_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// The `BPF_PROG_TEST_RUN` calls this process made so far and the wall
+/// time spent inside them (all threads): what the throughput benchmark
+/// compares the harness's own work with.
+pub fn time_in_test_runs() -> (u64, Duration) {
+    (
+        TEST_RUNS.load(Ordering::Relaxed),
+        Duration::from_nanos(IN_TEST_RUN_NS.load(Ordering::Relaxed)),
+    )
+}
+
 /// Runs `packet` once through `program` with `quirks`.
 pub fn run(program: &LoadedProgram, packet: &[u8], quirks: Quirks) -> Result<RunResult, RunError> {
     run_repeated(program, packet, quirks, 1)
@@ -228,7 +244,10 @@ pub fn run_target(
     // SAFETY: every pointer in opts points into a live buffer of the stated
     // size for the duration of the call.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(target.fd.as_raw_fd(), &mut opts) };
-    let wall = started.elapsed() / repeat.max(1);
+    let elapsed = started.elapsed();
+    IN_TEST_RUN_NS.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    TEST_RUNS.fetch_add(1, Ordering::Relaxed);
+    let wall = elapsed / repeat.max(1);
     if rc != 0 {
         let source = std::io::Error::from_raw_os_error(-rc);
         return Err(match source.raw_os_error() {

@@ -95,3 +95,57 @@ fn a_batch_that_does_not_add_up_names_the_packet_as_reading_around_each_would() 
     assert!(batched_after.is_empty(), "{batched_after:?}");
     assert!(exact_after.is_empty(), "{exact_after:?}");
 }
+
+#[test]
+fn folding_keeps_what_failed_and_counts_what_passed() {
+    if skip("folding_keeps_what_failed_and_counts_what_passed") {
+        return;
+    }
+    let options = RunOptions {
+        fold_passing: true,
+        ..RunOptions::default()
+    };
+    let report = runner::run(&scenario(&wrong_claim(false)), &options, &mut || {});
+    let RunOutcome::Ran { report: run, after } = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    assert!(after.is_empty(), "{after:?}");
+    // The failing packet is kept whole, with its notes; the others counted.
+    assert_eq!(run.packets.len(), 1, "{:?}", run.packets);
+    assert_eq!(run.packets[0].number, 300);
+    assert!(run.packets[0].run.is_some());
+    assert_eq!(
+        (run.folded, report.passed(), report.failed()),
+        (599, 599, 1)
+    );
+    // A snapshot needs every packet: nothing folded.
+    let report = runner::run(&scenario(&wrong_claim(true)), &options, &mut || {});
+    let RunOutcome::Ran { report: run, .. } = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    assert_eq!((run.packets.len(), run.folded), (600, 0));
+}
+
+#[test]
+fn the_throughput_benchmark_counts_what_it_verified() {
+    if skip("the_throughput_benchmark_counts_what_it_verified") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.yaml");
+    std::fs::write(
+        &path,
+        wrong_claim(false).replace(
+            "      300: {expect: {verdict: pass, counter: decap_ip6_in_ip6}}\n",
+            "      1: {}\n",
+        ),
+    )
+    .unwrap();
+    let row = dsrlab::bench::throughput::measure(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((row.packets, row.failed), (600, 0), "{row:?}");
+    assert!(
+        row.test_run_share > 0.0 && row.test_run_share < 1.0,
+        "{row:?}"
+    );
+    assert!(row.packets_per_second > 0.0);
+}

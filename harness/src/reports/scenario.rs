@@ -37,7 +37,7 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
         for run in &r.runs {
             let (packets, passed, failed, skipped) = match &run.outcome {
                 RunOutcome::Ran { report, after } => (
-                    report.packets.len().to_string(),
+                    (report.packets.len() + report.folded).to_string(),
                     report.passed(),
                     report.failed() + after.len(),
                     report.skipped(),
@@ -322,6 +322,13 @@ pub fn junit(
                     }
                 }
                 RunOutcome::Ran { report, after } => {
+                    if report.folded > 0 {
+                        let name =
+                            format!("{} passing packets (counted, not listed)", report.folded);
+                        let mut case = TestCase::new(name, TestCaseStatus::success());
+                        attach(&mut case, &at);
+                        add(case);
+                    }
                     for p in &report.packets {
                         let status = if let Some(why) = &p.skipped {
                             let mut s = TestCaseStatus::skipped();

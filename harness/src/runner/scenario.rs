@@ -39,7 +39,7 @@ use std::{
 
 use dsrlab_abi::decap::COUNTERS_MAP;
 
-use super::{PacketReport, SuiteError, SuiteReport};
+use super::{PacketLog, SuiteError, SuiteReport};
 use crate::{
     formats::scenario::{
         load::{EntryValue, LoadedScenario, ProgramSource, ResolvedProgram},
@@ -60,6 +60,23 @@ pub struct RunOptions {
     /// Let streams whose packets nothing checks (no `expect:`, no contract,
     /// no `after:`) pass; by default each such stream is a finding.
     pub allow_unchecked: bool,
+    /// Count passing packets instead of keeping their reports, where
+    /// nothing needs them (no snapshot, one mode): memory then stays flat
+    /// with the number of packets ([`PacketLog`]).
+    pub fold_passing: bool,
+}
+
+/// The packet log of a run of `scenario`: folding passing packets if the
+/// options say so and neither a snapshot nor a comparison across modes
+/// needs them.
+pub(crate) fn packet_log(
+    scenario: &LoadedScenario,
+    options: &RunOptions,
+    counters: bool,
+) -> PacketLog {
+    let keep =
+        !options.fold_passing || scenario.spec.snapshot || modes(scenario, options).count() > 1;
+    PacketLog::new(keep, counters)
 }
 
 /// One program in one mode.
@@ -395,7 +412,7 @@ fn run_mode(
         .filter(|(number, _)| options.packet.is_none_or(|only| only == *number));
     let mut recounted = Vec::new();
     let mut unexplained = Vec::new();
-    let mut packets = Vec::new();
+    let mut log = packet_log(scenario, options, counters);
     if counters {
         // A snapshot shows each packet's counters: read around each.
         let limit = if scenario.spec.snapshot {
@@ -403,9 +420,9 @@ fn run_mode(
         } else {
             ledger::BATCH
         };
-        match run_batched(&loaded, execution.as_mut(), &judging, limit, selected, tick) {
+        let sink = (&mut log, tick);
+        match run_batched(&loaded, execution.as_mut(), &judging, limit, selected, sink) {
             Ok(batched) => {
-                packets = batched.reports;
                 recounted = batched.recounted;
                 unexplained = batched.unexplained;
             }
@@ -414,7 +431,7 @@ fn run_mode(
     } else {
         for (number, packet) in selected {
             match run_packet(&loaded, execution.as_mut(), &judging, number, packet) {
-                Ok(report) => packets.push(report),
+                Ok(report) => log.push(report, packet),
                 Err(why) => return RunOutcome::SetupFailed(why.to_string()),
             }
             tick();
@@ -430,36 +447,36 @@ fn run_mode(
             (counters, &recounted),
             &cost,
             execution.markers(),
-            &packets,
+            log.packets(),
         ));
         after.extend(snmp_checks(scenario, snmp_before, execution.snmp()));
         after
     };
     let run = (loaded.name().to_owned(), loaded.kind(), mode);
-    finish(scenario, options, run, packets, after, counters)
+    finish(scenario, options, run, log, after)
 }
 
 /// A run's outcome: its packets and `after` findings, with those of a run
 /// that checked nothing and (unless allowed) of streams nothing checked.
-/// `counters`: the decap contract's counters were read.
 pub(crate) fn finish(
     scenario: &LoadedScenario,
     options: &RunOptions,
     (program, kind, mode): (String, ProgramKind, Mode),
-    packets: Vec<PacketReport>,
+    log: PacketLog,
     mut after: Vec<Finding>,
-    counters: bool,
 ) -> RunOutcome {
-    after.extend(nothing_checked(&packets, mode));
+    after.extend(nothing_checked(&log, mode));
     if !options.allow_unchecked {
-        after.extend(unchecked_streams(scenario, &packets, counters));
+        after.extend(unchecked_streams(scenario, &log));
     }
+    let (packets, folded) = log.into_parts();
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
             program,
             kind,
             packets,
+            folded,
         },
         after,
     }
@@ -478,8 +495,8 @@ pub(crate) struct Judging<'a> {
 
 /// A run in which every packet was skipped checked nothing, and must not
 /// pass as if it had.
-pub(crate) fn nothing_checked(packets: &[PacketReport], mode: Mode) -> Option<Finding> {
-    (!packets.is_empty() && packets.iter().all(|p| p.skipped.is_some())).then(|| {
+pub(crate) fn nothing_checked(log: &PacketLog, mode: Mode) -> Option<Finding> {
+    log.none_ran().then(|| {
         Finding::After(format!(
             "no packet ran in {} mode (every one was skipped, reasons above): a run that checked nothing does not pass",
             mode.name()
@@ -491,11 +508,7 @@ pub(crate) fn nothing_checked(packets: &[PacketReport], mode: Mode) -> Option<Fi
 /// ran without error": no `expect:`, no fixture expectation the program's
 /// contract binds, and no `after:` check totalling them. Each is a finding,
 /// since a stream nobody checks passes whatever the program does.
-fn unchecked_streams(
-    scenario: &LoadedScenario,
-    packets: &[PacketReport],
-    counters: bool,
-) -> Vec<Finding> {
+fn unchecked_streams(scenario: &LoadedScenario, log: &PacketLog) -> Vec<Finding> {
     let after = !scenario.after_counters.is_empty()
         || !scenario.after_lb_counters.is_empty()
         || !scenario.after_maps.is_empty()
@@ -505,19 +518,8 @@ fn unchecked_streams(
     if after {
         return Vec::new();
     }
-    let mut streams: Vec<(&str, bool)> = Vec::new();
-    for report in packets.iter().filter(|p| p.skipped.is_none()) {
-        let packet = &scenario.packets[report.number - 1];
-        let checked = packet.expect.is_some() || (packet.fixture.is_some() && counters);
-        match streams.iter_mut().find(|(s, _)| *s == packet.stream) {
-            Some((_, any)) => *any |= checked,
-            None => streams.push((&packet.stream, checked)),
-        }
-    }
-    streams
-        .into_iter()
-        .filter(|(_, checked)| !checked)
-        .map(|(stream, _)| Finding::Unchecked(stream.to_owned()))
+    log.unchecked_streams()
+        .map(|stream| Finding::Unchecked(stream.to_owned()))
         .collect()
 }
 
@@ -529,7 +531,7 @@ fn after_checks(
     (counters, recounted): (bool, &[u64]),
     cost: &MarkerCost,
     markers: u64,
-    packets: &[PacketReport],
+    packets: &[super::PacketReport],
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     if counters && !scenario.after_counters.is_empty() {
@@ -682,9 +684,14 @@ fn judge_pair(runs: &mut [ProgramRun], (i, i_name): (usize, &str), (j, j_name): 
         return;
     };
     for packet in &mut other.packets {
-        let Some(theirs) = reference.packets.iter().find(|p| p.number == packet.number) else {
+        // Both runs' reports are in packet order.
+        let Ok(at) = reference
+            .packets
+            .binary_search_by_key(&packet.number, |p| p.number)
+        else {
             continue;
         };
+        let theirs = &reference.packets[at];
         let (Some(a), Some(b)) = (&theirs.run, &packet.run) else {
             continue;
         };

@@ -34,14 +34,9 @@ fn fixture_sets(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<FixtureS
     Ok(sets)
 }
 
-pub(super) fn run_bench(
-    programs: BenchPrograms,
-    fixtures: &Path,
-    calls: u32,
-    cpu: Option<usize>,
-    format: Format,
-    scenario: Option<&Path>,
-) -> anyhow::Result<()> {
+/// Refuses JUnit (figures are not test cases) and pins the process to
+/// `cpu`, by default the first it may run on; returns the CPU.
+fn pinned(format: Format, cpu: Option<usize>) -> anyhow::Result<usize> {
     if format == Format::Junit {
         bail!("bench reports figures, not test cases: use --format human or json");
     }
@@ -50,6 +45,57 @@ pub(super) fn run_bench(
         None => bench::first_allowed_cpu().context("cannot read the process's CPU affinity")?,
     };
     bench::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
+    Ok(cpu)
+}
+
+/// `dsrlab bench --throughput`: each scenario verified in test-run mode,
+/// pinned to one CPU.
+pub(super) fn run_throughput(
+    paths: &[PathBuf],
+    cpu: Option<usize>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let cpu = pinned(format, cpu)?;
+    let rows = paths
+        .iter()
+        .map(|p| bench::throughput::measure(p).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let peak = bench::throughput::peak_rss();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cpu": cpu,
+                "scenarios": rows,
+                "peak_rss_bytes": peak,
+            }))?
+        ),
+        _ => {
+            print!("{}", bench::throughput::table(&rows));
+            if let Some(peak) = peak {
+                println!("peak RSS: {:.0} MB (CPU {cpu})", peak as f64 / 1e6);
+            }
+        }
+    }
+    if let Some(failing) = rows.iter().find(|r| r.failed > 0) {
+        bail!(
+            "{}: {} failures: a run that fails does not measure verification",
+            failing.scenario,
+            failing.failed
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn run_bench(
+    programs: BenchPrograms,
+    fixtures: &Path,
+    calls: u32,
+    cpu: Option<usize>,
+    format: Format,
+    scenario: Option<&Path>,
+) -> anyhow::Result<()> {
+    pinned(format, cpu)?;
     if let Some(path) = scenario {
         let scenario = dsrlab::formats::scenario::load::load(path)?;
         let cases = bench::scenario::run(&scenario, calls).map_err(anyhow::Error::msg)?;

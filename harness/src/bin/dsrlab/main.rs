@@ -136,6 +136,12 @@ enum Command {
         /// hook, every packet checked against the scenario first.
         #[arg(long, conflicts_with = "programs")]
         scenario: Option<PathBuf>,
+        /// Measure the harness instead: these scenarios verified in
+        /// test-run mode as `dsrlab run` verifies them, in packets/s, with
+        /// the share of time spent inside BPF_PROG_TEST_RUN and the peak
+        /// memory.
+        #[arg(long, num_args = 1.., conflicts_with_all = ["programs", "scenario"])]
+        throughput: Vec<PathBuf>,
     },
     /// Measure the live mode: the DSR reference topology up and down (dsrlab
     /// and the equivalent `ip` script), TCP connections/s and UDP
@@ -545,6 +551,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 packet,
                 modes: mode.map(|m| vec![m.into()]),
                 allow_unchecked,
+                // Reports name every packet that failed, was skipped or
+                // has notes; the others are counted, so that memory does
+                // not grow with the traffic.
+                fold_passing: true,
             };
             run_scenarios(
                 &paths,
@@ -587,8 +597,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cpu,
             format,
             scenario,
-        } => run_bench(programs, &fixtures, calls, cpu, format, scenario.as_deref())
-            .map(|()| ExitCode::SUCCESS),
+            throughput,
+        } => {
+            if throughput.is_empty() {
+                run_bench(programs, &fixtures, calls, cpu, format, scenario.as_deref())
+            } else {
+                benchmark::run_throughput(&throughput, cpu, format)
+            }
+        }
+        .map(|()| ExitCode::SUCCESS),
         Command::BenchLive {
             rounds,
             flows,

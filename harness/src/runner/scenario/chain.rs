@@ -223,7 +223,8 @@ pub fn run(
     };
     let mut totals = vec![0u64; SLOTS as usize * WORDS_PER_SLOT];
     let mut changes = scenario.chain_changes.iter().peekable();
-    let mut packets = Vec::new();
+    // Every packet is kept: the backends' runs are compared packet by packet.
+    let mut log = crate::runner::PacketLog::new(true, false);
     for (i, packet) in scenario.packets.iter().enumerate() {
         while let Some(c) = changes.next_if(|c| c.before <= i) {
             if let Err(why) = change(&mut chain, c) {
@@ -271,7 +272,7 @@ pub fn run(
                 *moved = Some(steps.clone());
             }
         }
-        packets.push(report);
+        log.push(report, packet);
         tick();
     }
     let after = if options.packet.is_some() {
@@ -280,7 +281,7 @@ pub fn run(
         after_slots(&scenario.after_slots, &totals)
     };
     let run = (program.name.clone(), chain.root().kind(), mode);
-    finish(scenario, options, run, packets, after, false)
+    finish(scenario, options, run, log, after)
 }
 
 /// `after.slots` against the counters the run's packets moved.

@@ -123,7 +123,7 @@ pub fn run(
     let mut tally = Tally::default();
     let mut changes = scenario.lb_changes.iter().peekable();
     let gue_port = setup.settings.gue_port;
-    let mut packets = Vec::new();
+    let mut log = super::packet_log(scenario, options, false);
     let mut counting = match Counting::start(&lb, execution.as_ref(), &cost, scenario.spec.snapshot)
     {
         Ok(counting) => counting,
@@ -152,7 +152,7 @@ pub fn run(
             number,
             packet,
         ) {
-            Ok(report) => packets.push(report),
+            Ok(report) => log.push(report, packet),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();
@@ -178,14 +178,16 @@ pub fn run(
             execution.markers(),
         ));
     }
-    after.extend(super::nothing_checked(&packets, mode));
+    after.extend(super::nothing_checked(&log, mode));
     drop(pin);
+    let (packets, folded) = log.into_parts();
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
             program: lb.program().name().to_owned(),
             kind: lb.program().kind(),
             packets,
+            folded,
         },
         after,
     }

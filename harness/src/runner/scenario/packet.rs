@@ -16,7 +16,7 @@ use crate::{
     kernel::features::Features,
     load::{LoadedProgram, ProgramKind},
     oracles::{Finding, decap, expect},
-    runner::{PacketReport, SuiteError, execution::Execution},
+    runner::{PacketLog, PacketReport, SuiteError, execution::Execution},
     testrun::{RunError, RunResult},
 };
 
@@ -247,7 +247,7 @@ pub(crate) fn run_batched<'s>(
     judging: &Judging<'_>,
     limit: usize,
     packets: impl Iterator<Item = (usize, &'s ScenarioPacket)>,
-    tick: &mut dyn FnMut(),
+    (log, tick): (&mut PacketLog, &mut dyn FnMut()),
 ) -> Result<Batched, SuiteError> {
     let read = |execution: &dyn Execution| {
         let mut words = read_counters(program, true)?;
@@ -259,6 +259,7 @@ pub(crate) fn run_batched<'s>(
         judging,
         ledger: Ledger::new(limit, read(execution)?),
         pending: Vec::new(),
+        log,
         done: Batched::default(),
     };
     for (number, packet) in packets {
@@ -303,7 +304,6 @@ pub(crate) fn run_batched<'s>(
 /// the totals), with the findings no single packet explains.
 #[derive(Debug, Default)]
 pub(crate) struct Batched {
-    pub reports: Vec<PacketReport>,
     pub recounted: Vec<u64>,
     pub unexplained: Vec<Finding>,
 }
@@ -316,6 +316,7 @@ struct Batch<'a, 's> {
     judging: &'a Judging<'a>,
     ledger: Ledger,
     pending: Vec<(PacketReport, &'s ScenarioPacket, bool)>,
+    log: &'a mut PacketLog,
     done: Batched,
 }
 
@@ -331,9 +332,9 @@ impl Batch<'_, '_> {
         let mut now = read_counters(program, true)?;
         judging.cost.remove(0, &mut now, execution.markers());
         let Err(mismatch) = self.ledger.settle(now) else {
-            self.done
-                .reports
-                .extend(self.pending.drain(..).map(|(report, _, _)| report));
+            for (report, packet, _) in self.pending.drain(..) {
+                self.log.push(report, packet);
+            }
             return Ok(());
         };
         let first = self.pending[0].0.number;
@@ -341,7 +342,7 @@ impl Batch<'_, '_> {
         let mut explained = false;
         for (report, packet, claimed) in self.pending.drain(..) {
             if !claimed {
-                self.done.reports.push(report);
+                self.log.push(report, packet);
                 continue;
             }
             let mut alone = run_packet(program, execution, judging, report.number, packet)?;
@@ -360,7 +361,7 @@ impl Batch<'_, '_> {
                      otherwise than their expectations claim"
                 ));
             }
-            self.done.reports.push(alone);
+            self.log.push(alone, packet);
         }
         let mut now = read_counters(program, true)?;
         judging.cost.remove(0, &mut now, execution.markers());

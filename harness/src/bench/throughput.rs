@@ -1,0 +1,105 @@
+//! How fast the harness verifies: whole scenarios in test-run mode, as
+//! `dsrlab run` runs them (counters per batch, passing packets folded),
+//! timed apart from loading, with the share of the run spent inside
+//! `BPF_PROG_TEST_RUN` — the part no harness can remove.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    formats::scenario::{load, model::Mode},
+    runner::scenario::{self as runner, RunOptions},
+    testrun,
+};
+
+/// One scenario's throughput.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Throughput {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Packets verified (passed or failed; skipped ones not counted).
+    pub packets: u64,
+    /// Packets that failed, and after-run findings: a throughput of a run
+    /// that fails is not a throughput of verification.
+    pub failed: u64,
+    /// Reading and expanding the scenario (generation, pcaps).
+    pub load_seconds: f64,
+    /// Running and judging it.
+    pub run_seconds: f64,
+    /// Packets per second of the run.
+    pub packets_per_second: f64,
+    /// Share of the run spent inside `BPF_PROG_TEST_RUN`.
+    pub test_run_share: f64,
+}
+
+/// Loads and runs the scenario at `path` in test-run mode.
+pub fn measure(path: &Path) -> Result<Throughput, String> {
+    let started = Instant::now();
+    let scenario = load::load(path).map_err(|e| e.to_string())?;
+    let load_time = started.elapsed();
+    let options = RunOptions {
+        modes: Some(vec![Mode::TestRun]),
+        fold_passing: true,
+        ..RunOptions::default()
+    };
+    let (runs_before, in_before) = testrun::time_in_test_runs();
+    let started = Instant::now();
+    let report = runner::run(&scenario, &options, &mut || {});
+    let run_time = started.elapsed();
+    let (runs_after, in_after) = testrun::time_in_test_runs();
+    let packets = (report.passed() + report.failed()) as u64;
+    if runs_after == runs_before {
+        return Err(format!(
+            "{}: no packet ran in test-run mode (skipped: {})",
+            path.display(),
+            report.skipped()
+        ));
+    }
+    let seconds = run_time.as_secs_f64();
+    Ok(Throughput {
+        scenario: report.name.clone(),
+        packets,
+        failed: report.failed() as u64,
+        load_seconds: load_time.as_secs_f64(),
+        run_seconds: seconds,
+        packets_per_second: packets as f64 / seconds.max(f64::EPSILON),
+        test_run_share: (in_after - in_before).as_secs_f64() / seconds.max(f64::EPSILON),
+    })
+}
+
+/// The peak resident set size of this process so far (`VmHWM`), if known.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A human table of `rows`.
+pub fn table(rows: &[Throughput]) -> String {
+    let mut out = format!(
+        "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12} {:>16}\n",
+        "scenario", "packets", "load s", "run s", "packets/s", "in test run", "harness ns/pkt"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<28} {:>10} {:>8.2} {:>8.2} {:>12.0} {:>11.0}% {:>16}\n",
+            r.scenario,
+            r.packets,
+            r.load_seconds,
+            r.run_seconds,
+            r.packets_per_second,
+            r.test_run_share * 100.0,
+            harness_share(r).as_nanos()
+        ));
+    }
+    out
+}
+
+/// What the run took besides its test runs, per packet.
+pub fn harness_share(row: &Throughput) -> Duration {
+    let per_packet = row.run_seconds / (row.packets.max(1) as f64);
+    Duration::from_secs_f64(per_packet * (1.0 - row.test_run_share).max(0.0))
+}
