@@ -129,6 +129,11 @@ pub fn vip_key(addr: [u8; 16], port: u16, proto: u8, family: u8) -> VipKey {
     }
 }
 
+/// The model's connection table: flow → real. Looked up for every packet
+/// judged, so hashed with foldhash rather than SipHash (nothing here is
+/// keyed by untrusted input an attacker could collide).
+pub type FlowTable = HashMap<FlowKey, u32, foldhash::fast::RandomState>;
+
 /// The contents of `xdp_lb`'s maps that decide what a packet does, with one
 /// CPU's view of the connection table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -145,7 +150,7 @@ pub struct ModelState {
     pub config: LbConfig,
     /// `LB_LRU` as one CPU sees it: flow → real (entries with real 0 are as
     /// good as absent).
-    pub lru: HashMap<FlowKey, u32>,
+    pub lru: FlowTable,
 }
 
 /// A per-VIP and per-real [`Traffic`](dsrlab_abi::lb::Traffic) increment.

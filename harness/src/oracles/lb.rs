@@ -33,11 +33,15 @@ pub fn counter_deltas(before: &Counters, after: &Counters) -> Vec<(Counter, i64)
 
 /// The increments the model expects of a packet, in counter order.
 pub fn expected_deltas(expected: &Expected) -> Vec<(Counter, i64)> {
-    let mut deltas: BTreeMap<Counter, i64> = BTreeMap::new();
+    let mut deltas: Vec<(Counter, i64)> = Vec::with_capacity(2);
     for c in expected.counters() {
-        *deltas.entry(c).or_default() += 1;
+        match deltas.iter_mut().find(|(d, _)| *d == c) {
+            Some((_, n)) => *n += 1,
+            None => deltas.push((c, 1)),
+        }
     }
-    deltas.into_iter().collect()
+    deltas.sort_by_key(|(c, _)| *c);
+    deltas
 }
 
 /// Everything in which `run` differs from the model's `expected`; `deltas`

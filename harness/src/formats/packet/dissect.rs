@@ -260,7 +260,11 @@ impl Dissection {
 /// with the EtherType of the inner family, then every byte from the inner IP
 /// header on. `None` if `bytes` is not a tunnel packet.
 pub fn decapsulated(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (inner, v6) = dissect(bytes).inner_ip()?;
+    // Judged for every packet of a run: the layers without their labels.
+    let layers = Dissection {
+        layers: walk(bytes, &DissectOptions::default()),
+    };
+    let (inner, v6) = layers.inner_ip()?;
     let mut out = Vec::with_capacity(14 + bytes.len() - inner);
     out.extend_from_slice(bytes.get(..12)?);
     out.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
@@ -275,26 +279,31 @@ pub fn dissect(bytes: &[u8]) -> Dissection {
 
 /// Dissects an Ethernet frame.
 pub fn dissect_with(bytes: &[u8], opts: &DissectOptions) -> Dissection {
+    let mut layers = walk(bytes, opts);
+    let kinds: Vec<&str> = layers
+        .iter()
+        .filter(|l| !matches!(l.repr, LayerRepr::Malformed { .. }))
+        .map(|l| l.repr.kind())
+        .collect();
+    let mut labels = labels(&kinds).into_iter();
+    for l in &mut layers {
+        l.label = match l.repr {
+            LayerRepr::Malformed { kind, .. } => format!("{kind}!"),
+            _ => labels.next().unwrap_or_default(),
+        };
+    }
+    Dissection { layers }
+}
+
+/// The layers of an Ethernet frame, unlabelled.
+fn walk(bytes: &[u8], opts: &DissectOptions) -> Vec<DissectedLayer> {
     let mut w = Walker {
         b: bytes,
         out: Vec::new(),
         gue_port: opts.gue_port,
     };
     w.eth();
-    let kinds: Vec<&str> = w
-        .out
-        .iter()
-        .filter(|l| !matches!(l.repr, LayerRepr::Malformed { .. }))
-        .map(|l| l.repr.kind())
-        .collect();
-    let mut labels = labels(&kinds).into_iter();
-    for l in &mut w.out {
-        l.label = match l.repr {
-            LayerRepr::Malformed { kind, .. } => format!("{kind}!"),
-            _ => labels.next().unwrap_or_default(),
-        };
-    }
-    Dissection { layers: w.out }
+    w.out
 }
 
 /// The IP layer an L4 checksum's pseudo-header comes from.
