@@ -536,3 +536,61 @@ fn bench_measures_any_scenarios_programs_and_times_only_what_passes() {
     );
     assert!(text(&out.stderr).contains("no case could be timed"));
 }
+
+/// The shares of `--partition hash:k/n` together run every scenario once,
+/// each share's JUnit names its own, and a share may be empty.
+#[test]
+fn partitions_cover_every_scenario_once() {
+    let files = [
+        "scenarios/decap-tunnels.yaml",
+        "scenarios/decap-passthrough.yaml",
+        "scenarios/decap-gue-port.yaml",
+        "scenarios/decap-malformed.yaml",
+        "scenarios/lb-vips.yaml",
+        "scenarios/lb-icmp.yaml",
+    ];
+    let mut seen = Vec::new();
+    for k in 1..=4 {
+        let share = format!("hash:{k}/4");
+        let mut args = vec![
+            "run",
+            "--mode",
+            "test-run",
+            "--format",
+            "junit",
+            "--partition",
+            &share,
+        ];
+        args.extend(files);
+        let out = dsrlab(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("partition {share}: ")),
+            "{}",
+            text(&out.stderr)
+        );
+        let junit = text(&out.stdout);
+        seen.extend(
+            junit
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("<testsuite name=\""))
+                .map(|l| l.split('"').next().unwrap().to_owned()),
+        );
+    }
+    seen.sort();
+    let mut all: Vec<String> = files
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    all.sort();
+    assert_eq!(seen, all);
+    let out = dsrlab(&["run", "--partition", "5/4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("expected hash:k/n"));
+}

@@ -9,6 +9,7 @@ mod bench_live;
 mod benchmark;
 mod chain;
 mod lb;
+mod partition;
 mod scenarios;
 mod vm;
 
@@ -31,7 +32,7 @@ use dsrlab::{
 
 use benchmark::run_bench;
 use lb::{fuzz_lb, lb_command};
-use scenarios::{check_scenarios, review_snapshots, run_scenarios};
+use scenarios::{Selection, check_scenarios, review_snapshots, run_scenarios};
 
 #[derive(Parser)]
 #[command(version, about = "Testing and verification harness for DSR datapaths")]
@@ -80,6 +81,12 @@ enum Command {
         /// only compare (the default when CI is set), or accept them.
         #[arg(long, value_enum)]
         snapshots: Option<SnapshotArg>,
+        /// Run only share k of n of the scenario files (`hash:k/n`, as
+        /// `cargo nextest run --partition` takes it): on n CI machines,
+        /// machine k runs `--partition hash:k/n` with the same paths, and
+        /// the n JUnit reports together cover every scenario once.
+        #[arg(long, value_parser = clap::value_parser!(partition::Partition))]
+        partition: Option<partition::Partition>,
     },
     /// Review pending snapshots (.snap.new) beside scenarios: show each
     /// one's diff from the stored snapshot, and accept or reject them.
@@ -546,6 +553,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             strict,
             allow_unchecked,
             snapshots,
+            partition,
         } => {
             let options = RunOptions {
                 packet,
@@ -556,9 +564,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // not grow with the traffic.
                 fold_passing: true,
             };
+            let selection = Selection {
+                paths: &paths,
+                filter: filter.as_deref(),
+                partition,
+            };
             run_scenarios(
-                &paths,
-                filter.as_deref(),
+                &selection,
                 &options,
                 format,
                 out.as_deref().map(|dir| (dir, pcapng)),

@@ -15,7 +15,7 @@ use dsrlab::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Format;
+use super::{Format, partition::Partition};
 
 /// Scenario files named by `paths`: files as given, directories' `*.yaml`
 /// (sorted).
@@ -79,9 +79,16 @@ pub(super) fn check_scenarios(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Which scenarios a run takes: the files of `paths`, those of them in
+/// `partition`'s share, those whose name contains `filter`.
+pub(super) struct Selection<'a> {
+    pub paths: &'a [PathBuf],
+    pub filter: Option<&'a str>,
+    pub partition: Option<Partition>,
+}
+
 pub(super) fn run_scenarios(
-    paths: &[PathBuf],
-    filter: Option<&str>,
+    selection: &Selection<'_>,
     options: &RunOptions,
     format: Format,
     out: Option<(&Path, bool)>,
@@ -92,7 +99,27 @@ pub(super) fn run_scenarios(
     // A scenario that cannot be read is reported (an errored case in JUnit)
     // and fails the run with 2; the others still run.
     let mut unreadable = Vec::new();
-    for file in scenario_files(paths)? {
+    let filter = selection.filter;
+    let mut files = scenario_files(selection.paths)?;
+    if let Some(share) = selection.partition {
+        let all = files.len();
+        files.retain(|f| share.holds(f));
+        eprintln!(
+            "partition hash:{}/{}: {} of {all} scenario files",
+            share.k,
+            share.n,
+            files.len()
+        );
+        if files.is_empty() {
+            // The other shares hold them all: an empty share is not a run
+            // that checked nothing.
+            if format == Format::Junit {
+                println!("{}", reports::scenario::junit(&[], &[], &[]));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    for file in files {
         let scenario = match scenario_load::load(&file) {
             Ok(scenario) => scenario,
             Err(e) => {
