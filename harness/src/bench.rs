@@ -226,17 +226,22 @@ pub fn table(rows: &[Measurement], pairings: &[Pairing<'_>]) -> String {
 }
 
 /// A budget from DESIGN.md: at most `max_ns` above the floor for a case.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Target<'a> {
     /// The case.
     pub case: &'a str,
     /// Nanoseconds above the floor allowed.
     pub max_ns: f64,
+    /// The cost above the floor (mean kernel ns) in each of several short
+    /// runs, measured apart from the main one: the run-to-run spread the
+    /// verdict is taken against.
+    pub runs: Vec<f64>,
 }
 
 /// Where each case stands against its target: the program's cost above the
 /// floor (median and mean kernel ns) next to the budget; the verdict is
-/// taken on the mean, which resolves below the kernel clock's ≈ 10 ns step.
+/// taken on the separate runs' means (see [`verdict_over_runs`]), which
+/// resolve below the kernel clock's ≈ 10 ns step.
 pub fn against_targets(
     rows: &[Measurement],
     pairing: Pairing<'_>,
@@ -251,8 +256,8 @@ pub fn against_targets(
     );
     let _ = writeln!(
         out,
-        "  {:<20} {:>10} {:>10} {:>8}  status",
-        "case", "median", "mean", "target"
+        "  {:<20} {:>10} {:>10} {:>8} {:>16}  status",
+        "case", "median", "mean", "target", "runs"
     );
     for t in targets {
         let of = |program: &str| {
@@ -264,17 +269,54 @@ pub fn against_targets(
         };
         let median = i64::from(r.kernel_ns) - i64::from(floor.kernel_ns);
         let mean = r.kernel_ns_mean - floor.kernel_ns_mean;
-        let status = verdict(mean, t.max_ns, r.standard_error_above(floor));
+        let status = if t.runs.is_empty() {
+            verdict(mean, t.max_ns, r.standard_error_above(floor))
+        } else {
+            verdict_over_runs(&t.runs, t.max_ns)
+        };
+        let (low, high) = range(&t.runs).unwrap_or((mean, mean));
         let _ = writeln!(
             out,
-            "  {:<20} {:>+10} {:>+10.1} {:>8}  {status}",
+            "  {:<20} {:>+10} {:>+10.1} {:>8} {:>16}  {status}",
             t.case,
             median,
             mean,
-            format!("≤{}", t.max_ns)
+            format!("≤{}", t.max_ns),
+            format!("{low:+.0}..{high:+.0} ({})", t.runs.len())
         );
     }
     out
+}
+
+/// The lowest and highest of `values`.
+fn range(values: &[f64]) -> Option<(f64, f64)> {
+    let low = values.iter().copied().reduce(f64::min)?;
+    let high = values.iter().copied().reduce(f64::max)?;
+    Some((low, high))
+}
+
+/// Met, missed, or within run-to-run noise of a budget, from the cost
+/// measured in several separate runs: met if every run was within budget,
+/// missed if none was, and otherwise not a verdict — the budget lies inside
+/// the spread the runs themselves show.
+pub fn verdict_over_runs(costs: &[f64], budget: f64) -> String {
+    let Some((low, high)) = range(costs) else {
+        return "not measured".to_owned();
+    };
+    let n = costs.len();
+    if high <= budget {
+        format!(
+            "met in all {n} runs ({:.0} ns to spare at worst)",
+            budget - high
+        )
+    } else if low > budget {
+        format!("missed in all {n} runs (by {:.0} ns at best)", low - budget)
+    } else {
+        let over = costs.iter().filter(|c| **c > budget).count();
+        format!(
+            "within run-to-run noise: {low:.1}..{high:.1} ns against {budget}, over in {over} of {n} runs"
+        )
+    }
 }
 
 /// Met, missed, or within noise of a budget: a difference from the budget
@@ -521,6 +563,24 @@ pub fn lb_prime(lb: &Lb, case: &LbCase) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::verdict;
+
+    #[test]
+    fn a_budget_inside_the_runs_spread_is_no_verdict() {
+        use super::verdict_over_runs;
+        assert_eq!(
+            verdict_over_runs(&[30.0, 34.0, 31.0], 40.0),
+            "met in all 3 runs (6 ns to spare at worst)"
+        );
+        assert_eq!(
+            verdict_over_runs(&[45.0, 43.0], 40.0),
+            "missed in all 2 runs (by 3 ns at best)"
+        );
+        assert_eq!(
+            verdict_over_runs(&[38.0, 42.5, 39.0], 40.0),
+            "within run-to-run noise: 38.0..42.5 ns against 40, over in 1 of 3 runs"
+        );
+        assert_eq!(verdict_over_runs(&[], 40.0), "not measured");
+    }
 
     #[test]
     fn a_difference_within_two_standard_errors_is_noise() {
