@@ -452,6 +452,16 @@ impl LoadedProgram {
     /// index: counters are per-CPU so that the program never contends, and
     /// only the totals are meaningful to a test.
     pub fn per_cpu_counters(&self, map: &str) -> Result<Vec<u64>, CounterError> {
+        self.per_cpu_counters_on(map, None)
+    }
+
+    /// [`per_cpu_counters`](Self::per_cpu_counters) of CPU `only` alone,
+    /// when given: what one worker's CPU counted.
+    pub fn per_cpu_counters_on(
+        &self,
+        map: &str,
+        only: Option<usize>,
+    ) -> Result<Vec<u64>, CounterError> {
         let Some(aya::maps::Map::PerCpuArray(data)) = self.ebpf.map(map) else {
             return Err(match self.ebpf.map(map) {
                 None => CounterError::NoSuchMap(map.to_owned()),
@@ -468,7 +478,7 @@ impl LoadedProgram {
         // One batched syscall for the whole map: the oracles read the
         // counters around every packet, and a lookup per entry would make
         // the harness syscall-bound on counters, not on test runs.
-        crate::maps::sum_per_cpu_u64(data.fd().as_fd(), entries).map_err(|source| {
+        crate::maps::sum_per_cpu_words_on(data.fd().as_fd(), entries, 1, only).map_err(|source| {
             CounterError::Batch {
                 map: map.to_owned(),
                 source,

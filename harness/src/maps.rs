@@ -313,6 +313,17 @@ pub fn sum_per_cpu_words(
     entries: u32,
     words: usize,
 ) -> std::io::Result<Vec<u64>> {
+    sum_per_cpu_words_on(fd, entries, words, None)
+}
+
+/// [`sum_per_cpu_words`] over the CPU `only` alone when given: what one
+/// CPU counted, while other CPUs run the same program.
+pub fn sum_per_cpu_words_on(
+    fd: BorrowedFd<'_>,
+    entries: u32,
+    words: usize,
+    only: Option<usize>,
+) -> std::io::Result<Vec<u64>> {
     let cpus = possible_cpus();
     let mut keys = vec![0u32; entries as usize];
     let mut values = vec![0u64; entries as usize * cpus * words];
@@ -349,7 +360,10 @@ pub fn sum_per_cpu_words(
         let Some(sum) = sums.get_mut(*key as usize * words..(*key as usize + 1) * words) else {
             continue;
         };
-        for cpu in per_cpu.chunks(words) {
+        for (n, cpu) in per_cpu.chunks(words).enumerate() {
+            if only.is_some_and(|only| only != n) {
+                continue;
+            }
             for (total, v) in sum.iter_mut().zip(cpu) {
                 *total = total.wrapping_add(*v);
             }

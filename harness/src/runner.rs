@@ -195,6 +195,7 @@ pub fn run_decap_packet(
             cost: &execution::MarkerCost::default(),
             counters: true,
             watch: None,
+            cpu: None,
         },
         number,
         &as_scenario,

@@ -9,6 +9,7 @@
 //! runs on; callers that compare per-CPU values should pin the thread.
 
 use std::{
+    cell::Cell,
     os::fd::AsRawFd as _,
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -144,18 +145,48 @@ pub enum RunError {
     },
 }
 
-/// Wall time spent inside `BPF_PROG_TEST_RUN` by this process, in ns.
+/// Wall time spent inside `BPF_PROG_TEST_RUN` by threads that ended, ns.
 static IN_TEST_RUN_NS: AtomicU64 = AtomicU64::new(0);
-/// `BPF_PROG_TEST_RUN` calls made by this process.
+/// `BPF_PROG_TEST_RUN` calls made by threads that ended.
 static TEST_RUNS: AtomicU64 = AtomicU64::new(0);
 
-/// The `BPF_PROG_TEST_RUN` calls this process made so far and the wall
-/// time spent inside them (all threads): what the throughput benchmark
-/// compares the harness's own work with.
+/// One thread's test runs and time in them, added to the process's totals
+/// when the thread ends: counted per thread, since workers on several CPUs
+/// updating one shared counter per packet would contend for its cache
+/// line.
+#[derive(Default)]
+struct ThreadTestRuns {
+    runs: Cell<u64>,
+    ns: Cell<u64>,
+}
+
+impl ThreadTestRuns {
+    fn add(&self, elapsed: Duration) {
+        self.runs.set(self.runs.get() + 1);
+        self.ns.set(self.ns.get() + elapsed.as_nanos() as u64);
+    }
+}
+
+impl Drop for ThreadTestRuns {
+    fn drop(&mut self) {
+        TEST_RUNS.fetch_add(self.runs.get(), Ordering::Relaxed);
+        IN_TEST_RUN_NS.fetch_add(self.ns.get(), Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static THREAD_TEST_RUNS: ThreadTestRuns = ThreadTestRuns::default();
+}
+
+/// The `BPF_PROG_TEST_RUN` calls made so far by this thread and by threads
+/// that ended (a run's workers, once joined), and the wall time spent
+/// inside them: what the throughput benchmark compares the harness's own
+/// work with.
 pub fn time_in_test_runs() -> (u64, Duration) {
+    let (runs, ns) = THREAD_TEST_RUNS.with(|t| (t.runs.get(), t.ns.get()));
     (
-        TEST_RUNS.load(Ordering::Relaxed),
-        Duration::from_nanos(IN_TEST_RUN_NS.load(Ordering::Relaxed)),
+        TEST_RUNS.load(Ordering::Relaxed) + runs,
+        Duration::from_nanos(IN_TEST_RUN_NS.load(Ordering::Relaxed) + ns),
     )
 }
 
@@ -245,8 +276,7 @@ pub fn run_target(
     // size for the duration of the call.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(target.fd.as_raw_fd(), &mut opts) };
     let elapsed = started.elapsed();
-    IN_TEST_RUN_NS.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-    TEST_RUNS.fetch_add(1, Ordering::Relaxed);
+    THREAD_TEST_RUNS.with(|t| t.add(elapsed));
     let wall = elapsed / repeat.max(1);
     if rc != 0 {
         let source = std::io::Error::from_raw_os_error(-rc);

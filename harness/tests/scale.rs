@@ -141,11 +141,84 @@ fn the_throughput_benchmark_counts_what_it_verified() {
         ),
     )
     .unwrap();
-    let row = dsrlab::bench::throughput::measure(&path).unwrap_or_else(|e| panic!("{e}"));
+    let row = dsrlab::bench::throughput::measure(&path, 1).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((row.packets, row.failed), (600, 0), "{row:?}");
     assert!(
         row.test_run_share > 0.0 && row.test_run_share < 1.0,
         "{row:?}"
     );
     assert!(row.packets_per_second > 0.0);
+}
+
+#[test]
+fn workers_find_what_one_cpu_finds() {
+    if skip("workers_find_what_one_cpu_finds") {
+        return;
+    }
+    let cpus = dsrlab::runner::cpu_pin::CpuPin::allowed().unwrap();
+    if cpus.len() < 2 {
+        eprintln!("SKIPPED workers_find_what_one_cpu_finds: the process may use one CPU only");
+        return;
+    }
+    let options = RunOptions {
+        workers: 2,
+        fold_passing: true,
+        ..RunOptions::default()
+    };
+    let report = runner::run(&scenario(&wrong_claim(false)), &options, &mut || {});
+    let (failing, after) = failures(&report);
+    // The same single finding on the same packet, the totals right (summed
+    // over the workers' CPUs, the second run of the batch taken off).
+    let [(300, findings, notes)] = failing.as_slice() else {
+        panic!("{failing:?}");
+    };
+    assert!(
+        matches!(findings.as_slice(), [Finding::Counters { .. }]),
+        "{findings:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("run again alone")),
+        "{notes:?}"
+    );
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!((report.passed(), report.failed()), (599, 1));
+}
+
+#[test]
+fn every_packet_of_a_flow_goes_to_one_worker() {
+    // 200 flows of 3 packets each, payload sizes differing within a flow.
+    let s = scenario(
+        "version: 1
+programs: [{builtin: xdp_decap}]
+modes: [test-run]
+traffic:
+  - name: flows
+    generate: {flows: 200, packets_per_flow: 3, protocols: [tcp, udp], payload: 0-900}
+    expect: {verdict: pass}
+",
+    );
+    let mut by_flow: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for p in &s.packets {
+        let flow = p.name.split('/').next().unwrap().to_owned();
+        by_flow
+            .entry(flow)
+            .or_default()
+            .push(runner::worker_of(&p.bytes, 2));
+    }
+    assert_eq!(
+        by_flow.len(),
+        200,
+        "{:?}",
+        by_flow.keys().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        by_flow
+            .values()
+            .all(|w| w.len() == 3 && w.iter().all(|x| *x == w[0]))
+    );
+    let on_first = by_flow.values().filter(|w| w[0] == 0).count();
+    assert!(
+        (50..150).contains(&on_first),
+        "{on_first} of 200 flows on worker 0"
+    );
 }

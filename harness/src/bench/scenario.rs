@@ -144,6 +144,7 @@ fn case(
         cost: &MarkerCost::default(),
         counters: false,
         watch: None,
+        cpu: None,
     };
     for (i, packet) in &packets {
         match run_packet(loaded, &mut TestRun, &judging, i + 1, packet) {

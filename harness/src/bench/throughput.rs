@@ -9,7 +9,10 @@ use std::{
 };
 
 use crate::{
-    formats::scenario::{load, model::Mode},
+    formats::scenario::{
+        load,
+        model::{Contract, Mode},
+    },
     runner::scenario::{self as runner, RunOptions},
     testrun,
 };
@@ -19,6 +22,8 @@ use crate::{
 pub struct Throughput {
     /// The scenario's name.
     pub scenario: String,
+    /// Worker threads asked for (decap runs use them, one per CPU).
+    pub workers: usize,
     /// Packets verified (passed or failed; skipped ones not counted).
     pub packets: u64,
     /// Packets that failed, and after-run findings: a throughput of a run
@@ -30,18 +35,27 @@ pub struct Throughput {
     pub run_seconds: f64,
     /// Packets per second of the run.
     pub packets_per_second: f64,
-    /// Share of the run spent inside `BPF_PROG_TEST_RUN`.
+    /// Share of the workers' time (the run's wall time times the workers)
+    /// spent inside `BPF_PROG_TEST_RUN`.
     pub test_run_share: f64,
 }
 
-/// Loads and runs the scenario at `path` in test-run mode.
-pub fn measure(path: &Path) -> Result<Throughput, String> {
+/// Loads and runs the scenario at `path` in test-run mode with `workers`
+/// worker threads.
+pub fn measure(path: &Path, workers: usize) -> Result<Throughput, String> {
     let started = Instant::now();
     let scenario = load::load(path).map_err(|e| e.to_string())?;
     let load_time = started.elapsed();
+    // Only decap-contract programs run on several workers.
+    let decap = scenario
+        .programs
+        .iter()
+        .all(|p| p.contract == Some(Contract::Decap));
+    let workers = if decap { workers.max(1) } else { 1 };
     let options = RunOptions {
         modes: Some(vec![Mode::TestRun]),
         fold_passing: true,
+        workers,
         ..RunOptions::default()
     };
     let (runs_before, in_before) = testrun::time_in_test_runs();
@@ -60,12 +74,14 @@ pub fn measure(path: &Path) -> Result<Throughput, String> {
     let seconds = run_time.as_secs_f64();
     Ok(Throughput {
         scenario: report.name.clone(),
+        workers,
         packets,
         failed: report.failed() as u64,
         load_seconds: load_time.as_secs_f64(),
         run_seconds: seconds,
         packets_per_second: packets as f64 / seconds.max(f64::EPSILON),
-        test_run_share: (in_after - in_before).as_secs_f64() / seconds.max(f64::EPSILON),
+        test_run_share: (in_after - in_before).as_secs_f64()
+            / (seconds * workers as f64).max(f64::EPSILON),
     })
 }
 
@@ -80,13 +96,21 @@ pub fn peak_rss() -> Option<u64> {
 /// A human table of `rows`.
 pub fn table(rows: &[Throughput]) -> String {
     let mut out = format!(
-        "{:<28} {:>10} {:>8} {:>8} {:>12} {:>12} {:>16}\n",
-        "scenario", "packets", "load s", "run s", "packets/s", "in test run", "harness ns/pkt"
+        "{:<28} {:>7} {:>10} {:>8} {:>8} {:>12} {:>12} {:>16}\n",
+        "scenario",
+        "workers",
+        "packets",
+        "load s",
+        "run s",
+        "packets/s",
+        "in test run",
+        "harness ns/pkt"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<28} {:>10} {:>8.2} {:>8.2} {:>12.0} {:>11.0}% {:>16}\n",
+            "{:<28} {:>7} {:>10} {:>8.2} {:>8.2} {:>12.0} {:>11.0}% {:>16}\n",
             r.scenario,
+            r.workers,
             r.packets,
             r.load_seconds,
             r.run_seconds,
@@ -98,8 +122,8 @@ pub fn table(rows: &[Throughput]) -> String {
     out
 }
 
-/// What the run took besides its test runs, per packet.
+/// What a worker spent on a packet besides its test run.
 pub fn harness_share(row: &Throughput) -> Duration {
-    let per_packet = row.run_seconds / (row.packets.max(1) as f64);
+    let per_packet = row.run_seconds * row.workers as f64 / (row.packets.max(1) as f64);
     Duration::from_secs_f64(per_packet * (1.0 - row.test_run_share).max(0.0))
 }

@@ -81,6 +81,35 @@ impl PacketLog {
             .map(|(s, _)| s.as_str())
     }
 
+    /// An empty log that keeps and folds as this one does (a worker's).
+    pub fn empty_like(&self) -> Self {
+        Self::new(self.keep_passing, self.counters)
+    }
+
+    /// Takes in another log of the same run (a worker's): reports in packet
+    /// order, counts added, streams' checks combined.
+    pub fn merge(&mut self, other: Self) {
+        self.packets.extend(other.packets);
+        self.packets.sort_by_key(|p| p.number);
+        self.folded += other.folded;
+        for (stream, checked) in other.streams {
+            match self.streams.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, any)) => *any |= checked,
+                None => self.streams.push((stream, checked)),
+            }
+        }
+    }
+
+    /// Reports kept and folded.
+    pub fn len(&self) -> usize {
+        self.packets.len() + self.folded
+    }
+
+    /// Whether no report was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The kept reports and the number folded.
     pub fn into_parts(self) -> (Vec<PacketReport>, usize) {
         (self.packets, self.folded)

@@ -15,6 +15,7 @@ mod ledger;
 mod packet;
 mod topology;
 mod watch;
+mod workers;
 
 use packet::run_batched;
 pub(crate) use packet::run_packet;
@@ -30,6 +31,7 @@ pub use lb::set_up_lb;
 
 pub(crate) use after::{after_map_words, after_state};
 pub use topology::{CaptureReport, FlowReport, TopologyReport};
+pub use workers::worker_of;
 
 use std::{
     os::fd::AsRawFd as _,
@@ -64,6 +66,12 @@ pub struct RunOptions {
     /// nothing needs them (no snapshot, one mode): memory then stays flat
     /// with the number of packets ([`PacketLog`]).
     pub fold_passing: bool,
+    /// Worker threads for test runs of decap-contract programs, each
+    /// pinned to one of the CPUs the process may use (0 or 1: one, on the
+    /// first CPU). Flows stay on one worker. Runs that need one CPU (a
+    /// snapshot, `after.maps` per-CPU values, a user's counter arrays, one
+    /// `--packet`) use one.
+    pub workers: usize,
 }
 
 /// The packet log of a run of `scenario`: folding passing packets if the
@@ -367,7 +375,18 @@ fn run_mode(
     // Test runs run on one known CPU, the first the process may use, so
     // that per-CPU values land where `after.maps` `per_cpu:` says (live
     // runs pin the injecting thread themselves).
+    let counters = program.contract == Some(Contract::Decap);
+    // Only decap-contract programs (whose counters are read, never a
+    // user's counter arrays) run on workers, which pin themselves: the
+    // CPUs are taken before this thread is pinned, which they would
+    // inherit.
+    let cpus = if counters {
+        worker_cpus(scenario, options, mode)
+    } else {
+        Vec::new()
+    };
     let _pin = match mode {
+        Mode::TestRun if cpus.len() > 1 => None,
         Mode::TestRun => match CpuPin::first() {
             Ok(pin) => Some(pin),
             Err(e) => return RunOutcome::SetupFailed(format!("cannot pin to a CPU: {e}")),
@@ -378,7 +397,6 @@ fn run_mode(
         Ok(execution) => execution,
         Err(outcome) => return outcome,
     };
-    let counters = program.contract == Some(Contract::Decap);
     let read = || {
         let mut groups = vec![if counters {
             loaded
@@ -403,6 +421,7 @@ fn run_mode(
         cost: &cost,
         counters,
         watch: watch.as_ref(),
+        cpu: None,
     };
     let selected = scenario
         .packets
@@ -413,7 +432,18 @@ fn run_mode(
     let mut recounted = Vec::new();
     let mut unexplained = Vec::new();
     let mut log = packet_log(scenario, options, counters);
-    if counters {
+    if cpus.len() > 1 {
+        let packets: Vec<_> = selected.collect();
+        match workers::run(&loaded, &judging, &cpus, &packets, log) {
+            Ok((merged, batched)) => {
+                log = merged;
+                recounted = batched.recounted;
+                unexplained = batched.unexplained;
+            }
+            Err(outcome) => return outcome,
+        }
+        (0..log.len()).for_each(|_| tick());
+    } else if counters {
         // A snapshot shows each packet's counters: read around each.
         let limit = if scenario.spec.snapshot {
             1
@@ -482,6 +512,23 @@ pub(crate) fn finish(
     }
 }
 
+/// The CPUs a decap run's workers are pinned to: the first
+/// `options.workers` the process may use, where the run allows more than
+/// one (test runs, and nothing that needs every packet on one CPU).
+fn worker_cpus(scenario: &LoadedScenario, options: &RunOptions, mode: Mode) -> Vec<usize> {
+    let one_cpu = options.workers <= 1
+        || mode != Mode::TestRun
+        || scenario.spec.snapshot
+        || options.packet.is_some()
+        || scenario.after_maps.iter().any(|m| !m.per_cpu.is_empty());
+    if one_cpu {
+        return Vec::new();
+    }
+    let mut cpus = CpuPin::allowed().unwrap_or_default();
+    cpus.truncate(options.workers);
+    cpus
+}
+
 /// What judges a run's packets beside their expectations.
 #[derive(Clone, Copy)]
 pub(crate) struct Judging<'a> {
@@ -491,6 +538,9 @@ pub(crate) struct Judging<'a> {
     pub counters: bool,
     /// A user's counter arrays, read around each packet.
     pub watch: Option<&'a CounterWatch>,
+    /// The CPU whose counters are read (a worker's, while other workers
+    /// run the same program); all CPUs' summed when `None`.
+    pub cpu: Option<usize>,
 }
 
 /// A run in which every packet was skipped checked nothing, and must not

@@ -8,6 +8,7 @@ use dsrlab::{
     bench, datapath,
     formats::fixture::FixtureSet,
     load::{LoadOptions, LoadedProgram},
+    runner::cpu_pin::CpuPin,
 };
 use dsrlab_abi::decap::Counter;
 
@@ -49,17 +50,30 @@ fn pinned(format: Format, cpu: Option<usize>) -> anyhow::Result<usize> {
 }
 
 /// `dsrlab bench --throughput`: each scenario verified in test-run mode,
-/// pinned to one CPU.
+/// with one worker (pinned to `cpu`, by default the first CPU the process
+/// may use) and, where the process may use several CPUs, one worker per CPU.
 pub(super) fn run_throughput(
     paths: &[PathBuf],
     cpu: Option<usize>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let cpu = pinned(format, cpu)?;
-    let rows = paths
-        .iter()
-        .map(|p| bench::throughput::measure(p).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    if format == Format::Junit {
+        bail!("bench reports figures, not test cases: use --format human or json");
+    }
+    let all = CpuPin::allowed().context("cannot read the process's CPU affinity")?;
+    let cpu = cpu
+        .or(all.first().copied())
+        .context("the process may run on no CPU")?;
+    let mut rows = Vec::new();
+    for path in paths {
+        {
+            let _one = CpuPin::to(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
+            rows.push(bench::throughput::measure(path, 1).map_err(anyhow::Error::msg)?);
+        }
+        if all.len() > 1 {
+            rows.push(bench::throughput::measure(path, all.len()).map_err(anyhow::Error::msg)?);
+        }
+    }
     let peak = bench::throughput::peak_rss();
     match format {
         Format::Json => println!(

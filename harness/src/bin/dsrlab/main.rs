@@ -87,6 +87,11 @@ enum Command {
         /// the n JUnit reports together cover every scenario once.
         #[arg(long, value_parser = clap::value_parser!(partition::Partition))]
         partition: Option<partition::Partition>,
+        /// Test-run decap programs with this many workers, one pinned per
+        /// CPU the process may use (flows stay on one worker); runs that
+        /// need one CPU use one.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Review pending snapshots (.snap.new) beside scenarios: show each
     /// one's diff from the stored snapshot, and accept or reject them.
@@ -554,6 +559,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_unchecked,
             snapshots,
             partition,
+            workers,
         } => {
             let options = RunOptions {
                 packet,
@@ -563,6 +569,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // has notes; the others are counted, so that memory does
                 // not grow with the traffic.
                 fold_passing: true,
+                workers,
             };
             let selection = Selection {
                 paths: &paths,

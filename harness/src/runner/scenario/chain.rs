@@ -243,6 +243,7 @@ pub fn run(
             cost: &MarkerCost::default(),
             counters: false,
             watch: None,
+            cpu: None,
         };
         let result = stats_words(&chain).and_then(|before| {
             let report = run_packet(chain.root(), execution.as_mut(), &judging, i + 1, packet)?;

@@ -45,10 +45,14 @@ pub(super) fn new_report(
 
 /// The decap contract's counters (summed over CPUs), or nothing for a
 /// program without them.
-fn read_counters(program: &LoadedProgram, counters: bool) -> Result<Vec<u64>, SuiteError> {
+fn read_counters(
+    program: &LoadedProgram,
+    counters: bool,
+    cpu: Option<usize>,
+) -> Result<Vec<u64>, SuiteError> {
     if counters {
         program
-            .per_cpu_counters(COUNTERS_MAP)
+            .per_cpu_counters_on(COUNTERS_MAP, cpu)
             .map_err(|e| SuiteError::counters(program, e))
     } else {
         Ok(Vec::new())
@@ -70,10 +74,10 @@ pub(crate) fn run_packet(
     if report.skipped.is_some() {
         return Ok(report);
     }
-    let before = read_counters(program, judging.counters)?;
+    let before = read_counters(program, judging.counters, judging.cpu)?;
     let watched = judging.watch.map(CounterWatch::snapshot);
     let run = execution.run(program, &packet.bytes, packet.quirks)?;
-    let mut after = read_counters(program, judging.counters)?;
+    let mut after = read_counters(program, judging.counters, judging.cpu)?;
     judging.cost.remove(0, &mut after, 1);
     if let Err(RunError::Unrunnable { .. }) = &run {
         report.skipped = run.err().map(|e| e.to_string());
@@ -250,7 +254,7 @@ pub(crate) fn run_batched<'s>(
     (log, tick): (&mut PacketLog, &mut dyn FnMut()),
 ) -> Result<Batched, SuiteError> {
     let read = |execution: &dyn Execution| {
-        let mut words = read_counters(program, true)?;
+        let mut words = read_counters(program, true, judging.cpu)?;
         judging.cost.remove(0, &mut words, execution.markers());
         Ok::<_, SuiteError>(words)
     };
@@ -308,6 +312,19 @@ pub(crate) struct Batched {
     pub unexplained: Vec<Finding>,
 }
 
+impl Batched {
+    /// Takes in what another worker's batches found.
+    pub(crate) fn absorb(&mut self, other: Self) {
+        if self.recounted.len() < other.recounted.len() {
+            self.recounted.resize(other.recounted.len(), 0);
+        }
+        for (total, n) in self.recounted.iter_mut().zip(&other.recounted) {
+            *total = total.wrapping_add(*n);
+        }
+        self.unexplained.extend(other.unexplained);
+    }
+}
+
 /// A batched run in progress: the ledger, the reports of the batch not yet
 /// settled (report, packet, whether it claimed its counter), and the
 /// settled ones.
@@ -329,7 +346,7 @@ impl Batch<'_, '_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut now = read_counters(program, true)?;
+        let mut now = read_counters(program, true, judging.cpu)?;
         judging.cost.remove(0, &mut now, execution.markers());
         let Err(mismatch) = self.ledger.settle(now) else {
             for (report, packet, _) in self.pending.drain(..) {
@@ -363,7 +380,7 @@ impl Batch<'_, '_> {
             }
             self.log.push(alone, packet);
         }
-        let mut now = read_counters(program, true)?;
+        let mut now = read_counters(program, true, judging.cpu)?;
         judging.cost.remove(0, &mut now, execution.markers());
         self.ledger.advance(now);
         if !explained {

@@ -1,0 +1,99 @@
+//! A decap run over several CPUs: one worker thread pinned to each, every
+//! flow always on the same worker, each worker's counters read on its own
+//! CPU, the reports merged in packet order.
+//!
+//! Test runs execute on the calling CPU, so workers pinned to different
+//! CPUs run the same loaded program in parallel, each updating its CPU's
+//! share of every per-CPU map: a worker's counter batches are checked
+//! against its CPU's counters alone ([`Judging::cpu`]), and the after-run
+//! totals are the sums over CPUs as in a single-CPU run. Only programs of
+//! the decap contract run this way: their verdicts depend on the packet
+//! alone. (A load balancer's per-CPU connection table needs a model per
+//! worker; not yet.)
+
+use std::hash::{BuildHasher as _, Hasher as _};
+
+use super::{
+    Judging, RunOutcome,
+    ledger::BATCH,
+    packet::{Batched, run_batched},
+};
+use crate::{
+    formats::scenario::load::ScenarioPacket,
+    load::LoadedProgram,
+    runner::{PacketLog, SuiteError, cpu_pin::CpuPin, execution::TestRun},
+};
+
+/// The worker of a packet: a hash of its addresses and ports (the outer
+/// headers'), so that every packet of a flow goes to the same worker.
+pub fn worker_of(packet: &[u8], workers: usize) -> usize {
+    let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    let ether = packet.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    let (addresses, transport) = match ether {
+        Some(0x0800) => {
+            let ihl = packet.get(14).map_or(20, |b| usize::from(b & 0x0f) * 4);
+            (packet.get(26..34), 14 + ihl)
+        }
+        Some(0x86dd) => (packet.get(22..54), 54),
+        _ => (None, 0),
+    };
+    hasher.write(addresses.unwrap_or(packet.get(..14).unwrap_or(packet)));
+    if let Some(ports) = packet.get(transport..transport + 4) {
+        hasher.write(ports);
+    }
+    (hasher.finish() % workers as u64) as usize
+}
+
+/// Runs `packets` of a decap-contract `program` on the CPUs `cpus`, one
+/// worker each; returns the merged log and what the batches found.
+pub(crate) fn run(
+    program: &LoadedProgram,
+    judging: &Judging<'_>,
+    cpus: &[usize],
+    packets: &[(usize, &ScenarioPacket)],
+    mut log: PacketLog,
+) -> Result<(PacketLog, Batched), RunOutcome> {
+    let workers = cpus.len();
+    let results: Vec<Result<(PacketLog, Batched), SuiteError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .enumerate()
+            .map(|(w, &cpu)| {
+                let mut share = log.empty_like();
+                scope.spawn(move || {
+                    let _pin = CpuPin::to(cpu).map_err(|e| {
+                        SuiteError::Unsupported(format!("cannot pin to CPU {cpu}: {e}"))
+                    })?;
+                    let judging = Judging {
+                        cpu: Some(cpu),
+                        ..*judging
+                    };
+                    let mine = packets
+                        .iter()
+                        .copied()
+                        .filter(|(_, p)| worker_of(&p.bytes, workers) == w);
+                    let batched = run_batched(
+                        program,
+                        &mut TestRun,
+                        &judging,
+                        BATCH,
+                        mine,
+                        (&mut share, &mut || {}),
+                    )?;
+                    Ok((share, batched))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker panicked"))
+            .collect()
+    });
+    let mut batched = Batched::default();
+    for result in results {
+        let (share, found) = result.map_err(|e| RunOutcome::SetupFailed(e.to_string()))?;
+        log.merge(share);
+        batched.absorb(found);
+    }
+    Ok((log, batched))
+}
