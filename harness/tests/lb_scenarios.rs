@@ -246,7 +246,7 @@ fn a_flipped_byte_a_wrong_verdict_and_a_counter_too_many_are_reported() {
         .unwrap();
     let mut model = lb.model_state();
     let s = scenario("");
-    let frame = &s.packets[0].bytes;
+    let frame = &s.packets.get(0).unwrap().bytes.clone();
     let counters = |lb: &Lb| -> Counters { lb.counters().unwrap() };
     let before = counters(&lb);
     let run = testrun::run(lb.program(), frame, Quirks::default());

@@ -290,15 +290,12 @@ fn inline_packets_and_whole_expected_packets() {
     assert_eq!(
         s.packets
             .iter()
-            .map(|p| (
-                p.name.as_str(),
-                p.expect.as_ref().unwrap().verdict.as_deref()
-            ))
+            .map(|p| (p.name.clone(), p.expect.as_ref().unwrap().verdict.clone()))
             .collect::<Vec<_>>(),
         [
-            ("blocked", Some("drop")),
-            ("same", Some("pass")),
-            ("other", Some("pass"))
+            ("blocked".to_owned(), Some("drop".to_owned())),
+            ("same".to_owned(), Some("pass".to_owned())),
+            ("other".to_owned(), Some("pass".to_owned()))
         ],
         "`expect` replaces the stream's, `also_expect` adds to it"
     );

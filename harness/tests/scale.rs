@@ -219,3 +219,109 @@ traffic:
         "{on_first} of 200 flows on worker 0"
     );
 }
+
+/// Writes the packets of 1000 generated IPv4-in-IPv4 flows to
+/// `dir/capture.pcap` and returns a scenario replaying it, packet 5
+/// expected (wrongly) to be dropped.
+fn replay(dir: &Path) -> LoadedScenario {
+    let generated = scenario(
+        "version: 1
+programs: [{builtin: xdp_decap}]
+modes: [test-run]
+traffic:
+  - generate: {flows: 1000, tunnel: ip4_in_ip4, src: 198.18.1.0/24, dst: 198.18.2.1}
+    expect: {verdict: pass}
+",
+    );
+    let bytes: Vec<Vec<u8>> = generated
+        .packets
+        .iter()
+        .map(|p| p.into_owned().bytes)
+        .collect();
+    dsrlab::formats::pcap::write_file(&dir.join("capture.pcap"), &bytes).unwrap();
+    let text = "version: 1
+programs: [{builtin: xdp_decap}]
+modes: [test-run]
+traffic:
+  - name: capture
+    pcap: capture.pcap
+    expect: {verdict: pass, output: decapsulated, counter: decap_ip4_in_ip4}
+    packets:
+      5: {expect: {verdict: drop}}
+";
+    let path = dir.join("replay.yaml");
+    std::fs::write(&path, text).unwrap();
+    dsrlab::formats::scenario::load::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_replay_is_read_as_it_runs_and_judged_as_if_held() {
+    if skip("a_replay_is_read_as_it_runs_and_judged_as_if_held") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = replay(dir.path());
+    assert_eq!(s.packets.len(), 1000);
+    let fifth = s.packets.get(4).unwrap();
+    assert_eq!((fifth.name.as_str(), fifth.number), ("#5", 5));
+    assert_eq!(
+        fifth.expect.as_ref().unwrap().verdict.as_deref(),
+        Some("drop")
+    );
+    let report = run(&s);
+    let (failing, after) = failures(&report);
+    assert!(after.is_empty(), "{after:?}");
+    let [(5, findings, _)] = failing.as_slice() else {
+        panic!("{failing:?}");
+    };
+    assert!(
+        findings[0].to_string().contains("expected drop"),
+        "{findings:?}"
+    );
+    assert_eq!(report.passed(), 999);
+}
+
+#[test]
+fn a_replay_cut_short_after_loading_fails_its_run() {
+    if skip("a_replay_cut_short_after_loading_fails_its_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = replay(dir.path());
+    // The capture loses its tail between loading and running.
+    let path = dir.path().join("capture.pcap");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let report = run(&s);
+    let RunOutcome::SetupFailed(why) = &report.runs[0].outcome else {
+        panic!("{:?}", report.runs[0].outcome);
+    };
+    assert!(
+        why.starts_with("cannot read the traffic: ") && why.contains("capture.pcap: packet "),
+        "{why}"
+    );
+    assert!(!report.ok());
+}
+
+#[test]
+fn a_broken_capture_is_refused_when_the_scenario_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    dsrlab::formats::pcap::write_file(&good, &[vec![0u8; 60], vec![1u8; 60]]).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(dir.path().join("capture.pcap"), &bytes[..bytes.len() - 10]).unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nprograms: [{builtin: xdp_pass}]\ntraffic:\n  - pcap: capture.pcap\n    expect: {verdict: pass}\n",
+    )
+    .unwrap();
+    let e = dsrlab::formats::scenario::load::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("broken.yaml:4:")
+            && e.contains("capture.pcap: packet 2: truncated packet data (50 of 60 bytes)"),
+        "{e}"
+    );
+}

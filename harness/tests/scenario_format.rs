@@ -728,7 +728,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
         .collect();
     assert_eq!(fixture.len(), 34);
     // Scenario linear 64, stream 96: the stream's wins.
-    let first = fixture[0];
+    let first = &fixture[0];
     assert_eq!((first.number, first.name.as_str()), (1, "ip4in4-tcp"));
     assert_eq!(
         first.quirks,
@@ -746,7 +746,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
     assert_eq!(first.fixture.unwrap().counter, Counter::DecapIp4InIp4);
     assert!(first.expected_output.is_some());
     // The packet's override wins for quirks and expectation.
-    let second = fixture[1];
+    let second = &fixture[1];
     assert_eq!(second.quirks.linear, Some(20));
     let e = second.expect.as_ref().unwrap();
     assert_eq!(

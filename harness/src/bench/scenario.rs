@@ -39,12 +39,13 @@ pub struct Case {
 /// Measures every program of `scenario` on every stream, `calls` calls per
 /// measurement. The thread should be pinned (see `pin_to_cpu`).
 pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
-    let mut streams: Vec<&str> = Vec::new();
+    let mut streams: Vec<String> = Vec::new();
     for p in &scenario.packets {
-        if !streams.contains(&p.stream.as_str()) {
-            streams.push(&p.stream);
+        if !streams.contains(&p.stream) {
+            streams.push(p.stream.clone());
         }
     }
+    let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
     let mut cases = Vec::new();
     for program in &scenario.programs {
         let lb;
@@ -84,8 +85,10 @@ pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
         for stream in &streams {
             if matches!(program.source, ProgramSource::Chain(_))
                 && let Some(first) = scenario.chain_changes.first()
-                && scenario.packets[first.before..]
+                && scenario
+                    .packets
                     .iter()
+                    .skip(first.before)
                     .any(|p| p.stream == **stream)
             {
                 cases.push(Case {

@@ -115,6 +115,38 @@ pub fn write_file<P: AsRef<[u8]>>(path: &Path, packets: &[P]) -> Result<(), Pcap
     std::fs::write(path, bytes).map_err(|e| PcapError::file(path, format!("cannot write: {e}")))
 }
 
+/// The classic pcap file header at the start of `bytes`, checked: long
+/// enough, a known magic, Ethernet frames. Returns the bytes after it.
+fn parse_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], PcapParser), PcapError> {
+    if bytes.len() < FILE_HEADER_LEN {
+        return Err(PcapError::file(
+            path,
+            format!(
+                "truncated file header ({} of {FILE_HEADER_LEN} bytes)",
+                bytes.len()
+            ),
+        ));
+    }
+    let (rest, parser) = PcapParser::new(bytes).map_err(|_| {
+        let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        PcapError::file(
+            path,
+            format!("bad magic 0x{magic:08x} (neither a classic pcap nor a pcapng file)"),
+        )
+    })?;
+    let datalink = parser.header().datalink;
+    if datalink != DataLink::ETHERNET {
+        return Err(PcapError::file(
+            path,
+            format!(
+                "unsupported link type {} (only 1, LINKTYPE_ETHERNET, is supported)",
+                u32::from(datalink)
+            ),
+        ));
+    }
+    Ok((rest, parser))
+}
+
 /// Reads every packet of the pcap file `path`.
 pub fn read_file(path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
     let bytes =
@@ -131,32 +163,8 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> 
             .map(|(packet, _)| packet)
             .collect());
     }
-    if bytes.len() < FILE_HEADER_LEN {
-        return Err(PcapError::file(
-            path,
-            format!(
-                "truncated file header ({} of {FILE_HEADER_LEN} bytes)",
-                bytes.len()
-            ),
-        ));
-    }
-    let (mut rest, parser) = PcapParser::new(bytes).map_err(|_| {
-        let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        PcapError::file(
-            path,
-            format!("bad magic 0x{magic:08x} (neither a classic pcap nor a pcapng file)"),
-        )
-    })?;
+    let (mut rest, parser) = parse_header(bytes, path)?;
     let header = parser.header();
-    if header.datalink != DataLink::ETHERNET {
-        return Err(PcapError::file(
-            path,
-            format!(
-                "unsupported link type {} (only 1, LINKTYPE_ETHERNET, is supported)",
-                u32::from(header.datalink)
-            ),
-        ));
-    }
     let mut packets = Vec::new();
     while !rest.is_empty() {
         let n = packets.len() + 1;
@@ -203,4 +211,118 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> 
         rest = next;
     }
     Ok(packets)
+}
+
+/// The packets of a classic pcap file read one at a time: replays too
+/// large to hold in memory. The same checks and messages as
+/// [`from_bytes`], reported when the packet at fault is reached.
+pub struct PacketStream {
+    path: PathBuf,
+    reader: std::io::BufReader<std::fs::File>,
+    endianness: Endianness,
+    read: usize,
+    failed: bool,
+}
+
+impl PacketStream {
+    /// Opens the classic pcap file `path` (not pcapng: see [`is_pcapng`]).
+    pub fn open(path: &Path) -> Result<Self, PcapError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| PcapError::file(path, format!("cannot read: {e}")))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut header = [0u8; FILE_HEADER_LEN];
+        let got = read_up_to(&mut reader, &mut header)
+            .map_err(|e| PcapError::file(path, format!("cannot read: {e}")))?;
+        let (_, parser) = parse_header(&header[..got], path)?;
+        let header = parser.header();
+        Ok(Self {
+            path: path.to_owned(),
+            reader,
+            endianness: header.endianness,
+            read: 0,
+            failed: false,
+        })
+    }
+
+    fn record(&mut self) -> Result<Option<Vec<u8>>, PcapError> {
+        let n = self.read + 1;
+        let io = |e: std::io::Error| PcapError::packet(&self.path, n, format!("cannot read: {e}"));
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        let got = read_up_to(&mut self.reader, &mut head).map_err(io)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < RECORD_HEADER_LEN {
+            return Err(PcapError::packet(
+                &self.path,
+                n,
+                format!("truncated record header ({got} of {RECORD_HEADER_LEN} bytes)"),
+            ));
+        }
+        let word = |at: usize| {
+            let b = [head[at], head[at + 1], head[at + 2], head[at + 3]];
+            match self.endianness {
+                Endianness::Big => u32::from_be_bytes(b),
+                Endianness::Little => u32::from_le_bytes(b),
+            }
+        };
+        let (incl, orig) = (word(8), word(12));
+        if incl > orig {
+            return Err(PcapError::packet(
+                &self.path,
+                n,
+                format!("captured length {incl} exceeds original length {orig}"),
+            ));
+        }
+        let mut data = vec![0u8; incl as usize];
+        let got = read_up_to(&mut self.reader, &mut data).map_err(io)?;
+        if got < data.len() {
+            return Err(PcapError::packet(
+                &self.path,
+                n,
+                format!("truncated packet data ({got} of {incl} bytes)"),
+            ));
+        }
+        self.read = n;
+        Ok(Some(data))
+    }
+}
+
+/// Reads until `buf` is full or the input ends; how many bytes it read.
+fn read_up_to(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+impl Iterator for PacketStream {
+    type Item = Result<Vec<u8>, PcapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let record = self.record();
+        self.failed = record.is_err();
+        record.transpose()
+    }
+}
+
+/// Whether the file `path` is a pcapng file (by its first bytes).
+pub fn is_pcapng(path: &Path) -> Result<bool, PcapError> {
+    use std::io::Read as _;
+    let mut head = [0u8; 4];
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| PcapError::file(path, format!("cannot read: {e}")))?;
+    let n = file
+        .read(&mut head)
+        .map_err(|e| PcapError::file(path, format!("cannot read: {e}")))?;
+    Ok(head[..n] == super::pcapng::MAGIC[..n.min(4)] && n == 4)
 }

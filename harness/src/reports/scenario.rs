@@ -427,7 +427,7 @@ pub fn write_failure_pcaps(
             };
             let title = format!("{at} #{} {}", p.number, p.name);
             put("input", &input.bytes, format!("input of {title}"))?;
-            if let Some(expected) = expected_output(input) {
+            if let Some(expected) = expected_output(&input) {
                 put("expected", &expected, format!("expected output of {title}"))?;
             }
             if let Some(Ok(result)) = &p.run {

@@ -100,10 +100,12 @@ pub fn check(
     policy: Policy,
 ) -> io::Result<Vec<Checked>> {
     let dir = snapshot_dir(&scenario.path);
-    let inputs: Vec<&[u8]> = scenario
+    // Snapshots show every packet's input: scenarios that keep one are
+    // small enough to hold their inputs.
+    let inputs: Vec<Vec<u8>> = scenario
         .packets
         .iter()
-        .map(|p| p.bytes.as_slice())
+        .map(|p| p.into_owned().bytes)
         .collect();
     let mut out = Vec::new();
     for run in &report.runs {
@@ -126,7 +128,10 @@ pub fn check(
             RunOutcome::Ran { report: suite, .. } => vec![
                 (
                     name.clone(),
-                    Content::Text(snapshot::dissection_of(&inputs, suite)),
+                    Content::Text(snapshot::dissection_of(
+                        &inputs.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                        suite,
+                    )),
                 ),
                 (
                     format!("{name}-output"),

@@ -248,6 +248,12 @@ pub fn run(
             } else {
                 run_mode(scenario, program, options, mode, tick)
             };
+            // A replay that could not be read to its end checked part of
+            // its traffic: not a verdict on the program.
+            let outcome = match scenario.packets.take_error() {
+                Some(why) => RunOutcome::SetupFailed(format!("cannot read the traffic: {why}")),
+                None => outcome,
+            };
             runs.push(ProgramRun {
                 program: program.name.clone(),
                 mode,
@@ -433,8 +439,7 @@ fn run_mode(
     let mut unexplained = Vec::new();
     let mut log = packet_log(scenario, options, counters);
     if cpus.len() > 1 {
-        let packets: Vec<_> = selected.collect();
-        match workers::run(&loaded, &judging, &cpus, &packets, log) {
+        match workers::run(&loaded, &judging, &cpus, &scenario.packets, log) {
             Ok((merged, batched)) => {
                 log = merged;
                 recounted = batched.recounted;
@@ -460,8 +465,8 @@ fn run_mode(
         }
     } else {
         for (number, packet) in selected {
-            match run_packet(&loaded, execution.as_mut(), &judging, number, packet) {
-                Ok(report) => log.push(report, packet),
+            match run_packet(&loaded, execution.as_mut(), &judging, number, &packet) {
+                Ok(report) => log.push(report, &packet),
                 Err(why) => return RunOutcome::SetupFailed(why.to_string()),
             }
             tick();

@@ -67,8 +67,9 @@ pub struct LoadedScenario {
     pub programs: Vec<ResolvedProgram>,
     /// Modes to run in.
     pub modes: Vec<Mode>,
-    /// Every packet of every stream, in order.
-    pub packets: Vec<ScenarioPacket>,
+    /// Every packet of every stream, in order (a replay read from its pcap
+    /// as it goes).
+    pub packets: super::traffic::Traffic,
     /// Decap contract counters expected after the run.
     pub after_counters: Vec<(Counter, u64)>,
     /// Lb contract counters expected after the run.
@@ -497,7 +498,7 @@ struct Loader<'a> {
     tree: Node,
     spec: Scenario,
     /// `expect.equals` pcaps by resolved path.
-    equals: HashMap<PathBuf, Vec<Vec<u8>>>,
+    equals: HashMap<PathBuf, std::sync::Arc<Vec<Vec<u8>>>>,
 }
 
 /// A program as resolved, with what the checks of the traffic and `after`
@@ -641,7 +642,7 @@ impl<'a> Loader<'a> {
         self.check_expect(&root.key("expect"), self.spec.expect.as_ref(), &programs)?;
         self.check_quirks(&root.key("quirks"), &self.spec.quirks, &programs)?;
         self.check_ctx(&root.key("ctx"), &self.spec.ctx, &programs)?;
-        let mut packets = Vec::new();
+        let mut packets = super::traffic::Traffic::default();
         let mut names: Vec<String> = Vec::new();
         let mut lb_changes = Vec::new();
         let mut chain_changes = Vec::new();
@@ -678,7 +679,7 @@ impl<'a> Loader<'a> {
                     ..self.chain_changes(&p, changes, &programs)?
                 });
             }
-            packets.extend(self.stream(&p, i, &name, &programs)?);
+            self.stream(&p, i, &name, &programs, &mut packets)?;
         }
         let (after_counters, after_lb_counters, after_maps, after_globals) =
             self.after(&programs)?;
@@ -712,7 +713,7 @@ impl<'a> Loader<'a> {
 }
 
 /// `base` with the quirks `over` sets (later wins).
-fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
+pub(crate) fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
     Quirks {
         checksum_complete: base.checksum_complete
             || over.checksum == Some(super::model::ChecksumQuirk::Complete),
@@ -725,7 +726,7 @@ fn merge(base: Quirks, over: &QuirksSpec) -> Quirks {
 
 /// `base` with a fixture packet's own quirks, which win over the stream's:
 /// the fixture's expectation was written for them.
-fn fixture_quirks_over(base: Quirks, fixture: Quirks) -> Quirks {
+pub(crate) fn fixture_quirks_over(base: Quirks, fixture: Quirks) -> Quirks {
     Quirks {
         checksum_complete: base.checksum_complete || fixture.checksum_complete,
         checksum_unnecessary: base.checksum_unnecessary || fixture.checksum_unnecessary,

@@ -8,3 +8,4 @@ pub mod load;
 pub mod model;
 pub mod scaffold;
 pub mod schema;
+pub mod traffic;

@@ -246,7 +246,7 @@ pub fn run(
             cpu: None,
         };
         let result = stats_words(&chain).and_then(|before| {
-            let report = run_packet(chain.root(), execution.as_mut(), &judging, i + 1, packet)?;
+            let report = run_packet(chain.root(), execution.as_mut(), &judging, i + 1, &packet)?;
             let mut after = stats_words(&chain)?;
             if report.skipped.is_none() {
                 cost.remove(0, &mut after, 1);
@@ -273,7 +273,7 @@ pub fn run(
                 *moved = Some(steps.clone());
             }
         }
-        log.push(report, packet);
+        log.push(report, &packet);
         tick();
     }
     let after = if options.packet.is_some() {

@@ -150,9 +150,9 @@ pub fn run(
             &mut tally,
             &mut counting,
             number,
-            packet,
+            &packet,
         ) {
-            Ok(report) => log.push(report, packet),
+            Ok(report) => log.push(report, &packet),
             Err(why) => return RunOutcome::SetupFailed(why.to_string()),
         }
         tick();

@@ -250,7 +250,7 @@ pub(crate) fn run_batched<'s>(
     execution: &mut dyn Execution,
     judging: &Judging<'_>,
     limit: usize,
-    packets: impl Iterator<Item = (usize, &'s ScenarioPacket)>,
+    packets: impl Iterator<Item = (usize, Cow<'s, ScenarioPacket>)>,
     (log, tick): (&mut PacketLog, &mut dyn FnMut()),
 ) -> Result<Batched, SuiteError> {
     let read = |execution: &dyn Execution| {
@@ -267,8 +267,8 @@ pub(crate) fn run_batched<'s>(
         done: Batched::default(),
     };
     for (number, packet) in packets {
-        let mut report = new_report(program, execution, number, packet);
-        let judgement = PacketJudgement::new(program.kind(), packet, true);
+        let mut report = new_report(program, execution, number, &packet);
+        let judgement = PacketJudgement::new(program.kind(), &packet, true);
         let claim = judgement.claim().filter(|_| limit > 1);
         if report.skipped.is_none() {
             if claim.is_none() {
@@ -289,7 +289,7 @@ pub(crate) fn run_batched<'s>(
                     }
                     None => decap::counter_deltas(&vec![0; moved.len()], &moved),
                 };
-                judgement.complete(&mut report, packet, run, None);
+                judgement.complete(&mut report, &packet, run, None);
             }
         }
         let claimed = claim.is_some() && report.skipped.is_none();
@@ -332,7 +332,7 @@ struct Batch<'a, 's> {
     program: &'a LoadedProgram,
     judging: &'a Judging<'a>,
     ledger: Ledger,
-    pending: Vec<(PacketReport, &'s ScenarioPacket, bool)>,
+    pending: Vec<(PacketReport, Cow<'s, ScenarioPacket>, bool)>,
     log: &'a mut PacketLog,
     done: Batched,
 }
@@ -350,7 +350,7 @@ impl Batch<'_, '_> {
         judging.cost.remove(0, &mut now, execution.markers());
         let Err(mismatch) = self.ledger.settle(now) else {
             for (report, packet, _) in self.pending.drain(..) {
-                self.log.push(report, packet);
+                self.log.push(report, &packet);
             }
             return Ok(());
         };
@@ -359,10 +359,10 @@ impl Batch<'_, '_> {
         let mut explained = false;
         for (report, packet, claimed) in self.pending.drain(..) {
             if !claimed {
-                self.log.push(report, packet);
+                self.log.push(report, &packet);
                 continue;
             }
-            let mut alone = run_packet(program, execution, judging, report.number, packet)?;
+            let mut alone = run_packet(program, execution, judging, report.number, &packet)?;
             let recounted = &mut self.done.recounted;
             for (counter, delta) in &alone.counters {
                 let word = *counter as usize;
@@ -378,7 +378,7 @@ impl Batch<'_, '_> {
                      otherwise than their expectations claim"
                 ));
             }
-            self.log.push(alone, packet);
+            self.log.push(alone, &packet);
         }
         let mut now = read_counters(program, true, judging.cpu)?;
         judging.cost.remove(0, &mut now, execution.markers());

@@ -19,7 +19,7 @@ use super::{
     packet::{Batched, run_batched},
 };
 use crate::{
-    formats::scenario::load::ScenarioPacket,
+    formats::scenario::traffic::Traffic,
     load::LoadedProgram,
     runner::{PacketLog, SuiteError, cpu_pin::CpuPin, execution::TestRun},
 };
@@ -50,7 +50,7 @@ pub(crate) fn run(
     program: &LoadedProgram,
     judging: &Judging<'_>,
     cpus: &[usize],
-    packets: &[(usize, &ScenarioPacket)],
+    traffic: &Traffic,
     mut log: PacketLog,
 ) -> Result<(PacketLog, Batched), RunOutcome> {
     let workers = cpus.len();
@@ -68,10 +68,11 @@ pub(crate) fn run(
                         cpu: Some(cpu),
                         ..*judging
                     };
-                    let mine = packets
-                        .iter()
-                        .copied()
-                        .filter(|(_, p)| worker_of(&p.bytes, workers) == w);
+                    // Each worker reads the traffic (a replay: its own
+                    // stream of the pcap) and takes its flows, expanding
+                    // no other packet.
+                    let keep = move |bytes: &[u8]| worker_of(bytes, workers) == w;
+                    let mine = traffic.select(&keep).map(|(i, p)| (i + 1, p));
                     let batched = run_batched(
                         program,
                         &mut TestRun,

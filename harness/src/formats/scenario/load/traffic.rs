@@ -2,22 +2,24 @@
 //! overrides checked, and its packets expanded with their quirks and
 //! expectations; and the `after:` checks.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
-use super::{
-    AfterGlobal, AfterMap, Checked, Loader, ScenarioError, ScenarioPacket, fixture_quirks_over,
-    merge, tree::YPath,
-};
+use super::{AfterGlobal, AfterMap, Checked, Loader, ScenarioError, merge, tree::YPath};
 use crate::formats::{
     ctx::{Ctx, CtxSpec},
-    fixture::{Expectation, FixtureSet, Quirks},
+    fixture::{FixtureSet, Quirks},
     packet::PacketSpec,
     pcap,
     scenario::{
         generate,
         model::{Expect, PacketRecipe},
+        traffic::{Expander, Level, Override, Raw, Traffic},
     },
 };
 
@@ -37,17 +39,34 @@ impl Loader<'_> {
         i: usize,
         name: &str,
         programs: &[Checked],
-    ) -> Result<Vec<ScenarioPacket>, ScenarioError> {
+        traffic: &mut Traffic,
+    ) -> Result<(), ScenarioError> {
         let s = &self.spec.traffic[i];
-        // (name, bytes, fixture quirks, fixture expectation, fixture output)
-        type Raw = (
-            String,
-            Vec<u8>,
-            Quirks,
-            Option<Expectation>,
-            Option<Vec<u8>>,
-        );
         let inline = (!s.inline.is_empty()).then_some(&s.inline);
+        // A classic pcap no expectation compares with another pcap is
+        // replayed from the file as the run goes: checked and counted here,
+        // never held whole.
+        if let (None, Some(rel), None, None) = (&s.fixture, &s.pcap, &s.generate, inline) {
+            let path = self.resolve(rel);
+            let at = p.key("pcap");
+            let pcapng = pcap::is_pcapng(&path)
+                .map_err(|e| self.at_value(&at, format!("cannot use pcap: {e}")))?;
+            if !pcapng && !self.compares_with_pcap(i) {
+                let mut count = 0;
+                let mut largest = 0;
+                let stream = pcap::PacketStream::open(&path)
+                    .map_err(|e| self.at_value(&at, format!("cannot use pcap: {e}")))?;
+                for packet in stream {
+                    let packet =
+                        packet.map_err(|e| self.at_value(&at, format!("cannot use pcap: {e}")))?;
+                    count += 1;
+                    largest = largest.max(packet.len());
+                }
+                let expander = self.expander(p, i, name, programs, count)?;
+                traffic.push_replay(&path, (count, largest), expander);
+                return Ok(());
+            }
+        }
         let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &s.generate, inline) {
             (Some(rel), None, None, None) => {
                 let at = p.key("fixture");
@@ -126,7 +145,40 @@ impl Loader<'_> {
                 });
             }
         };
-        let count = raw.len();
+        let expander = self.expander(p, i, name, programs, raw.len())?;
+        let packets = raw
+            .into_iter()
+            .enumerate()
+            .map(|(k, raw)| expander.expand(k, raw))
+            .collect();
+        traffic.push_expanded(packets);
+        Ok(())
+    }
+
+    /// Whether an expectation of stream `i` (its own, an override's, or the
+    /// scenario's it inherits) compares outputs with a pcap (`equals:`).
+    fn compares_with_pcap(&self, i: usize) -> bool {
+        let s = &self.spec.traffic[i];
+        let equals = |e: Option<&Expect>| e.is_some_and(|e| e.equals.is_some());
+        equals(s.expect.as_ref())
+            || (s.expect.is_none() && equals(self.spec.expect.as_ref()))
+            || s.packets
+                .values()
+                .any(|o| equals(o.expect.as_ref()) || equals(o.also_expect.as_ref()))
+    }
+
+    /// Checks stream `i`'s overrides and expectations for its `count`
+    /// packets, builds what they compare with, and returns what expands its
+    /// raw packets.
+    fn expander(
+        &mut self,
+        p: &YPath,
+        i: usize,
+        name: &str,
+        programs: &[Checked],
+        count: usize,
+    ) -> Result<Expander, ScenarioError> {
+        let s = &self.spec.traffic[i];
         for &n in s.packets.keys() {
             if n == 0 || n as usize > count {
                 return Err(self.at_key(
@@ -183,82 +235,83 @@ impl Loader<'_> {
             self.check_expect(&at.key("expect"), o.expect.as_ref(), programs)?;
             self.check_expect(&at.key("also_expect"), o.also_expect.as_ref(), programs)?;
         }
-        let mut packets = Vec::with_capacity(count);
-        for (k, (pname, bytes, fixture_quirks, fixture, fixture_output)) in
-            raw.into_iter().enumerate()
-        {
-            let number = u32::try_from(k + 1).unwrap_or(u32::MAX);
-            let o = overrides.get(&number);
-            // The expectation, where it is written, and how many packets
-            // of an `equals` pcap it needs.
-            let (inherited, inherited_at) = match &stream_expect {
-                Some(e) => (Some(e.clone()), p.key("expect")),
-                None => (scenario_expect.clone(), YPath::root().key("expect")),
-            };
-            let (expect, level, needs) = match (
-                o.and_then(|o| o.expect.as_ref()),
-                o.and_then(|o| o.also_expect.as_ref()),
-            ) {
-                (Some(e), _) => (
-                    Some(e.clone()),
-                    p.key("packets").key(number).key("expect"),
-                    k + 1,
-                ),
-                (None, Some(more)) => {
-                    let at = if more.equals.is_some() {
-                        p.key("packets").key(number).key("also_expect")
-                    } else {
-                        inherited_at
-                    };
-                    let needs = if more.equals.is_some() { k + 1 } else { count };
-                    (Some(merge_expect(inherited, more)), at, needs)
+        // The expectation every packet without its own inherits, where it
+        // is written, built for all `count` packets.
+        let (inherited, inherited_at) = match &stream_expect {
+            Some(e) => (Some(e.clone()), p.key("expect")),
+            None => (scenario_expect, YPath::root().key("expect")),
+        };
+        let inherited_level = self.level(inherited.clone(), &inherited_at, (name, count))?;
+        let mut built = BTreeMap::new();
+        for (n, o) in &overrides {
+            let number = *n;
+            let level = match (o.expect.as_ref(), o.also_expect.as_ref()) {
+                (Some(e), _) => {
+                    let at = p.key("packets").key(number).key("expect");
+                    Some(self.level(Some(e.clone()), &at, (name, number as usize))?)
                 }
-                (None, None) => (inherited, inherited_at, count),
+                (None, Some(more)) => {
+                    let (at, needs) = if more.equals.is_some() {
+                        (
+                            p.key("packets").key(number).key("also_expect"),
+                            number as usize,
+                        )
+                    } else {
+                        (inherited_at.clone(), count)
+                    };
+                    let merged = merge_expect(inherited.clone(), more);
+                    Some(self.level(Some(merged), &at, (name, needs))?)
+                }
+                (None, None) => None,
             };
-            let mut expected_output = fixture_output;
-            if let Some(recipe) = expect.as_ref().and_then(|e| e.packet.as_ref()) {
-                expected_output = Some(self.build_recipe(&level.key("packet"), recipe)?);
-            }
-            if let Some(rel) = expect.as_ref().and_then(|e| e.equals.as_ref()) {
-                let pcap = self.equals_pcap(&level.key("equals"), rel)?;
-                let pcap = &self.equals[&pcap];
-                let Some(out) = pcap.get(k) else {
-                    return Err(self.at_value(
-                        &level.key("equals"),
-                        format!(
-                            "{} has {} packets; stream `{name}` needs {needs} (its packet N is compared with packet N)",
-                            self.resolve(rel).display(),
-                            pcap.len()
-                        ),
-                    ));
-                };
-                expected_output = Some(out.clone());
-            }
-            let quirks = merge(
-                fixture_quirks_over(
-                    merge(merge(Quirks::default(), &self.spec.quirks), &stream_quirks),
-                    fixture_quirks,
-                ),
-                &o.map(|o| o.quirks).unwrap_or_default(),
-            );
-            let mut ctx = Ctx::default().merged(&self.spec.ctx).merged(&stream_ctx);
-            if let Some(o) = o {
-                ctx = ctx.merged(&o.ctx);
-            }
-            ctx.read_back = expect.as_ref().is_some_and(|e| e.ctx.is_some());
-            let quirks = Quirks { ctx, ..quirks };
-            packets.push(ScenarioPacket {
-                stream: name.to_owned(),
+            built.insert(
                 number,
-                name: pname,
-                bytes,
-                quirks,
-                expect,
-                fixture,
-                expected_output,
-            });
+                Override {
+                    level,
+                    quirks: o.quirks,
+                    ctx: o.ctx.clone(),
+                },
+            );
         }
-        Ok(packets)
+        Ok(Expander {
+            stream: name.to_owned(),
+            inherited: inherited_level,
+            overrides: built,
+            quirks: merge(merge(Quirks::default(), &self.spec.quirks), &stream_quirks),
+            ctx: Ctx::default().merged(&self.spec.ctx).merged(&stream_ctx),
+        })
+    }
+
+    /// An expectation written at `at` as packets use it: its recipe built,
+    /// the pcap it compares with loaded, which must hold `needs` packets
+    /// (of stream `name`).
+    fn level(
+        &mut self,
+        expect: Option<Expect>,
+        at: &YPath,
+        (name, needs): (&str, usize),
+    ) -> Result<Level, ScenarioError> {
+        let mut level = Level::default();
+        if let Some(recipe) = expect.as_ref().and_then(|e| e.packet.as_ref()) {
+            level.recipe_output = Some(self.build_recipe(&at.key("packet"), recipe)?);
+        }
+        if let Some(rel) = expect.as_ref().and_then(|e| e.equals.as_ref()) {
+            let key = self.equals_pcap(&at.key("equals"), rel)?;
+            let pcap = Arc::clone(&self.equals[&key]);
+            if pcap.len() < needs {
+                return Err(self.at_value(
+                    &at.key("equals"),
+                    format!(
+                        "{} has {} packets; stream `{name}` needs {needs} (its packet N is compared with packet N)",
+                        self.resolve(rel).display(),
+                        pcap.len()
+                    ),
+                ));
+            }
+            level.equals = Some(pcap);
+        }
+        level.expect = expect;
+        Ok(level)
     }
 
     /// Builds a packet from its layer recipe; the error names the recipe.
@@ -285,7 +338,7 @@ impl Loader<'_> {
         if !self.equals.contains_key(&path) {
             let packets = pcap::read_file(&path)
                 .map_err(|e| self.at_value(at, format!("cannot use pcap: {e}")))?;
-            self.equals.insert(path.clone(), packets);
+            self.equals.insert(path.clone(), Arc::new(packets));
         }
         Ok(path)
     }
