@@ -371,3 +371,80 @@ pub fn sum_per_cpu_words_on(
     }
     Ok(sums)
 }
+
+/// Every entry of a per-CPU hash map of `K` → `V` (each CPU's value), read
+/// with batched lookups: a table of tens of thousands of flows read entry
+/// by entry costs two syscalls per flow.
+pub fn dump_per_cpu_hash<K: aya::Pod, V: aya::Pod>(
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<Vec<(K, Vec<V>)>> {
+    let cpus = possible_cpus();
+    // Per-CPU values are laid out 8-byte aligned, one per possible CPU.
+    let stride = size_of::<V>().div_ceil(8) * 8;
+    let opts = libbpf_sys::bpf_map_batch_opts {
+        sz: size_of::<libbpf_sys::bpf_map_batch_opts>() as _,
+        ..Default::default()
+    };
+    let mut chunk = 4096usize;
+    let mut entries = Vec::new();
+    // The batch tokens are opaque to the caller (a bucket index for hash
+    // maps); room for any key.
+    let (mut token_in, mut token_out) = ([0u8; 64], [0u8; 64]);
+    let mut first = true;
+    loop {
+        let mut keys = vec![0u8; chunk * size_of::<K>()];
+        let mut values = vec![0u8; chunk * stride * cpus];
+        let mut count = chunk as u32;
+        // SAFETY: keys and values hold `chunk` keys and `chunk` per-CPU
+        // values of the sizes the kernel writes for this map; the tokens
+        // are larger than the kernel's batch token.
+        let rc = unsafe {
+            libbpf_sys::bpf_map_lookup_batch(
+                fd.as_raw_fd(),
+                if first {
+                    std::ptr::null_mut()
+                } else {
+                    token_in.as_mut_ptr().cast()
+                },
+                token_out.as_mut_ptr().cast(),
+                keys.as_mut_ptr().cast(),
+                values.as_mut_ptr().cast(),
+                &mut count,
+                &opts,
+            )
+        };
+        if rc == -libc::ENOSPC && count == 0 {
+            // One bucket holds more entries than the chunk.
+            chunk *= 4;
+            continue;
+        }
+        if rc != 0 && rc != -libc::ENOENT {
+            return Err(std::io::Error::from_raw_os_error(-rc));
+        }
+        for i in 0..count as usize {
+            // SAFETY: entry i's key and values lie within the buffers, and
+            // K and V are plain data (Pod).
+            let key = unsafe {
+                keys.as_ptr()
+                    .add(i * size_of::<K>())
+                    .cast::<K>()
+                    .read_unaligned()
+            };
+            let per_cpu = (0..cpus)
+                .map(|c| unsafe {
+                    values
+                        .as_ptr()
+                        .add((i * cpus + c) * stride)
+                        .cast::<V>()
+                        .read_unaligned()
+                })
+                .collect();
+            entries.push((key, per_cpu));
+        }
+        if rc == -libc::ENOENT {
+            return Ok(entries);
+        }
+        token_in = token_out;
+        first = false;
+    }
+}

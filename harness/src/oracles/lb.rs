@@ -10,14 +10,17 @@
 //! to. The model and the kernel's results come in; this module never touches
 //! the kernel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use dsrlab_abi::lb::{Counter, FlowKey, Traffic};
 
 use super::Finding;
 use crate::{
     formats::packet::{self, DissectOptions},
-    lb::{control::Counters, model::Expected},
+    lb::{
+        control::Counters,
+        model::{Expected, FlowTable},
+    },
     testrun::{RunError, RunResult},
 };
 
@@ -126,8 +129,8 @@ pub fn judge_traffic(what: &str, expected: Traffic, actual: Traffic) -> Option<F
 /// evicted them). At most `limit` flows are listed.
 pub fn judge_connection_table(
     cpu: usize,
-    expected: &HashMap<FlowKey, u32>,
-    (actual, full): (&HashMap<FlowKey, u32>, bool),
+    expected: &FlowTable,
+    (actual, full): (&FlowTable, bool),
     limit: usize,
 ) -> Option<Finding> {
     let mut differing: Vec<String> = expected

@@ -5,9 +5,8 @@
 //! control plane ([`ModelState`]), which sees the same configuration
 //! changes (`lb_changes:`) at the same points of the traffic.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{net::IpAddr, os::fd::AsFd as _};
 
-use aya::maps::PerCpuHashMap;
 use dsrlab_abi::lb::{COUNTERS_MAP, Counter as LbCounter, FlowKey, FlowState, LRU_MAP};
 
 use super::{
@@ -20,7 +19,7 @@ use crate::{
         LbChanges, LbOp, LbSetup, LoadedScenario, ResolvedProgram, ScenarioPacket,
     },
     formats::scenario::model::Mode,
-    lb::{Lb, LbError, ModelState, Vip, control::Counters, eviction},
+    lb::{Lb, LbError, ModelState, Vip, control::Counters, eviction, model::FlowTable},
     load::ProgramKind,
     oracles::{
         Finding, expect,
@@ -476,7 +475,7 @@ fn after_checks(
     match connection_table(lb, cpu) {
         Err(e) => findings.push(Finding::After(format!("connection table: {e}"))),
         Ok((actual, keys)) => {
-            let expected: HashMap<FlowKey, u32> = model
+            let expected: FlowTable = model
                 .lru
                 .iter()
                 .filter(|(_, real)| **real != 0)
@@ -495,22 +494,23 @@ fn after_checks(
 
 /// `LB_LRU` as `cpu` sees it (entries naming real 0 are as good as absent),
 /// and how many keys it holds for all CPUs.
-fn connection_table(lb: &Lb, cpu: usize) -> Result<(HashMap<FlowKey, u32>, usize), String> {
+fn connection_table(lb: &Lb, cpu: usize) -> Result<(FlowTable, usize), String> {
     let map = lb
         .program()
         .map(LRU_MAP)
         .ok_or_else(|| format!("the program has no map {LRU_MAP}"))?;
-    let lru = PerCpuHashMap::<_, FlowKey, FlowState>::try_from(map).map_err(|e| e.to_string())?;
-    let mut table = HashMap::new();
-    let mut keys = 0;
-    for item in lru.iter() {
-        let (key, values) = item.map_err(|e| e.to_string())?;
-        keys += 1;
-        if let Some(state) = values.get(cpu)
-            && state.real != 0
-        {
-            table.insert(key, state.real);
-        }
-    }
+    let (aya::maps::Map::PerCpuLruHashMap(data) | aya::maps::Map::PerCpuHashMap(data)) = map else {
+        return Err(format!("{LRU_MAP} is not an LRU per-CPU hash"));
+    };
+    let entries = crate::maps::dump_per_cpu_hash::<FlowKey, FlowState>(data.fd().as_fd())
+        .map_err(|e| format!("cannot read {LRU_MAP}: {e}"))?;
+    let keys = entries.len();
+    let table = entries
+        .into_iter()
+        .filter_map(|(key, values)| {
+            let state = values.get(cpu)?;
+            (state.real != 0).then_some((key, state.real))
+        })
+        .collect();
     Ok((table, keys))
 }
