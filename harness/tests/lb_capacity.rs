@@ -110,6 +110,17 @@ fn outcome(report: &ScenarioReport) -> (usize, Option<String>, Vec<Finding>, usi
 
 const FLOWS: u32 = 3 * LRU_ENTRIES;
 
+/// The `programs:` entry of `defect_xdp_lb_lru_no_update` (an `xdp_lb` that
+/// never writes its connection table), its object written into `dir`.
+fn defect_program(dir: &Path) -> String {
+    let object = dir.join("defect.o");
+    std::fs::write(&object, defects::XDP_LB_LRU_NO_UPDATE.elf).unwrap();
+    format!(
+        "  - object: {}\n    program: defect_xdp_lb_lru_no_update\n    contract: lb\n",
+        object.display()
+    )
+}
+
 #[test]
 fn three_times_the_table_with_a_real_added_passes_judged_packet_by_packet() {
     if skip("three_times_the_table_with_a_real_added_passes_judged_packet_by_packet") {
@@ -135,12 +146,7 @@ fn a_table_that_is_never_written_is_caught_at_capacity_and_below() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let object = dir.path().join("defect.o");
-    std::fs::write(&object, defects::XDP_LB_LRU_NO_UPDATE.elf).unwrap();
-    let program = format!(
-        "  - object: {}\n    program: defect_xdp_lb_lru_no_update\n    contract: lb\n",
-        object.display()
-    );
+    let program = defect_program(dir.path());
     // Below capacity: the 1100 second passes should hit the table, and
     // miss. Counters are checked per batch until a batch does not add up
     // (its packets' verdicts and outputs were right: the same real), then
@@ -174,6 +180,50 @@ fn a_table_that_is_never_written_is_caught_at_capacity_and_below() {
             .any(|f| f.contains("connection table on CPU") && f.contains("actual none")),
         "{table:?}"
     );
+}
+
+/// The same traffic on two lanes, one per CPU, each with its own model of
+/// its CPU's view of the table: the table's keys are the lanes' flows
+/// together, so each lane accepts evictions the other's inserts caused, and
+/// nothing else.
+#[test]
+fn three_times_the_table_passes_on_two_cpus_and_the_defect_is_caught() {
+    let name = "three_times_the_table_passes_on_two_cpus_and_the_defect_is_caught";
+    if skip(name) {
+        return;
+    }
+    if dsrlab::runner::cpu_pin::CpuPin::allowed().unwrap().len() < 2 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {name}: the process may use one CPU only"
+        );
+        return;
+    }
+    let options = RunOptions {
+        workers: 2,
+        ..RunOptions::default()
+    };
+    let on_two = |s: &LoadedScenario| runner::run(s, &options, &mut || {});
+    let report = on_two(&scenario("  - builtin: xdp_lb\n", FLOWS));
+    let (failing, first, after, evicted) = outcome(&report);
+    assert_eq!((failing, first), (0, None));
+    assert!(after.is_empty(), "{after:?}");
+    assert!(
+        evicted > 0,
+        "no eviction was needed: the test proves nothing"
+    );
+    assert_eq!(report.passed(), 2 * FLOWS as usize + 2000);
+    // Both CPUs' tables were judged against their lanes' models.
+    let dir = tempfile::tempdir().unwrap();
+    let program = defect_program(dir.path());
+    let (failing, _, after, _) = outcome(&on_two(&scenario(&program, 100)));
+    assert!(failing > 0, "the defect passed on two CPUs");
+    let tables: Vec<String> = after
+        .iter()
+        .map(Finding::to_string)
+        .filter(|f| f.contains("connection table on CPU"))
+        .collect();
+    assert_eq!(tables.len(), 2, "{tables:?}");
 }
 
 /// The fuzzer's capacity case: the kept flows keep their real across the

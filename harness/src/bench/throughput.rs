@@ -46,12 +46,12 @@ pub fn measure(path: &Path, workers: usize) -> Result<Throughput, String> {
     let started = Instant::now();
     let scenario = load::load(path).map_err(|e| e.to_string())?;
     let load_time = started.elapsed();
-    // Only decap-contract programs run on several workers.
-    let decap = scenario
+    // Only programs of the decap and lb contracts run on several workers.
+    let spread = scenario
         .programs
         .iter()
-        .all(|p| p.contract == Some(Contract::Decap));
-    let workers = if decap { workers.max(1) } else { 1 };
+        .all(|p| matches!(p.contract, Some(Contract::Decap | Contract::Lb)));
+    let workers = if spread { workers.max(1) } else { 1 };
     let options = RunOptions {
         modes: Some(vec![Mode::TestRun]),
         fold_passing: true,

@@ -49,14 +49,17 @@ pub struct Eviction {
 /// The model's answer for `frame` if the kernel had evicted the flow's
 /// entry, when `expected` (the model's answer, already processed) is a
 /// connection-table hit and the model's table is full enough for the
-/// kernel's to have evicted it. The model then holds the alternative's
-/// state (the flow re-selected from the ring); `None` leaves it as it was.
+/// kernel's to have evicted it: `flows`, the keys the kernel's table holds
+/// for all CPUs (the model's own when one model sees all the traffic). The
+/// model then holds the alternative's state (the flow re-selected from the
+/// ring); `None` leaves it as it was.
 pub fn alternative(
     model: &mut ModelState,
     frame: &[u8],
     expected: &Expected,
+    flows: usize,
 ) -> Option<(Expected, Eviction)> {
-    if expected.selection != Some(Counter::LruHit) || !may_evict(model.lru.len()) {
+    if expected.selection != Some(Counter::LruHit) || !may_evict(flows) {
         return None;
     }
     let flow = expected.flow?;

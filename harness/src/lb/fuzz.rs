@@ -1300,8 +1300,10 @@ fn compare(
         frames.push(bytes.clone());
 
         let (mut what, mut diff) = differences(&expected, &actual, &delta);
+        let flows = model.lru.len();
         if !what.is_empty()
-            && let Some((evicted, eviction)) = eviction::alternative(&mut model, bytes, &expected)
+            && let Some((evicted, eviction)) =
+                eviction::alternative(&mut model, bytes, &expected, flows)
         {
             let (evicted_what, evicted_diff) = differences(&evicted, &actual, &delta);
             if evicted_what.is_empty() {

@@ -66,11 +66,11 @@ pub struct RunOptions {
     /// nothing needs them (no snapshot, one mode): memory then stays flat
     /// with the number of packets ([`PacketLog`]).
     pub fold_passing: bool,
-    /// Worker threads for test runs of decap-contract programs, each
-    /// pinned to one of the CPUs the process may use (0 or 1: one, on the
-    /// first CPU). Flows stay on one worker. Runs that need one CPU (a
-    /// snapshot, `after.maps` per-CPU values, a user's counter arrays, one
-    /// `--packet`) use one.
+    /// Worker threads for test runs of decap- and lb-contract programs,
+    /// each pinned to one of the CPUs the process may use (0 or 1: one, on
+    /// the first CPU). Flows stay on one worker (a load balancer's: one
+    /// model per worker's CPU). Runs that need one CPU (a snapshot,
+    /// `after.maps` per-CPU values, one `--packet`, live mode) use one.
     pub workers: usize,
 }
 

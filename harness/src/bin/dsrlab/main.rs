@@ -87,9 +87,9 @@ enum Command {
         /// the n JUnit reports together cover every scenario once.
         #[arg(long, value_parser = clap::value_parser!(partition::Partition))]
         partition: Option<partition::Partition>,
-        /// Test-run decap programs with this many workers, one pinned per
-        /// CPU the process may use (flows stay on one worker); runs that
-        /// need one CPU use one.
+        /// Test-run decap and lb programs with this many workers, one
+        /// pinned per CPU the process may use (flows stay on one worker);
+        /// runs that need one CPU use one.
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },

@@ -8,8 +8,8 @@
 //! against its CPU's counters alone ([`Judging::cpu`]), and the after-run
 //! totals are the sums over CPUs as in a single-CPU run. Only programs of
 //! the decap contract run this way: their verdicts depend on the packet
-//! alone. (A load balancer's per-CPU connection table needs a model per
-//! worker; not yet.)
+//! alone. (A load balancer runs on lanes of its own, one model per CPU:
+//! `lb::lanes`.)
 
 use std::hash::{BuildHasher as _, Hasher as _};
 
