@@ -262,6 +262,10 @@ fn a_replay_is_read_as_it_runs_and_judged_as_if_held() {
     let dir = tempfile::tempdir().unwrap();
     let s = replay(dir.path());
     assert_eq!(s.packets.len(), 1000);
+    // What the live rig is sized by, known without reading the capture.
+    let largest = s.packets.iter().map(|p| p.bytes.len()).max().unwrap();
+    assert_eq!(s.packets.largest(), largest);
+    assert!(!s.packets.any_quirks(|q| q.checksum_complete));
     let fifth = s.packets.get(4).unwrap();
     assert_eq!((fifth.name.as_str(), fifth.number), ("#5", 5));
     assert_eq!(

@@ -344,19 +344,16 @@ pub(crate) fn execution(
         Mode::TestRun => Ok(Box::new(TestRun)),
         Mode::Netns => {
             crate::live::netns::reap_once();
-            let largest = scenario
-                .packets
-                .iter()
-                .map(|p| p.bytes.len())
-                .max()
-                .unwrap_or(0);
+            let largest = scenario.packets.largest();
             let needs_nic = !scenario.after_snmp.is_empty()
-                || scenario.packets.iter().any(|p| {
-                    p.quirks.linear.is_some()
-                        || p.quirks.checksum_unnecessary
-                        || p.expect.as_ref().is_some_and(|e| e.drop_reason.is_some())
-                });
-            let needs_complete = scenario.packets.iter().any(|p| p.quirks.checksum_complete);
+                || scenario
+                    .packets
+                    .any_quirks(|q| q.linear.is_some() || q.checksum_unnecessary)
+                || scenario
+                    .packets
+                    .iter()
+                    .any(|p| p.expect.as_ref().is_some_and(|e| e.drop_reason.is_some()));
+            let needs_complete = scenario.packets.any_quirks(|q| q.checksum_complete);
             Ok(Box::new(
                 Live::attach(program, largest, needs_nic, needs_complete).map_err(|e| match e {
                     SuiteError::Unsupported(why) => RunOutcome::Skipped(why),
