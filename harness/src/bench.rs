@@ -129,16 +129,10 @@ fn median<T: Ord + Copy + Default>(values: &mut [T]) -> T {
 /// The first CPU the process may run on: where a benchmark runs unless told
 /// otherwise, so that it respects a cpuset or `taskset` it was started in.
 pub fn first_allowed_cpu() -> std::io::Result<usize> {
-    // SAFETY: cpu_set_t is plain data the kernel fills.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .find(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .ok_or_else(|| std::io::Error::other("the affinity mask is empty"))
-    }
+    crate::runner::cpu_pin::CpuPin::allowed()?
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("the affinity mask is empty"))
 }
 
 /// Pins the calling thread to `cpu` so that medians are not mixed across

@@ -385,6 +385,29 @@ pub fn write_failure_pcaps(
     pcapng: bool,
 ) -> io::Result<Vec<(String, Vec<PathBuf>)>> {
     let mut written = Vec::new();
+    // The failing packets' inputs, read in one pass (a replay is read from
+    // its pcap, not held).
+    let failing: std::collections::BTreeSet<usize> = report
+        .runs
+        .iter()
+        .filter_map(|run| match &run.outcome {
+            RunOutcome::Ran { report, .. } => Some(report),
+            _ => None,
+        })
+        .flat_map(|suite| suite.packets.iter().filter(|p| !p.findings.is_empty()))
+        .map(|p| p.number)
+        .collect();
+    let inputs: std::collections::HashMap<usize, _> = if failing.is_empty() {
+        Default::default()
+    } else {
+        scenario
+            .packets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| failing.contains(&(i + 1)))
+            .map(|(i, p)| (i + 1, p))
+            .collect()
+    };
     for run in &report.runs {
         let at = format!("{} · {} · {}", report.name, run.program, run.mode.name());
         if let RunOutcome::Topology(topology) = &run.outcome {
@@ -403,7 +426,7 @@ pub fn write_failure_pcaps(
             continue;
         };
         for p in suite.packets.iter().filter(|p| !p.findings.is_empty()) {
-            let Some(input) = scenario.packets.get(p.number - 1) else {
+            let Some(input) = inputs.get(&p.number) else {
                 continue;
             };
             let dir = out
@@ -427,7 +450,7 @@ pub fn write_failure_pcaps(
             };
             let title = format!("{at} #{} {}", p.number, p.name);
             put("input", &input.bytes, format!("input of {title}"))?;
-            if let Some(expected) = expected_output(&input) {
+            if let Some(expected) = expected_output(input) {
                 put("expected", &expected, format!("expected output of {title}"))?;
             }
             if let Some(Ok(result)) = &p.run {

@@ -35,12 +35,18 @@ fn fixture_sets(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<FixtureS
     Ok(sets)
 }
 
-/// Refuses JUnit (figures are not test cases) and pins the process to
-/// `cpu`, by default the first it may run on; returns the CPU.
-fn pinned(format: Format, cpu: Option<usize>) -> anyhow::Result<usize> {
+/// Refuses JUnit: a benchmark reports figures, not test cases.
+fn figures_only(format: Format) -> anyhow::Result<()> {
     if format == Format::Junit {
         bail!("bench reports figures, not test cases: use --format human or json");
     }
+    Ok(())
+}
+
+/// Refuses JUnit and pins the process to `cpu`, by default the first it
+/// may run on; returns the CPU.
+fn pinned(format: Format, cpu: Option<usize>) -> anyhow::Result<usize> {
+    figures_only(format)?;
     let cpu = match cpu {
         Some(cpu) => cpu,
         None => bench::first_allowed_cpu().context("cannot read the process's CPU affinity")?,
@@ -57,9 +63,7 @@ pub(super) fn run_throughput(
     cpu: Option<usize>,
     format: Format,
 ) -> anyhow::Result<()> {
-    if format == Format::Junit {
-        bail!("bench reports figures, not test cases: use --format human or json");
-    }
+    figures_only(format)?;
     let all = CpuPin::allowed().context("cannot read the process's CPU affinity")?;
     let cpu = cpu
         .or(all.first().copied())

@@ -59,6 +59,19 @@ fn read_counters(
     }
 }
 
+/// The decap contract's counters (of the judged CPU, or summed) less what
+/// every marker frame the execution sent so far added: what the packets
+/// alone counted.
+fn contract_words(
+    program: &LoadedProgram,
+    judging: &Judging<'_>,
+    execution: &dyn Execution,
+) -> Result<Vec<u64>, SuiteError> {
+    let mut words = read_counters(program, true, judging.cpu)?;
+    judging.cost.remove(0, &mut words, execution.markers());
+    Ok(words)
+}
+
 /// Runs one packet and judges it: the fixture's expectation (decap
 /// contract, for programs implementing it: `counters`), then the packet's
 /// `expect:`. `number` is its 1-based position in the run. The counters
@@ -243,8 +256,9 @@ impl<'p> PacketJudgement<'p> {
 /// Runs `packets` (1-based numbers with them) through a decap-contract
 /// `program`, the counters checked per batch where each packet claims its
 /// counter ([`Ledger`]) and read around each packet otherwise; `limit`
-/// packets per batch (1: around every packet). Returns the reports in
-/// order, and what packets run a second time added to the counters.
+/// packets per batch (1: around every packet). The reports go to `log`, in
+/// order; returns what packets run a second time added to the counters,
+/// and the batches no single packet explains.
 pub(crate) fn run_batched<'s>(
     program: &LoadedProgram,
     execution: &mut dyn Execution,
@@ -253,15 +267,10 @@ pub(crate) fn run_batched<'s>(
     packets: impl Iterator<Item = (usize, Cow<'s, ScenarioPacket>)>,
     (log, tick): (&mut PacketLog, &mut dyn FnMut()),
 ) -> Result<Batched, SuiteError> {
-    let read = |execution: &dyn Execution| {
-        let mut words = read_counters(program, true, judging.cpu)?;
-        judging.cost.remove(0, &mut words, execution.markers());
-        Ok::<_, SuiteError>(words)
-    };
     let mut batch = Batch {
         program,
         judging,
-        ledger: Ledger::new(limit, read(execution)?),
+        ledger: Ledger::new(limit, contract_words(program, judging, execution)?),
         pending: Vec::new(),
         log,
         done: Batched::default(),
@@ -277,7 +286,9 @@ pub(crate) fn run_batched<'s>(
             let run = execution.run(program, &packet.bytes, packet.quirks)?;
             let moved = match claim {
                 Some(_) => Vec::new(),
-                None => batch.ledger.advance(read(execution)?),
+                None => batch
+                    .ledger
+                    .advance(contract_words(program, judging, execution)?),
             };
             if let Err(RunError::Unrunnable { .. }) = &run {
                 report.skipped = run.err().map(|e| e.to_string());
@@ -303,9 +314,9 @@ pub(crate) fn run_batched<'s>(
     Ok(batch.done)
 }
 
-/// A batched run's reports, and what packets run again alone to find the
-/// culprit of a batch that did not add up moved besides (to be taken off
-/// the totals), with the findings no single packet explains.
+/// What a batched run's packets run again alone (to find the culprit of a
+/// batch that did not add up) moved besides, to be taken off the totals,
+/// and the findings no single packet explains.
 #[derive(Debug, Default)]
 pub(crate) struct Batched {
     pub recounted: Vec<u64>,
@@ -346,8 +357,7 @@ impl Batch<'_, '_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut now = read_counters(program, true, judging.cpu)?;
-        judging.cost.remove(0, &mut now, execution.markers());
+        let now = contract_words(program, judging, execution)?;
         let Err(mismatch) = self.ledger.settle(now) else {
             for (report, packet, _) in self.pending.drain(..) {
                 self.log.push(report, &packet);
@@ -380,9 +390,8 @@ impl Batch<'_, '_> {
             }
             self.log.push(alone, &packet);
         }
-        let mut now = read_counters(program, true, judging.cpu)?;
-        judging.cost.remove(0, &mut now, execution.markers());
-        self.ledger.advance(now);
+        self.ledger
+            .advance(contract_words(program, judging, execution)?);
         if !explained {
             let names = Counter::ALL.map(Counter::name);
             self.done.unexplained.push(Finding::After(format!(
