@@ -89,34 +89,36 @@ fn world_with(settings: LbSettings, vips: &[(VipSpec, &[(&str, u32)])]) -> (Plan
 /// an IPv6 real, an IPv6 VIP served by an IPv4 real, a GUE VIP of each
 /// family, and a VIP without reals.
 fn world() -> (Plane, ModelState) {
-    world_with(
-        settings(),
-        &[
-            (
-                vip("198.18.0.10", 80, Proto::Tcp, 0),
-                &[("198.18.1.1", 1), ("198.18.1.2", 1)],
-            ),
-            (vip("198.18.0.10", 0, Proto::Udp, 0), &[("198.18.1.3", 1)]),
-            (
-                vip("2001:db8::10", 443, Proto::Tcp, 0),
-                &[("2001:db8:1::1", 1), ("2001:db8:1::2", 1)],
-            ),
-            (
-                vip("198.18.0.11", 80, Proto::Tcp, 0),
-                &[("2001:db8:1::3", 1)],
-            ),
-            (vip("2001:db8::11", 80, Proto::Tcp, 0), &[("198.18.1.4", 1)]),
-            (
-                vip("198.18.0.12", 80, Proto::Udp, vip_flags::GUE),
-                &[("198.18.1.5", 1)],
-            ),
-            (
-                vip("2001:db8::12", 80, Proto::Udp, vip_flags::GUE),
-                &[("2001:db8:1::5", 1)],
-            ),
-            (vip("198.18.0.13", 80, Proto::Tcp, 0), &[]),
-        ],
-    )
+    world_with(settings(), &standard_vips())
+}
+
+/// The VIPs and reals of [`world`].
+fn standard_vips() -> Vec<(VipSpec, &'static [(&'static str, u32)])> {
+    vec![
+        (
+            vip("198.18.0.10", 80, Proto::Tcp, 0),
+            &[("198.18.1.1", 1), ("198.18.1.2", 1)],
+        ),
+        (vip("198.18.0.10", 0, Proto::Udp, 0), &[("198.18.1.3", 1)]),
+        (
+            vip("2001:db8::10", 443, Proto::Tcp, 0),
+            &[("2001:db8:1::1", 1), ("2001:db8:1::2", 1)],
+        ),
+        (
+            vip("198.18.0.11", 80, Proto::Tcp, 0),
+            &[("2001:db8:1::3", 1)],
+        ),
+        (vip("2001:db8::11", 80, Proto::Tcp, 0), &[("198.18.1.4", 1)]),
+        (
+            vip("198.18.0.12", 80, Proto::Udp, vip_flags::GUE),
+            &[("198.18.1.5", 1)],
+        ),
+        (
+            vip("2001:db8::12", 80, Proto::Udp, vip_flags::GUE),
+            &[("2001:db8:1::5", 1)],
+        ),
+        (vip("198.18.0.13", 80, Proto::Tcp, 0), &[]),
+    ]
 }
 
 fn eth() -> LayerSpec {
@@ -186,13 +188,27 @@ fn ring_real(state: &ModelState, vip_num: u32, hash: u32) -> (u32, IpAddr) {
     (id, addr)
 }
 
-/// Asserts every checksum of a frame is right (or absent).
-fn assert_checksums_valid(frame: &[u8], gue_port: u16) {
-    let d = dissect_with(frame, &DissectOptions { gue_port });
-    for layer in &d.layers {
-        // A zero UDP checksum is "none", over IPv6 too for tunnels (RFC
-        // 6935), which the contract's GUE header uses.
-        if matches!(&layer.repr, LayerRepr::Udp(u) if u.checksum == 0) {
+/// Asserts every checksum of a frame is right or absent where absence is
+/// allowed: the GUE header's over IPv4 always, over IPv6 only with the
+/// deployment's `gue_v6_zero_checksum` (RFC 6935).
+fn assert_checksums_valid(frame: &[u8], settings: &LbSettings) {
+    let d = dissect_with(
+        frame,
+        &DissectOptions {
+            gue_port: settings.gue_port,
+        },
+    );
+    for (i, layer) in d.layers.iter().enumerate() {
+        if let LayerRepr::Udp(u) = &layer.repr
+            && u.checksum == 0
+        {
+            let over_v6 = i > 0 && matches!(d.layers[i - 1].repr, LayerRepr::Ipv6(_));
+            let gue = u.dport == settings.gue_port;
+            assert!(
+                gue && (!over_v6 || settings.gue_v6_zero_checksum),
+                "zero UDP checksum in {}:\n{d}",
+                layer.label
+            );
             continue;
         }
         assert!(
@@ -577,7 +593,7 @@ fn ipv4_to_an_ipv4_real_is_ipip_with_crafted_outer_headers() {
     layers.extend(inner[1..].iter().cloned());
     let expected = build(layers);
     assert_frames_eq(&expected, &e.output);
-    assert_checksums_valid(&e.output, 6080);
+    assert_checksums_valid(&e.output, &settings());
 
     let stats = e.stats.unwrap();
     assert_eq!(
@@ -735,12 +751,35 @@ fn gue_puts_udp_between_outer_and_inner() {
     let d = dissect_with(&e.output, &DissectOptions::default());
     assert_eq!(d.field("ipv6[0].nh").as_deref(), Some("udp"));
     assert_eq!(d.field("udp[0].dport").as_deref(), Some("6080"));
-    assert_eq!(d.field("udp[0].csum").as_deref(), Some("0x0000"));
     assert_eq!(
         d.field("udp[0].len").unwrap(),
         (8 + frame.len() - 14).to_string()
     );
     assert_eq!(&e.output[14 + 40 + 8..], &frame[14..]);
+    // Over IPv6 the outer UDP checksum is computed: a Linux receiver drops
+    // zero-checksum UDP over IPv6 unless it opted in (RFC 6935).
+    assert_ne!(d.field("udp[0].csum").as_deref(), Some("0x0000"));
+    assert_eq!(
+        d.layers[2].checksum,
+        Some(ChecksumStatus::Valid),
+        "outer UDP checksum:\n{d}"
+    );
+    assert_checksums_valid(&e.output, &settings());
+    // ... unless the deployment says its reals accept zero.
+    let (_, mut zero) = world_with(
+        LbSettings {
+            gue_v6_zero_checksum: true,
+            ..settings()
+        },
+        &standard_vips(),
+    );
+    let z = zero.process(&frame);
+    assert_eq!((z.verdict, z.outcome), (XDP_TX, Counter::Tx));
+    let dz = dissect_with(&z.output, &DissectOptions::default());
+    assert_eq!(dz.field("udp[0].csum").as_deref(), Some("0x0000"));
+    // Everything else is the same frame.
+    assert_eq!(z.output[..14 + 40 + 6], e.output[..14 + 40 + 6]);
+    assert_eq!(z.output[14 + 40 + 8..], e.output[14 + 40 + 8..]);
 }
 
 #[test]
@@ -1213,7 +1252,7 @@ fn icmpv6_packet_too_big_about_a_vip_flow_goes_to_its_real() {
     );
     assert_eq!(flow.src, v6("2001:db8:2::1").octets());
     assert_eq!(&e.output[14 + 40..], &frame[14..]);
-    assert_checksums_valid(&e.output, 6080);
+    assert_checksums_valid(&e.output, &settings());
 }
 
 // ---------------------------------------------------------------------------
@@ -1599,7 +1638,7 @@ mod differential {
         for seed in 0..64 {
             let case = Case::generate(seed, true);
             let (plane, _) = case.world.plane().unwrap();
-            let gue_port = plane.settings().gue_port;
+            let settings = *plane.settings();
             let mut model = plane.model_state();
             for step in &case.steps {
                 if let Step::Frame { bytes, kind, .. } = step {
@@ -1607,7 +1646,7 @@ mod differential {
                     // A damaged frame's own checksums stay damaged inside
                     // the tunnel; the outer headers are the model's.
                     if e.verdict == XDP_TX && *kind == FrameKind::WellFormed {
-                        assert_checksums_valid(&e.output, gue_port);
+                        assert_checksums_valid(&e.output, &settings);
                     }
                     outcomes.insert(e.outcome);
                 }

@@ -338,7 +338,7 @@ fn lb_error(rest: &str) -> String {
 )]
 #[case::unknown_key_in_lb(
     "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb: {rings: 13}\ntraffic:\n  - pcap: two.pcap\n",
-    "t.yaml:4:10: unknown key `rings` in a load balancer's `lb`; expected one of ring_size, hash_seed, gateway_mac, mtu, gue_port, icmp_echo, send_too_big, src_v4_prefix, src_v6_prefix, vips"
+    "t.yaml:4:10: unknown key `rings` in a load balancer's `lb`; expected one of ring_size, hash_seed, gateway_mac, mtu, gue_port, icmp_echo, send_too_big, gue_v6_zero_checksum, src_v4_prefix, src_v6_prefix, vips"
 )]
 #[case::gue_port_on_lb(
     "version: 1\nprograms:\n  - builtin: xdp_lb\n    gue_port: 6081\ntraffic:\n  - pcap: two.pcap\n",

@@ -56,8 +56,13 @@
 //! IPv6 real: IPv6-in-IPv6 (41); IPv4 VIP to an IPv6 real: IPv4-in-IPv6
 //! (4); IPv6 VIP to an IPv4 real: `DropEncap`. With the VIP's `GUE` flag,
 //! a UDP header (source port `0x8000 | (hash & 0x7fff)`, destination
-//! `gue_port`, checksum 0 — RFC 6935 allows it for tunnels over IPv6 too)
-//! sits between the outer IP header and the inner packet (GUE variant 1).
+//! `gue_port`) sits between the outer IP header and the inner packet (GUE
+//! variant 1). Its checksum is 0 over IPv4 (RFC 768 allows it). Over IPv6
+//! it is computed over the pseudo-header, the UDP header and the whole
+//! inner packet (0 sent as `0xffff`), because a receiver drops
+//! zero-checksum UDP over IPv6 unless it opted in (RFC 6935, RFC 6936;
+//! Linux: `udp6zerocsumrx` on the tunnel); with the deployment's
+//! `GUE_V6_ZERO_CSUM` it is 0 there too.
 //!
 //! Outer IPv4: IHL 5, ToS = the inner ToS / traffic class, total length,
 //! id 0, DF set, TTL 64, protocol 4 / 41 / 17, correct header checksum,
@@ -253,6 +258,9 @@ pub mod config_flags {
     /// Answer packets that would exceed `mtu` after encapsulation with
     /// ICMP fragmentation-needed / ICMPv6 packet-too-big (else drop them).
     pub const SEND_TOO_BIG: u32 = 1 << 1;
+    /// Leave the outer UDP checksum of GUE over IPv6 zero: only for reals
+    /// that accept zero-checksum UDP over IPv6 (RFC 6935 section 5).
+    pub const GUE_V6_ZERO_CSUM: u32 = 1 << 2;
 }
 
 /// Deployment-wide settings, written by the control plane.

@@ -185,6 +185,10 @@ pub struct LbSettings {
     pub icmp_echo: bool,
     /// Answer packets too big to encapsulate with frag-needed / PTB.
     pub send_too_big: bool,
+    /// Leave the outer UDP checksum of GUE over IPv6 zero (every real has
+    /// opted in to zero-checksum UDP over IPv6, RFC 6935); computed if
+    /// false.
+    pub gue_v6_zero_checksum: bool,
     /// Outer IPv4 source prefix (the first two bytes are used).
     pub src_v4_prefix: Ipv4Addr,
     /// Outer IPv6 source prefix (the first twelve bytes are used).
@@ -192,8 +196,8 @@ pub struct LbSettings {
 }
 
 impl Default for LbSettings {
-    /// The default ring, seed 0, MTU 1500, GUE on 6080, both ICMP answers
-    /// on, sources from 198.19.0.0/16 and 2001:db8:5352::/96.
+    /// The default ring, seed 0, MTU 1500, GUE on 6080 with its checksum
+    /// over IPv6, both ICMP answers on, sources from 198.19.0.0/16 and 2001:db8:5352::/96.
     fn default() -> Self {
         Self {
             ring_size: DEFAULT_RING_SIZE,
@@ -203,6 +207,7 @@ impl Default for LbSettings {
             gue_port: DEFAULT_GUE_PORT,
             icmp_echo: true,
             send_too_big: true,
+            gue_v6_zero_checksum: false,
             src_v4_prefix: Ipv4Addr::new(198, 19, 0, 0),
             src_v6_prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x5352, 0, 0, 0, 0, 0),
         }
@@ -218,6 +223,9 @@ impl LbSettings {
         }
         if self.send_too_big {
             flags |= config_flags::SEND_TOO_BIG;
+        }
+        if self.gue_v6_zero_checksum {
+            flags |= config_flags::GUE_V6_ZERO_CSUM;
         }
         LbConfig {
             gateway_mac: self.gateway_mac,

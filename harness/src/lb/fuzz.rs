@@ -225,6 +225,7 @@ impl World {
             mtu,
             icmp_echo: d.chance(0.8),
             send_too_big: d.chance(0.8),
+            gue_v6_zero_checksum: d.chance(0.2),
             ..LbSettings::default()
         };
         let vips = (0..d.range(1..5))
@@ -1137,12 +1138,17 @@ pub fn run(
 pub fn describe_world(plane: &Plane) -> String {
     let s = plane.settings();
     let mut out = format!(
-        "ring {}, hash seed {:#x}, mtu {}, icmp echo {}, send too big {}\n",
+        "ring {}, hash seed {:#x}, mtu {}, icmp echo {}, send too big {}, gue checksum over IPv6 {}\n",
         s.ring_size,
         s.hash_seed,
         s.mtu,
         if s.icmp_echo { "on" } else { "off" },
         if s.send_too_big { "on" } else { "off" },
+        if s.gue_v6_zero_checksum {
+            "zero"
+        } else {
+            "computed"
+        },
     );
     for spec in plane.vips() {
         let vip = spec.vip();

@@ -233,6 +233,10 @@ pub struct SettingsState {
     pub icmp_echo: bool,
     /// Frag-needed / PTB answered.
     pub send_too_big: bool,
+    /// GUE over IPv6 without a UDP checksum (absent in state files written
+    /// before it existed: computed).
+    #[serde(default)]
+    pub gue_v6_zero_checksum: bool,
     /// Outer IPv4 source prefix.
     pub src_v4_prefix: Ipv4Addr,
     /// Outer IPv6 source prefix.
@@ -249,6 +253,7 @@ impl From<&LbSettings> for SettingsState {
             gue_port: s.gue_port,
             icmp_echo: s.icmp_echo,
             send_too_big: s.send_too_big,
+            gue_v6_zero_checksum: s.gue_v6_zero_checksum,
             src_v4_prefix: s.src_v4_prefix,
             src_v6_prefix: s.src_v6_prefix,
         }
@@ -265,6 +270,7 @@ impl SettingsState {
             gue_port: self.gue_port,
             icmp_echo: self.icmp_echo,
             send_too_big: self.send_too_big,
+            gue_v6_zero_checksum: self.gue_v6_zero_checksum,
             src_v4_prefix: self.src_v4_prefix,
             src_v6_prefix: self.src_v6_prefix,
         })
@@ -863,12 +869,17 @@ impl Instance {
         );
         let _ = writeln!(
             out,
-            "settings: ring size {}, hash seed {:#x}, gateway {}, mtu {}, gue port {}, icmp echo {}, send too big {}, outer sources {}/16 {}/96",
+            "settings: ring size {}, hash seed {:#x}, gateway {}, mtu {}, gue port {} (checksum over IPv6 {}), icmp echo {}, send too big {}, outer sources {}/16 {}/96",
             s.ring_size,
             s.hash_seed,
             format_mac(s.gateway_mac),
             s.mtu,
             s.gue_port,
+            if s.gue_v6_zero_checksum {
+                "zero"
+            } else {
+                "computed"
+            },
             on_off(s.icmp_echo),
             on_off(s.send_too_big),
             s.src_v4_prefix,

@@ -718,10 +718,10 @@ impl ModelState {
         .emit(&mut out);
         let inner_len = ip.packet.len();
         let outer_proto = if gue { PROTO_UDP } else { inner_proto };
+        let mut src_v6 = [0u8; 16];
+        src_v6[..12].copy_from_slice(&self.config.src_v6_prefix[..12]);
+        src_v6[12..].copy_from_slice(&hash.to_be_bytes());
         if outer_v6 {
-            let mut src = [0u8; 16];
-            src[..12].copy_from_slice(&self.config.src_v6_prefix[..12]);
-            src[12..].copy_from_slice(&hash.to_be_bytes());
             Ipv6Repr {
                 version: 6,
                 tclass: ip.tos,
@@ -729,7 +729,7 @@ impl ModelState {
                 payload_len: (overhead - Ipv6Repr::LEN + inner_len) as u16,
                 next_header: outer_proto,
                 hop_limit: OUTER_TTL,
-                src: src.into(),
+                src: src_v6.into(),
                 dst: def.addr.into(),
             }
             .emit(&mut out);
@@ -756,9 +756,9 @@ impl ModelState {
             let csum = util::checksum(&out[start..], Ipv4Repr::CHECKSUM_WORD);
             out[start + 10..start + 12].copy_from_slice(&csum.to_be_bytes());
         }
+        let udp_start = out.len();
         if gue {
-            // GUE variant 1: UDP straight before the inner IP header,
-            // checksum 0 (RFC 6935 allows it over IPv6 for tunnels).
+            // GUE variant 1: UDP straight before the inner IP header.
             UdpRepr {
                 sport: 0x8000 | (hash & 0x7fff) as u16,
                 dport: self.config.gue_port,
@@ -771,6 +771,23 @@ impl ModelState {
         // (Ethernet padding) stay after it; the outer lengths count the
         // inner packet as its header states.
         out.extend_from_slice(&frame[ETH_LEN..]);
+        // Over IPv4 the GUE checksum stays 0 (RFC 768); over IPv6 it is
+        // computed unless the deployment says its reals accept zero
+        // (RFC 6935).
+        if gue && outer_v6 && self.config.flags & config_flags::GUE_V6_ZERO_CSUM == 0 {
+            let udp_end = udp_start + UDP_LEN + inner_len;
+            let csum = util::ipv6_checksum(
+                &out[udp_start..udp_end],
+                UdpRepr::CHECKSUM_WORD,
+                &[],
+                &src_v6.into(),
+                &def.addr.into(),
+                pnet_packet::ip::IpNextHeaderProtocol(PROTO_UDP),
+            );
+            // Zero means "no checksum" (RFC 768).
+            let csum = if csum == 0 { 0xffff } else { csum };
+            out[udp_start + 6..udp_start + 8].copy_from_slice(&csum.to_be_bytes());
+        }
         // Reading: ICMP errors forwarded count in Traffic like any frame sent
         // to a real.
         Expected {

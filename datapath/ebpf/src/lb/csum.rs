@@ -12,6 +12,14 @@ pub fn fold(sum: u32) -> u16 {
     s as u16
 }
 
+/// Folds a 64-bit sum of 16-bit words to 32 bits with end-around carry
+/// (enough for [`fold`] after it).
+#[inline(always)]
+pub fn fold64(sum: u64) -> u32 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
+}
+
 /// The checksum of data whose words add up to `sum`.
 #[inline(always)]
 pub fn finish(sum: u32) -> u16 {
@@ -36,4 +44,77 @@ pub fn sum_addr(words: &[u16; 8]) -> u32 {
 #[inline(always)]
 pub fn replace(check: u16, old: u16, new: u16) -> u16 {
     !fold(u32::from(!check) + u32::from(!old) + u32::from(new))
+}
+
+/// Bytes per `bpf_csum_diff` call of [`sum_bytes`]: a multiple of 4 (the
+/// helper's unit) well under its 512-byte limit.
+const BLOCK: usize = 128;
+/// Blocks in the longest linear XDP frame (a page).
+const MAX_BLOCKS: usize = 4096 / BLOCK;
+
+/// Adds the one's complement sum of the `len` bytes at `start` to `sum`,
+/// or `None` if they are not all before `end` (or longer than a page).
+///
+/// Whole blocks go through `bpf_csum_diff`; the rest, fewer than
+/// [`BLOCK`] bytes, in halving steps, so the verifier walks at most
+/// [`MAX_BLOCKS`] times seven short branches. Every step but the last byte
+/// covers an even number of bytes, so each word stays at the parity it has
+/// from `start`.
+#[inline(always)]
+pub fn sum_bytes(start: usize, end: usize, len: u32, sum: u32) -> Option<u32> {
+    use aya_ebpf::helpers::generated::bpf_csum_diff;
+    let mut p = start;
+    let mut left = len as usize;
+    let mut acc = sum;
+    let add_block = |p: usize, size: usize, acc: &mut u32| -> Option<()> {
+        if p + size > end {
+            return None;
+        }
+        // SAFETY: `p .. p + size` is in the frame (checked above); the
+        // helper only reads it.
+        let r =
+            unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, size as u32, *acc) };
+        if r < 0 {
+            return None;
+        }
+        *acc = r as u32;
+        Some(())
+    };
+    for _ in 0..MAX_BLOCKS {
+        if left < BLOCK {
+            break;
+        }
+        add_block(p, BLOCK, &mut acc)?;
+        p += BLOCK;
+        left -= BLOCK;
+    }
+    if left >= BLOCK {
+        return None;
+    }
+    let mut size = BLOCK / 2;
+    while size >= 4 {
+        if left & size != 0 {
+            add_block(p, size, &mut acc)?;
+            p += size;
+        }
+        size /= 2;
+    }
+    let mut acc = u64::from(acc);
+    if left & 2 != 0 {
+        if p + 2 > end {
+            return None;
+        }
+        // SAFETY: checked above.
+        acc += u64::from(unsafe { (p as *const u16).read_unaligned() });
+        p += 2;
+    }
+    if left & 1 != 0 {
+        if p + 1 > end {
+            return None;
+        }
+        // SAFETY: checked above. The odd last byte is the high half of a
+        // word padded with zero (RFC 1071).
+        acc += u64::from(word(unsafe { (p as *const u8).read() }, 0));
+    }
+    Some(fold64(acc))
 }

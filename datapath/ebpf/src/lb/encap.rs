@@ -6,12 +6,12 @@
 //! (the header views of `packet` are 2-byte aligned for the same reason).
 
 use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
-use dsrlab_abi::lb::{FAMILY_V4, FAMILY_V6, LbConfig, RealDef};
+use dsrlab_abi::lb::{FAMILY_V4, FAMILY_V6, LbConfig, RealDef, config_flags};
 use dsrlab_ebpf::packet::{
     ETH_HLEN, ETH_P_IP_BE, ETH_P_IPV6_BE, IPV4_HLEN, IPV6_HLEN, UDP_HLEN, proto,
 };
 
-use super::csum::{finish, word};
+use super::csum::{finish, fold64, sum_bytes, word};
 
 /// What to put in front of the frame's IP packet.
 pub struct Encap<'a> {
@@ -103,6 +103,16 @@ pub fn encapsulate(ctx: &XdpContext, e: &Encap<'_>) -> Result<(), EncapError> {
     if data + ETH_HLEN as usize > ctx.data_end() {
         return Err(EncapError::Helper);
     }
+    // The inner packet's share of the outer UDP checksum, summed before the
+    // frame changes so that a failure leaves it as it was.
+    let inner_sum = if outer_v6 && e.gue && e.cfg.flags & config_flags::GUE_V6_ZERO_CSUM == 0 {
+        match sum_bytes(data + ETH_HLEN as usize, ctx.data_end(), e.ip_len, 0) {
+            Some(sum) => Some(sum),
+            None => return Err(EncapError::Helper),
+        }
+    } else {
+        None
+    };
     // SAFETY: the Ethernet header is in the frame.
     let local_mac = unsafe { [get(data, 0), get(data, 2), get(data, 4)] };
     let gw = &e.cfg.gateway_mac;
@@ -151,7 +161,25 @@ pub fn encapsulate(ctx: &XdpContext, e: &Encap<'_>) -> Result<(), EncapError> {
                 put(ip, 24 + 2 * i, word_of(addr, i));
             }
             if e.gue {
-                put_udp(data + (ETH_HLEN + IPV6_HLEN) as usize, e, payload_len);
+                let udp = data + (ETH_HLEN + IPV6_HLEN) as usize;
+                put_udp(udp, e, payload_len);
+                if let Some(inner) = inner_sum {
+                    // Pseudo-header (RFC 8200 8.1): both addresses, the
+                    // upper-layer length and next header as 32-bit words;
+                    // then the UDP header as written, checksum 0.
+                    let mut sum = inner as u64;
+                    for i in 0..16 {
+                        sum += u64::from(get(ip, 8 + 2 * i));
+                    }
+                    sum += u64::from((payload_len as u16).to_be());
+                    sum += u64::from(word(0, proto::UDP));
+                    for i in 0..3 {
+                        sum += u64::from(get(udp, 2 * i));
+                    }
+                    let check = finish(fold64(sum));
+                    // Zero means "no checksum" in UDP (RFC 768).
+                    put(udp, 6, if check == 0 { 0xffff } else { check });
+                }
             }
         }
     } else {
@@ -189,7 +217,8 @@ pub fn encapsulate(ctx: &XdpContext, e: &Encap<'_>) -> Result<(), EncapError> {
 }
 
 /// Writes the GUE (UDP) header at `udp`: source port from the hash,
-/// destination `gue_port`, length `len`, checksum 0.
+/// destination `gue_port`, length `len`, checksum 0 (filled in after it
+/// over IPv6).
 ///
 /// # Safety
 ///

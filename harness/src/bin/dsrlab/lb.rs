@@ -40,6 +40,7 @@ pub(super) fn lb_command(command: LbCommand) -> anyhow::Result<ExitCode> {
             gue_port,
             no_icmp_echo,
             no_send_too_big,
+            gue_v6_zero_checksum,
             src_v4_prefix,
             src_v6_prefix,
         } => {
@@ -51,6 +52,7 @@ pub(super) fn lb_command(command: LbCommand) -> anyhow::Result<ExitCode> {
                 gue_port,
                 icmp_echo: !no_icmp_echo,
                 send_too_big: !no_send_too_big,
+                gue_v6_zero_checksum,
                 src_v4_prefix,
                 src_v6_prefix,
             };

@@ -332,6 +332,10 @@ enum LbCommand {
         /// Drop packets too big to encapsulate instead of answering them.
         #[arg(long)]
         no_send_too_big: bool,
+        /// Send GUE over IPv6 with a zero UDP checksum (only if every real
+        /// accepts it, RFC 6935); computed otherwise.
+        #[arg(long)]
+        gue_v6_zero_checksum: bool,
         /// Outer IPv4 source prefix (first two bytes used).
         #[arg(long, default_value = "198.19.0.0")]
         src_v4_prefix: std::net::Ipv4Addr,

@@ -224,6 +224,9 @@ impl Loader<'_> {
         if let Some(on) = spec.send_too_big {
             settings.send_too_big = on;
         }
+        if let Some(on) = spec.gue_v6_zero_checksum {
+            settings.gue_v6_zero_checksum = on;
+        }
         if let Some(text) = &spec.src_v4_prefix {
             let at = at.key("src_v4_prefix");
             match address(text, "src_v4_prefix").map_err(|e| self.at_value(&at, e))? {

@@ -36,6 +36,11 @@ pub struct LbSpec {
     /// / ICMPv6 packet-too-big (default true; false drops them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_too_big: Option<bool>,
+    /// Send GUE over IPv6 with a zero UDP checksum (default false: it is
+    /// computed). Only for reals that accept zero-checksum UDP over IPv6
+    /// (RFC 6935; Linux drops it unless the tunnel has `udp6zerocsumrx`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_v6_zero_checksum: Option<bool>,
     /// Outer IPv4 source: its first two bytes, then two bytes of the flow
     /// hash (default 198.19.0.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
