@@ -29,7 +29,7 @@ use crate::{
 use dsrlab_abi::lb::Counter;
 
 /// One program on one packet.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Measurement {
     /// The program's name.
     pub program: String,
@@ -40,7 +40,6 @@ pub struct Measurement {
     /// BPF instructions after the kernel's rewrites.
     pub instructions: Option<u32>,
     /// Median kernel-reported run time per call, ns.
-    #[serde(rename = "kernel_ns_median")]
     pub kernel_ns: u32,
     /// Mean kernel-reported run time per call, ns: the kernel's clock ticks
     /// in steps of about 10 ns, so the median is quantized while the mean
@@ -50,8 +49,28 @@ pub struct Measurement {
     /// `calls`, what says whether two means differ beyond noise.
     pub kernel_ns_sd: f64,
     /// Median wall-clock time per syscall as the caller sees it, ns.
-    #[serde(rename = "wall_ns_median")]
     pub wall_ns: u64,
+}
+
+/// JSON with the statistic in every timing's name (`kernel_ns_median`,
+/// `kernel_ns_mean`, `wall_ns_median`), plus `kernel_ns`, the median again
+/// under the name `../shared/tools/katran-compare` reads (as it does from
+/// Katran's side).
+impl Serialize for Measurement {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Measurement", 9)?;
+        m.serialize_field("program", &self.program)?;
+        m.serialize_field("case", &self.case)?;
+        m.serialize_field("calls", &self.calls)?;
+        m.serialize_field("instructions", &self.instructions)?;
+        m.serialize_field("kernel_ns_median", &self.kernel_ns)?;
+        m.serialize_field("kernel_ns_mean", &self.kernel_ns_mean)?;
+        m.serialize_field("kernel_ns_sd", &self.kernel_ns_sd)?;
+        m.serialize_field("wall_ns_median", &self.wall_ns)?;
+        m.serialize_field("kernel_ns", &self.kernel_ns)?;
+        m.end()
+    }
 }
 
 impl Measurement {
@@ -557,6 +576,26 @@ pub fn lb_prime(lb: &Lb, case: &LbCase) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::verdict;
+
+    #[test]
+    fn json_names_each_statistic_and_keeps_the_name_katran_compare_reads() {
+        let m = super::Measurement {
+            program: "xdp_lb".into(),
+            case: "v4 tcp ack lru hit".into(),
+            calls: 10,
+            instructions: Some(100),
+            kernel_ns: 103,
+            kernel_ns_mean: 109.5,
+            kernel_ns_sd: 2.0,
+            wall_ns: 634,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["kernel_ns_median"], 103);
+        assert_eq!(v["kernel_ns"], 103);
+        assert_eq!(v["kernel_ns_mean"], 109.5);
+        assert_eq!(v["wall_ns_median"], 634);
+        assert!(v.get("wall_ns").is_none());
+    }
 
     #[test]
     fn a_budget_inside_the_runs_spread_is_no_verdict() {

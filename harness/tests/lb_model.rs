@@ -30,7 +30,8 @@ use dsrlab::{
     },
 };
 use dsrlab_abi::lb::{
-    Counter, FAMILY_V4, FAMILY_V6, FlowKey, MAX_VIPS, RealDef, VipMeta, vip_flags,
+    AddrEntry, Counter, FAMILY_V4, FAMILY_V6, FlowKey, MAX_VIPS, RealDef, VipMeta, addr_kind,
+    vip_flags,
 };
 
 // ---------------------------------------------------------------------------
@@ -1314,8 +1315,9 @@ fn control_plane_orders_writes_so_traffic_keeps_flowing() {
     let spec = vip("198.18.0.10", 80, Proto::Tcp, 0);
     let v = spec.vip();
     let writes = plane.add_vip(spec).unwrap();
-    // Stats zeroed, the echo entry for the new address, the VIP.
-    assert_eq!(writes.len(), 3);
+    // Stats zeroed, the echo entry for the new address, the VIP, then the
+    // address table: the entries inline under SHARED, then EXACT.
+    assert_eq!(writes.len(), 5);
     assert_eq!(writes[0], Write::ResetVipStats(0));
     assert_eq!(
         writes[1],
@@ -1327,6 +1329,18 @@ fn control_plane_orders_writes_so_traffic_keeps_flowing() {
             }),
         }
     );
+    let kinds: Vec<u8> = writes[3..]
+        .iter()
+        .map(|w| match w {
+            Write::Addr { entry, .. } => entry.kind,
+            other => panic!("not an address-table write: {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, [addr_kind::SHARED, addr_kind::EXACT]);
+    let Write::Addr { entry, .. } = writes[4] else {
+        unreachable!()
+    };
+    assert_eq!(entry.count, 2, "the VIP and the echo entry inline");
 
     // A new real: LB_REALS before any ring slot names it.
     let writes = plane.add_real(&v, ip("198.18.1.1"), 1).unwrap();
@@ -1373,8 +1387,15 @@ fn control_plane_orders_writes_so_traffic_keeps_flowing() {
     assert!(plane.ring(&v).unwrap().iter().all(|r| *r == 2));
     assert_eq!(plane.real_id(ip("198.18.1.1")), None);
 
-    // Removing the VIP: entry, echo entry, ring cleared, real freed.
+    // Removing the VIP: the address table first (SHARED, then EMPTY), then
+    // the entry, echo entry, ring cleared, real freed.
     let writes = plane.remove_vip(&v).unwrap();
+    assert!(matches!(writes[0], Write::Addr { entry, .. } if entry.kind == addr_kind::SHARED));
+    assert!(
+        matches!(writes[1], Write::Addr { entry, .. } if entry == AddrEntry::default()),
+        "the slot emptied"
+    );
+    let writes = &writes[2..];
     assert_eq!(
         writes[0],
         Write::Vip {
@@ -1618,6 +1639,135 @@ mod differential {
         .unwrap();
         let err = Lb::new(program, settings).unwrap_err();
         assert!(err.to_string().starts_with("LB_RING holds"), "{err}");
+    }
+
+    /// The address table in front of `LB_VIPS` answers as the map would:
+    /// two VIP addresses sharing a slot, an address with more entries than
+    /// fit inline, a non-VIP address in a VIP address's slot, and slots that
+    /// change kind as VIPs go. Every frame is judged by the model (verdict,
+    /// bytes, counters).
+    #[test]
+    fn the_address_table_answers_as_the_vip_map_would() {
+        if let Some(reason) = fuzz::unavailable() {
+            eprintln!("SKIPPED the_address_table_answers_as_the_vip_map_would: {reason}");
+            return;
+        }
+        use aya::maps::Array;
+        use dsrlab::{
+            formats::fixture::Quirks,
+            oracles::lb::{counter_deltas, judge},
+            testrun,
+        };
+        use dsrlab_abi::lb::{ADDRS_MAP, addr_slot};
+
+        let slot_of = |a: &str| {
+            let o = v4(a).octets();
+            addr_slot(&[u32::from_ne_bytes(o), 0, 0, 0])
+        };
+        // The premises, so that a change of the hash cannot make this test
+        // check nothing.
+        assert_eq!(slot_of("198.18.0.40"), slot_of("198.18.1.142"));
+        assert_eq!(slot_of("198.18.0.41"), slot_of("198.18.2.70"));
+        let distinct = ["198.18.0.40", "198.18.0.41", "198.18.0.42"].map(slot_of);
+        assert!(
+            distinct[0] != distinct[1] && distinct[1] != distinct[2] && distinct[0] != distinct[2]
+        );
+
+        let mut lb = Lb::load(
+            datapath::XDP_LB,
+            LbSettings {
+                ring_size: 13,
+                ..settings()
+            },
+        )
+        .unwrap();
+        let vips = [
+            vip("198.18.0.40", 80, Proto::Tcp, 0),
+            vip("198.18.1.142", 80, Proto::Tcp, 0),
+            vip("198.18.0.41", 80, Proto::Tcp, 0),
+            vip("198.18.0.41", 443, Proto::Tcp, 0),
+            vip("198.18.0.41", 53, Proto::Udp, 0),
+            vip("198.18.0.41", 0, Proto::Udp, 0),
+            vip("198.18.0.42", 80, Proto::Tcp, 0),
+        ];
+        for v in vips {
+            lb.add_vip(v).unwrap();
+            lb.add_real(&v.vip(), ip("198.18.1.1"), 1).unwrap();
+        }
+        let kind_of = |lb: &Lb, a: &str| {
+            Array::<_, AddrEntry>::try_from(lb.program().map(ADDRS_MAP).unwrap())
+                .unwrap()
+                .get(&slot_of(a), 0)
+                .unwrap()
+                .kind
+        };
+        assert_eq!(kind_of(&lb, "198.18.0.40"), addr_kind::SHARED);
+        assert_eq!(kind_of(&lb, "198.18.0.41"), addr_kind::SHARED, "5 entries");
+        assert_eq!(kind_of(&lb, "198.18.0.42"), addr_kind::EXACT);
+
+        let addrs = [
+            "198.18.0.40",
+            "198.18.1.142",
+            "198.18.0.41",
+            "198.18.0.42",
+            "198.18.2.70",
+        ];
+        let mut outcomes = BTreeSet::new();
+        let mut check = |lb: &mut Lb, stage: u16| {
+            let mut frames = Vec::new();
+            for (i, dst) in addrs.iter().enumerate() {
+                for dport in [80, 81, 443] {
+                    frames.push(build(syn_v4("198.18.2.1", dst, 40000 + stage, dport)));
+                }
+                for dport in [53, 9999] {
+                    // A new source port per stage: a UDP flow's table entry
+                    // would otherwise carry over.
+                    frames.push(build(vec![
+                        eth(),
+                        LayerSpec::Ipv4(ipv4("198.18.2.1", dst)),
+                        LayerSpec::udp(41000 + 10 * stage + i as u16, dport),
+                    ]));
+                }
+                frames.push(build(vec![
+                    eth(),
+                    LayerSpec::Ipv4(ipv4("198.18.2.1", dst)),
+                    LayerSpec::Icmp(IcmpSpec::default()),
+                    payload(8),
+                ]));
+            }
+            let mut model = lb.model_state();
+            for frame in &frames {
+                let expected = model.process(frame);
+                let before = lb.counters().unwrap();
+                let run = testrun::run(lb.program(), frame, Quirks::default());
+                let deltas = counter_deltas(&before, &lb.counters().unwrap());
+                let findings = judge(&expected, &run, &deltas, 6080);
+                assert!(
+                    findings.is_empty(),
+                    "stage {stage}: {findings:?}\n{}",
+                    dissect_with(frame, &DissectOptions::default())
+                );
+                outcomes.insert((stage, expected.outcome));
+            }
+        };
+        check(&mut lb, 0);
+
+        // 198.18.1.142 goes: 198.18.0.40 has its slot alone. 198.18.0.41
+        // loses a VIP: its four entries fit inline.
+        lb.remove_vip(&vips[1].vip()).unwrap();
+        lb.remove_vip(&vips[3].vip()).unwrap();
+        assert_eq!(kind_of(&lb, "198.18.0.40"), addr_kind::EXACT);
+        assert_eq!(kind_of(&lb, "198.18.0.41"), addr_kind::EXACT);
+        check(&mut lb, 1);
+
+        for stage in 0..2 {
+            for outcome in [Counter::Tx, Counter::PassNotVip, Counter::IcmpEchoReply] {
+                assert!(
+                    outcomes.contains(&(stage, outcome)),
+                    "stage {stage}: no {outcome:?}"
+                );
+            }
+        }
     }
 
     /// The generator and the model work without a kernel: cases are a

@@ -100,6 +100,15 @@
 //!   `PassNotVip`.
 //! - Any other ICMP: `PassNotVip`, untouched.
 //!
+//! ## The VIP address table
+//!
+//! Every lookup of `LB_VIPS` above goes through `LB_ADDRS` first (see
+//! [`AddrEntry`]): an empty slot means no entry, an `EXACT` slot holds the
+//! one address of that slot with all its entries, a `SHARED` slot sends the
+//! lookup to `LB_VIPS`. The control plane keeps the two equal, so the
+//! contract is that of `LB_VIPS` alone; the table spares traffic to no VIP
+//! (most of a host's) both hash lookups, and VIP traffic one.
+//!
 //! ## Details both sides settled on
 //!
 //! - A frame shorter than Ethernet, or an IP version nibble that differs from
@@ -161,9 +170,80 @@ pub const VIP_STATS_MAP: &str = "LB_VIP_STATS";
 pub const REAL_STATS_MAP: &str = "LB_REAL_STATS";
 /// Map: [`Counter`] → `u64` (per-CPU array, `Counter::COUNT`).
 pub const COUNTERS_MAP: &str = "LB_COUNTERS";
+/// Map: `u32` [`addr_slot`] → [`AddrEntry`] (array, [`ADDR_SLOTS`]): the
+/// VIP address table in front of `LB_VIPS`.
+pub const ADDRS_MAP: &str = "LB_ADDRS";
 /// Read-only global (`u32`): ring size per VIP; the loader sets it together
 /// with `LB_RING`'s max entries (`MAX_VIPS * RING_SIZE`).
 pub const RING_SIZE_GLOBAL: &str = "RING_SIZE";
+
+/// Slots of the VIP address table (`LB_ADDRS`): a power of two, four times
+/// [`MAX_VIPS`] so that addresses rarely share one.
+pub const ADDR_SLOTS: u32 = 256;
+/// `LB_VIPS` entries an [`AddrEntry`] holds inline.
+pub const ADDR_VIPS: usize = 4;
+
+/// The `LB_ADDRS` slot of an address given as four 32-bit words in memory
+/// order (`u32::from_ne_bytes` of each 4 network-order bytes; IPv4 in word
+/// 0, zeros after it): Fibonacci hashing of the words' XOR.
+#[inline(always)]
+pub const fn addr_slot(words: &[u32; 4]) -> u32 {
+    (words[0] ^ words[1] ^ words[2] ^ words[3]).wrapping_mul(0x9e37_79b1) >> 24
+}
+
+/// What an `LB_ADDRS` slot says (`AddrEntry::kind`).
+pub mod addr_kind {
+    /// No VIP address has this slot: a destination here is no VIP's.
+    pub const EMPTY: u8 = 0;
+    /// Exactly one VIP address has this slot and every `LB_VIPS` entry of
+    /// that address (echo entry included) is inline.
+    pub const EXACT: u8 = 1;
+    /// Several addresses share the slot, or one has more entries than
+    /// [`ADDR_VIPS`](super::ADDR_VIPS): look the destination up in
+    /// `LB_VIPS`.
+    pub const SHARED: u8 = 2;
+}
+
+/// One `LB_VIPS` entry of an address, inline in its [`AddrEntry`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrVip {
+    /// The entry's value.
+    pub meta: VipMeta,
+    /// Its key's port, network order (0: all ports, and echo entries).
+    pub port_be: u16,
+    /// Its key's protocol.
+    pub proto: u8,
+    /// Reserved, zero.
+    pub pad: u8,
+}
+
+/// A slot of the VIP address table: the `LB_VIPS` entries of the one
+/// address at this slot, so that the datapath answers a lookup with one
+/// array access instead of up to two hash lookups, and a destination that
+/// is no VIP's without any (`kind` [`addr_kind::EXACT`] / `EMPTY`).
+///
+/// The control plane keeps it equal to `LB_VIPS`. It rewrites a slot in
+/// three writes — `kind` to `SHARED` alone, then the new contents with
+/// `kind` still `SHARED`, then the final `kind` alone — so that a reader,
+/// which reads `kind` first, never uses inline contents being rewritten.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrEntry {
+    /// The address as four 32-bit words in memory order (see
+    /// [`addr_slot`]).
+    pub addr: [u32; 4],
+    /// [`FAMILY_V4`] or [`FAMILY_V6`] (`EXACT` only).
+    pub family: u8,
+    /// [`addr_kind`].
+    pub kind: u8,
+    /// Entries used in `vips` (`EXACT` only).
+    pub count: u8,
+    /// Reserved, zero.
+    pub pad: u8,
+    /// The address's `LB_VIPS` entries (`EXACT` only).
+    pub vips: [AddrVip; ADDR_VIPS],
+}
 
 /// Address family of a key or real.
 pub const FAMILY_V4: u8 = 4;
@@ -388,6 +468,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowState {}
     unsafe impl aya::Pod for super::LbConfig {}
     unsafe impl aya::Pod for super::Traffic {}
+    unsafe impl aya::Pod for super::AddrEntry {}
 }
 
 #[cfg(test)]

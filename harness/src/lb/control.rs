@@ -44,12 +44,13 @@ use std::{
 
 use aya::maps::{Array, MapError, PerCpuArray};
 use dsrlab_abi::lb::{
-    COUNTERS_MAP, Counter, DEFAULT_GUE_PORT, DEFAULT_RING_SIZE, FAMILY_V4, FAMILY_V6, LbConfig,
-    MAX_REALS, MAX_VIPS, REAL_STATS_MAP, RING_MAP, RING_SIZE_GLOBAL, RealDef, Traffic,
+    AddrEntry, COUNTERS_MAP, Counter, DEFAULT_GUE_PORT, DEFAULT_RING_SIZE, FAMILY_V4, FAMILY_V6,
+    LbConfig, MAX_REALS, MAX_VIPS, REAL_STATS_MAP, RING_MAP, RING_SIZE_GLOBAL, RealDef, Traffic,
     VIP_STATS_MAP, VipKey, VipMeta, config_flags,
 };
 
 use super::{
+    addrs,
     maglev::{self, Backend, MaglevError},
     model::{ModelState, vip_key},
 };
@@ -380,6 +381,13 @@ pub enum Write {
         /// The real id (0: none).
         real: u32,
     },
+    /// `LB_ADDRS[slot]` = entry (see [`super::addrs`]).
+    Addr {
+        /// The slot.
+        slot: u32,
+        /// Its new value.
+        entry: AddrEntry,
+    },
     /// `LB_VIP_STATS[vip_num]` zeroed on every CPU (a reused number).
     ResetVipStats(u32),
     /// `LB_REAL_STATS[id]` zeroed on every CPU (a reused id).
@@ -476,6 +484,7 @@ impl Plane {
         let num = (0..MAX_VIPS)
             .find(|n| self.vips.values().all(|s| s.num != *n))
             .ok_or(LbError::TooManyVips(vip))?;
+        let addrs_before = self.addr_table();
         let mut writes = vec![Write::ResetVipStats(num)];
         if !self.vips.keys().any(|v| v.addr == vip.addr) {
             writes.push(Write::Vip {
@@ -504,17 +513,21 @@ impl Plane {
                 ring: vec![0; self.settings.ring_size as usize],
             },
         );
+        // The address table last: it shows entries that are all there.
+        writes.extend(addrs::rewrite(&addrs_before, &self.addr_table()));
         Ok(writes)
     }
 
-    /// Removes a VIP: its entry first (its traffic stops matching), then its
-    /// ring is cleared and its reals released.
+    /// Removes a VIP: the address table and its entry first (its traffic
+    /// stops matching), then its ring is cleared and its reals released.
     pub fn remove_vip(&mut self, vip: &Vip) -> Result<Vec<Write>, LbError> {
+        let addrs_before = self.addr_table();
         let state = self.vips.remove(vip).ok_or(LbError::NoSuchVip(*vip))?;
-        let mut writes = vec![Write::Vip {
+        let mut writes = addrs::rewrite(&addrs_before, &self.addr_table());
+        writes.push(Write::Vip {
             key: vip.key(),
             meta: None,
-        }];
+        });
         if !self.vips.keys().any(|v| v.addr == vip.addr) {
             writes.push(Write::Vip {
                 key: echo_key(vip.addr),
@@ -603,25 +616,43 @@ impl Plane {
         self.rebuild(vip)
     }
 
-    /// What the maps hold, as the reference model's state (with an empty
-    /// connection table).
-    pub fn model_state(&self) -> ModelState {
-        let mut state = ModelState::new(self.settings.config(), self.settings.ring_size);
+    /// The `LB_VIPS` entries: each VIP's and each VIP address's echo entry.
+    /// (Several VIPs at one address give its echo entry once.)
+    pub fn vip_entries(&self) -> Vec<(VipKey, VipMeta)> {
+        let mut entries = Vec::with_capacity(self.vips.len() * 2);
+        let mut addrs = std::collections::BTreeSet::new();
         for (vip, s) in &self.vips {
-            state.vips.insert(
+            entries.push((
                 vip.key(),
                 VipMeta {
                     flags: s.flags,
                     vip_num: s.num,
                 },
-            );
-            state.vips.insert(
-                echo_key(vip.addr),
-                VipMeta {
-                    flags: 0,
-                    vip_num: ECHO_VIP_NUM,
-                },
-            );
+            ));
+            if addrs.insert(vip.addr) {
+                entries.push((
+                    echo_key(vip.addr),
+                    VipMeta {
+                        flags: 0,
+                        vip_num: ECHO_VIP_NUM,
+                    },
+                ));
+            }
+        }
+        entries
+    }
+
+    /// The address table `LB_ADDRS` for [`Self::vip_entries`].
+    fn addr_table(&self) -> BTreeMap<u32, AddrEntry> {
+        addrs::table(self.vip_entries())
+    }
+
+    /// What the maps hold, as the reference model's state (with an empty
+    /// connection table).
+    pub fn model_state(&self) -> ModelState {
+        let mut state = ModelState::new(self.settings.config(), self.settings.ring_size);
+        state.vips.extend(self.vip_entries());
+        for s in self.vips.values() {
             state.rings.insert(s.num, s.ring.clone());
         }
         for (id, r) in &self.reals {

@@ -41,8 +41,8 @@ use aya::maps::{Array, Map, MapData, PerCpuArray};
 use aya::programs::Xdp;
 use aya_obj::programs::XdpAttachType;
 use dsrlab_abi::lb::{
-    CONFIG_MAP, COUNTERS_MAP, Counter, LRU_MAP, MAX_VIPS, REAL_STATS_MAP, REALS_MAP, RING_MAP,
-    Traffic, VIP_STATS_MAP, VIPS_MAP, vip_flags,
+    ADDRS_MAP, CONFIG_MAP, COUNTERS_MAP, Counter, LRU_MAP, MAX_VIPS, REAL_STATS_MAP, REALS_MAP,
+    RING_MAP, Traffic, VIP_STATS_MAP, VIPS_MAP, vip_flags,
 };
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +57,9 @@ pub use crate::pins::{BPFFS, STATE_DIR, ensure_bpffs};
 /// The pinned program's file name in an instance's directory.
 pub const PROGRAM_PIN: &str = "xdp_lb";
 /// The maps pinned, by their names in the object.
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 9] = [
     VIPS_MAP,
+    ADDRS_MAP,
     REALS_MAP,
     RING_MAP,
     LRU_MAP,

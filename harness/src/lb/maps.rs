@@ -8,8 +8,8 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapError, PerCpuArray, PerCpuValues};
 use dsrlab_abi::lb::{
-    CONFIG_MAP, LbConfig, REAL_STATS_MAP, REALS_MAP, RING_MAP, RealDef, Traffic, VIP_STATS_MAP,
-    VIPS_MAP, VipKey, VipMeta,
+    ADDRS_MAP, AddrEntry, CONFIG_MAP, LbConfig, REAL_STATS_MAP, REALS_MAP, RING_MAP, RealDef,
+    Traffic, VIP_STATS_MAP, VIPS_MAP, VipKey, VipMeta,
 };
 
 use super::control::Write;
@@ -67,6 +67,11 @@ pub fn apply(maps: &mut impl LbMaps, writes: Vec<Write>) -> Result<(), String> {
                         None => m.remove(&key),
                     })
                     .map_err(map_op(VIPS_MAP, "write"))?;
+            }
+            Write::Addr { slot, entry } => {
+                Array::<_, AddrEntry>::try_from(maps.lb_map_mut(ADDRS_MAP)?)
+                    .and_then(|mut m| m.set(slot, &entry, 0))
+                    .map_err(map_op(ADDRS_MAP, format!("write slot {slot}")))?;
             }
             Write::Real { id, def } => {
                 Array::<_, RealDef>::try_from(maps.lb_map_mut(REALS_MAP)?)

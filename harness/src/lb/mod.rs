@@ -4,6 +4,8 @@
 //! - [`maglev`]: weighted Maglev rings;
 //! - [`control`]: the control plane over a loaded `xdp_lb` (VIPs, reals,
 //!   weights, rings, counters);
+//! - [`addrs`]: the VIP address table the control plane keeps in front of
+//!   the VIP map;
 //! - [`model`]: the reference model, the expected verdict, bytes, counters
 //!   and connection-table update of a frame, given the maps' contents;
 //! - [`eviction`]: what the model accepts once the kernel's connection
@@ -13,6 +15,7 @@
 //! - [`instance`]: a pinned, long-lived `xdp_lb` driven by `dsrlab lb …`;
 //! - [`maps`]: the control plane's writes applied to the maps of either.
 
+pub mod addrs;
 pub mod control;
 pub mod eviction;
 pub mod fuzz;

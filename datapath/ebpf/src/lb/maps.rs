@@ -10,9 +10,13 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dsrlab_abi::lb::{
-    Counter, DEFAULT_RING_SIZE, FlowKey, FlowState, LRU_ENTRIES, LbConfig, MAX_REALS, MAX_VIPS,
-    RealDef, Traffic, VipKey, VipMeta,
+    ADDR_SLOTS, AddrEntry, Counter, DEFAULT_RING_SIZE, FlowKey, FlowState, LRU_ENTRIES, LbConfig,
+    MAX_REALS, MAX_VIPS, RealDef, Traffic, VipKey, VipMeta,
 };
+
+/// `LB_ADDRS`: the VIP address table, consulted before `LB_VIPS`.
+#[btf_map]
+pub static LB_ADDRS: Array<AddrEntry, { ADDR_SLOTS as usize }> = Array::new();
 
 /// `LB_VIPS`: room for every VIP and one ICMP echo entry per VIP address.
 #[btf_map]

@@ -113,7 +113,7 @@ use aya_ebpf::{
 };
 use dsrlab_abi::lb::{
     Counter, FAMILY_V4, FAMILY_V6, FlowKey, FlowState, LbConfig, RealDef, VipKey, VipMeta,
-    config_flags, vip_flags,
+    addr_kind, addr_slot, config_flags, vip_flags,
 };
 use dsrlab_ebpf::faults::Faults;
 use dsrlab_ebpf::packet::{
@@ -124,7 +124,7 @@ use dsrlab_ebpf::packet::{
 
 use self::{
     encap::{Encap, EncapError},
-    maps::{LB_CONFIG, LB_LRU, LB_REALS, LB_RING, LB_VIPS, account, count, ring_size},
+    maps::{LB_ADDRS, LB_CONFIG, LB_LRU, LB_REALS, LB_RING, LB_VIPS, account, count, ring_size},
 };
 
 /// The frame, all of it linear (the program is loaded without frags).
@@ -301,9 +301,34 @@ fn vip_key(dst: &Addr, port_be: u16, proto: u8, family: u8) -> Key<VipKey, 3> {
 }
 
 /// Looks up the VIP (`dst`, `port_be`, `proto`, `family`), then
-/// (`dst`, 0, `proto`, `family`).
+/// (`dst`, 0, `proto`, `family`): in the address table when its slot for
+/// `dst` is empty or holds `dst`'s entries, in `LB_VIPS` when it is shared.
 #[inline(always)]
 fn lookup_vip(dst: &Addr, port_be: u16, proto: u8, family: u8) -> Option<VipMeta> {
+    let entry = LB_ADDRS.get(addr_slot(dst))?;
+    match entry.kind {
+        addr_kind::EMPTY => return None,
+        addr_kind::EXACT => {
+            if entry.family != family || entry.addr != *dst {
+                return None;
+            }
+            let count = usize::from(entry.count);
+            if port_be != 0 {
+                for (i, v) in entry.vips.iter().enumerate() {
+                    if i < count && v.port_be == port_be && v.proto == proto {
+                        return Some(v.meta);
+                    }
+                }
+            }
+            for (i, v) in entry.vips.iter().enumerate() {
+                if i < count && v.port_be == 0 && v.proto == proto {
+                    return Some(v.meta);
+                }
+            }
+            return None;
+        }
+        _ => {}
+    }
     let mut key = vip_key(dst, port_be, proto, family);
     if port_be != 0
         && let Some(meta) = LB_VIPS.get_ptr(key.get())
