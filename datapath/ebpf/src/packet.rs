@@ -23,10 +23,12 @@ pub const ETH_HLEN: u32 = 14;
 /// check. Compared as lengths instead, with the available length opaque to
 /// the compiler: otherwise LLVM derives from this check that later fixed
 /// offsets are in bounds and drops their own checks, which 6.1's verifier
-/// cannot follow ("invalid access to packet").
+/// cannot follow ("invalid access to packet"). Opaque through [`opaque`],
+/// a register move, rather than `black_box`, which spills the value to the
+/// stack and loads it back on every check.
 #[inline(always)]
 pub fn linear_holds(data: usize, data_end: usize, n: u32) -> bool {
-    n as usize <= core::hint::black_box(data_end - data)
+    n as usize <= opaque(data_end - data)
 }
 
 /// IPv4 header length without options.
