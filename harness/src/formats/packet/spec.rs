@@ -570,16 +570,23 @@ pub fn labels(kinds: &[&str]) -> Vec<String> {
 impl PacketSpec {
     /// Builds the packet.
     pub fn build(&self) -> Result<Vec<u8>, BuildError> {
-        Ok(self.build_detailed()?.bytes)
+        Ok(self.build_with_offsets()?.0)
     }
 
-    /// Builds the packet and says where each layer went.
-    pub fn build_detailed(&self) -> Result<Built, BuildError> {
+    /// Builds the packet and says where each layer starts: what generators
+    /// need, without [`Self::build_detailed`]'s labels.
+    pub fn build_with_offsets(&self) -> Result<(Vec<u8>, Vec<usize>), BuildError> {
         let resolved = resolve(&self.layers);
         let b = Builder { layers: &resolved };
         let offsets = b.offsets()?;
         let mut ends = vec![0; resolved.len()];
-        let full = b.emit(0, None, &mut ends)?;
+        Ok((self.finish(&b, &mut ends)?, offsets))
+    }
+
+    /// The bytes `b` emits, cut and mutated as the spec says; `ends` gets
+    /// where each layer ends.
+    fn finish(&self, b: &Builder<'_>, ends: &mut [usize]) -> Result<Vec<u8>, BuildError> {
+        let full = b.emit(0, None, ends)?;
         let mut bytes = match self.cut {
             None => full,
             Some(cut) if cut > full.len() => {
@@ -590,12 +597,22 @@ impl PacketSpec {
             }
             Some(cut) => {
                 ends.fill(0);
-                b.emit(0, Some(cut), &mut ends)?
+                b.emit(0, Some(cut), ends)?
             }
         };
         for (i, m) in self.mutate.iter().enumerate() {
             apply(m, &mut bytes).map_err(|e| BuildError(format!("mutation {}: {e}", i + 1)))?;
         }
+        Ok(bytes)
+    }
+
+    /// Builds the packet and says where each layer went.
+    pub fn build_detailed(&self) -> Result<Built, BuildError> {
+        let resolved = resolve(&self.layers);
+        let b = Builder { layers: &resolved };
+        let offsets = b.offsets()?;
+        let mut ends = vec![0; resolved.len()];
+        let bytes = self.finish(&b, &mut ends)?;
         let kinds: Vec<&str> = resolved.iter().map(LayerSpec::kind).collect();
         let layers = labels(&kinds)
             .into_iter()
@@ -844,6 +861,12 @@ impl Builder<'_> {
         limit: Option<usize>,
         ends: &mut [usize],
     ) -> Result<Vec<u8>, BuildError> {
+        if i == 0
+            && limit.is_none()
+            && let Some(bytes) = self.emit_in_place(ends)?
+        {
+            return Ok(bytes);
+        }
         let Some(layer) = self.layers.get(i) else {
             return Ok(Vec::new());
         };
@@ -871,6 +894,48 @@ impl Builder<'_> {
             out.truncate(l);
         }
         Ok(out)
+    }
+
+    /// The whole uncut packet in one buffer, innermost layer first, each
+    /// header written in front of the bytes it carries: the same bytes as
+    /// [`Self::emit`]'s layer-by-layer concatenation without copying the
+    /// inner bytes once per layer (generated streams build a packet per
+    /// packet run). `None` where that is not the same: an Ethernet layer
+    /// padded to a length inside the stack, or a header whose length is
+    /// not the one planned.
+    fn emit_in_place(&self, ends: &mut [usize]) -> Result<Option<Vec<u8>>, BuildError> {
+        let padded_inside = self
+            .layers
+            .iter()
+            .skip(1)
+            .any(|l| matches!(l, LayerSpec::Eth(e) if e.pad_to.is_some()));
+        if padded_inside {
+            return Ok(None);
+        }
+        let offsets = self.offsets()?;
+        let Some(last) = self.layers.len().checked_sub(1) else {
+            return Ok(Some(Vec::new()));
+        };
+        let total = offsets[last] + self.header_len(last)?;
+        let mut buf = vec![0u8; total];
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let start = offsets[i];
+            let h = self.header_len(i)?;
+            let (head, inner) = buf.split_at_mut(start + h);
+            let header = self.header(i, layer, inner)?;
+            if header.len() != h {
+                return Ok(None);
+            }
+            head[start..].copy_from_slice(&header);
+            ends[i] = total - start;
+        }
+        if let Some(LayerSpec::Eth(e)) = self.layers.first()
+            && let Some(p) = e.pad_to
+            && buf.len() < p
+        {
+            buf.resize(p, 0);
+        }
+        Ok(Some(buf))
     }
 
     fn len16(&self, i: usize, n: usize) -> Result<u16, BuildError> {

@@ -42,12 +42,14 @@ use rand_chacha::{
 };
 
 mod headers;
+mod stream;
 
-use self::headers::{check_headers, ext_layer, vlan_tags, with_headers};
+use self::headers::check_headers;
+pub use self::stream::Packets;
 use super::model::{Generator, Protocol, Range, Tunnel};
 use crate::formats::packet::{
-    DEFAULT_GUE_PORT, LayerSpec, PacketSpec,
-    spec::{EthSpec, GueSpec, IcmpSpec, Ipv4Spec, Ipv6Spec, PayloadSpec, TcpSpec, UdpSpec},
+    LayerSpec,
+    spec::{Ipv4Spec, Ipv6Spec},
 };
 
 /// Most packets one stream may generate: a scenario is a test, and a
@@ -91,13 +93,22 @@ pub fn expand(
     generator: &Generator,
     stream_name: &str,
 ) -> Result<Vec<GeneratedPacket>, GenerateError> {
-    Plan::new(generator)
-        .and_then(|plan| plan.packets(generator))
-        .map_err(|(field, problem)| GenerateError {
-            stream: stream_name.to_owned(),
-            field,
-            problem,
-        })
+    stream(generator, stream_name)?.collect()
+}
+
+/// The packets of `generator`, one at a time, as [`expand`] lists them:
+/// the flows' tuples are drawn at once (they must be distinct), each
+/// packet's bytes only when it is asked for. `stream_name` names the stream
+/// in errors.
+pub fn stream(generator: &Generator, stream_name: &str) -> Result<Packets, GenerateError> {
+    let error = |(field, problem): Problem| GenerateError {
+        stream: stream_name.to_owned(),
+        field,
+        problem,
+    };
+    let plan = Plan::new(generator).map_err(error)?;
+    let tuples = plan.tuples(generator.seed).map_err(error)?;
+    Ok(Packets::new(plan, generator.clone(), tuples, stream_name))
 }
 
 /// One generated flow as a socket client makes it: its 5-tuple, the
@@ -129,21 +140,22 @@ pub fn flows(
     generator: &Generator,
     stream_name: &str,
 ) -> Result<Vec<GeneratedFlow>, GenerateError> {
-    let error = |(field, problem): Problem| GenerateError {
-        stream: stream_name.to_owned(),
-        field,
-        problem,
-    };
-    let plan = Plan::new(generator).map_err(error)?;
-    let tuples = plan.tuples(generator.seed).map_err(error)?;
-    let packets = plan.packets(generator).map_err(error)?;
+    let packets = stream(generator, stream_name)?;
+    let (plan, tuples) = packets.plan_and_tuples();
+    let (family, per_flow, payload) = (plan.family, plan.packets_per_flow, plan.payload);
+    let tuples = tuples.to_vec();
+    // Every flow's first packet, drawn as the whole stream draws them.
+    let first_packets = packets
+        .step_by(per_flow as usize)
+        .map(|p| p.map(|p| p.bytes))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut payloads = rng(generator.seed, STREAM_PAYLOADS);
     let mut flows = Vec::with_capacity(tuples.len());
-    for (i, t) in tuples.iter().enumerate() {
-        let mut sizes = (0..plan.packets_per_flow).map(|_| plan.payload.draw(&mut payloads));
-        let payload = sizes.next().unwrap_or(0) as usize;
+    for ((i, t), first_packet) in tuples.iter().enumerate().zip(first_packets) {
+        let mut sizes = (0..per_flow).map(|_| payload.draw(&mut payloads));
+        let first_payload = sizes.next().unwrap_or(0) as usize;
         sizes.for_each(drop);
-        let addr = |a: u128| match plan.family {
+        let addr = |a: u128| match family {
             Family::V4 => IpAddr::V4(Ipv4Addr::from(a as u32)),
             Family::V6 => IpAddr::V6(Ipv6Addr::from(a)),
         };
@@ -154,8 +166,8 @@ pub fn flows(
             dst: addr(t.dst),
             sport: t.sport,
             dport: t.dport,
-            payload,
-            first_packet: packets[i * plan.packets_per_flow as usize].bytes.clone(),
+            payload: first_payload,
+            first_packet,
         });
     }
     Ok(flows)
@@ -614,7 +626,8 @@ impl Plan {
     fn tuples(&self, seed: u64) -> Result<Vec<Tuple>, Problem> {
         let mut rng = rng(seed, STREAM_TUPLES);
         let n = self.flows as usize;
-        let mut seen = HashSet::with_capacity(n);
+        // Tuples are drawn, not attacker-chosen: foldhash, not SipHash.
+        let mut seen = HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
         let mut tuples = Vec::with_capacity(n);
         // Enough for any sane request (a full range costs about n·ln n
         // draws); beyond it, say so rather than spin.
@@ -652,110 +665,6 @@ impl Plan {
             }
         }
         Ok(tuples)
-    }
-
-    fn packets(&self, g: &Generator) -> Result<Vec<GeneratedPacket>, Problem> {
-        let tuples = self.tuples(g.seed)?;
-        let mut per_flow = rng(g.seed, STREAM_FLOWS);
-        let mut payloads = rng(g.seed, STREAM_PAYLOADS);
-        let mut out = Vec::with_capacity(tuples.len() * self.packets_per_flow as usize);
-        for (i, t) in tuples.iter().enumerate() {
-            let flow = i as u32 + 1;
-            let outer = self.tunnel.as_ref().map(|o| {
-                let src = o.src.draw(&mut per_flow);
-                (o, src, o.dst.draw(&mut per_flow))
-            });
-            let (isn, peer_isn) = match t.proto {
-                Protocol::Tcp => (per_flow.next_u32(), per_flow.next_u32()),
-                Protocol::Udp | Protocol::Icmp => (0, 0),
-            };
-            let mut seq = isn;
-            for k in 1..=self.packets_per_flow {
-                let name = if self.packets_per_flow == 1 {
-                    format!("flow-{flow}")
-                } else {
-                    format!("flow-{flow}/{k}")
-                };
-                let payload = self.payload.draw(&mut payloads) as usize;
-                let l4 = match t.proto {
-                    Protocol::Tcp => {
-                        let syn = k == 1;
-                        let flags = g.headers.tcp_flags.clone();
-                        let layer = LayerSpec::Tcp(TcpSpec {
-                            sport: Some(t.sport),
-                            dport: Some(t.dport),
-                            flags: Some(
-                                flags.unwrap_or_else(|| if syn { "S" } else { "A" }.into()),
-                            ),
-                            seq: Some(seq),
-                            ack: Some(if syn { 0 } else { peer_isn.wrapping_add(1) }),
-                            ..TcpSpec::default()
-                        });
-                        // A SYN takes one sequence number, data one per byte.
-                        seq = seq
-                            .wrapping_add(u32::from(syn))
-                            .wrapping_add(payload as u32);
-                        layer
-                    }
-                    Protocol::Udp => LayerSpec::Udp(UdpSpec {
-                        sport: Some(t.sport),
-                        dport: Some(t.dport),
-                        ..UdpSpec::default()
-                    }),
-                    Protocol::Icmp => {
-                        let echo = IcmpSpec {
-                            id: Some(t.sport),
-                            // Wraps after 65535 packets, as ping's does.
-                            seq: Some(k as u16),
-                            ..IcmpSpec::default()
-                        };
-                        match self.family {
-                            Family::V4 => LayerSpec::Icmp(echo),
-                            Family::V6 => LayerSpec::Icmpv6(echo),
-                        }
-                    }
-                };
-                let mut layers = vec![LayerSpec::Eth(EthSpec::default())];
-                layers.extend(vlan_tags(&g.headers.vlan));
-                if let Some((o, src, dst)) = outer {
-                    layers.push(ip_layer(o.src.family, src, dst));
-                    if o.gue {
-                        layers.push(LayerSpec::Udp(UdpSpec {
-                            sport: Some(entropy_port(t)),
-                            dport: Some(DEFAULT_GUE_PORT),
-                            ..UdpSpec::default()
-                        }));
-                        layers.push(LayerSpec::Gue(GueSpec::default()));
-                    }
-                }
-                let inner = layers.len();
-                layers.push(with_headers(
-                    ip_layer(self.family, t.src, t.dst),
-                    &g.headers,
-                ));
-                layers.extend(g.headers.ipv6_ext.iter().map(|&e| ext_layer(e)));
-                layers.push(l4);
-                if payload > 0 {
-                    layers.push(LayerSpec::Payload(PayloadSpec {
-                        len: Some(payload),
-                        ..PayloadSpec::default()
-                    }));
-                }
-                let built = PacketSpec {
-                    layers,
-                    ..PacketSpec::default()
-                }
-                .build_detailed()
-                .map_err(|e| ("payload", format!("{name}: {e}")))?;
-                out.push(GeneratedPacket {
-                    name,
-                    inner_offset: built.layers[inner].offset,
-                    bytes: built.bytes,
-                    flow,
-                });
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -1,22 +1,24 @@
 //! A scenario's packets, stream after stream: expanded in memory where a
-//! stream is small (fixtures, inline packets, generators), read from its
-//! pcap as the run goes where it is a replay — a capture of ten million
-//! packets is never held whole.
+//! stream is small (fixtures, inline packets), read from its pcap or
+//! generated again as the run goes where it is a replay or a generator — a
+//! capture of ten million packets or a million generated ones is never held
+//! whole.
 //!
-//! Both kinds are expanded by the same [`Expander`] (the stream's
+//! All kinds are expanded by the same [`Expander`] (the stream's
 //! expectations, quirks and context, checked when the scenario loaded), so
 //! a packet is the same whichever way it was read.
 
 use std::{
     borrow::Cow,
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use super::{
+    generate::{self, Packets},
     load::ScenarioPacket,
-    model::{CtxSpec, Expect, QuirksSpec},
+    model::{CtxSpec, Expect, Generator, QuirksSpec},
 };
 use crate::formats::{
     ctx::Ctx,
@@ -104,15 +106,24 @@ impl Expander {
 /// Which packets a worker takes, by their bytes.
 pub type Keep = dyn Fn(&[u8]) -> bool + Sync;
 
+/// Where a lazily read stream's raw packets come from.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// A classic pcap file.
+    Pcap(PathBuf),
+    /// A generator (and its stream's name, for errors).
+    Generated(Box<(Generator, String)>),
+}
+
 /// One stream's packets.
 #[derive(Clone, Debug)]
 enum Part {
     /// Expanded when the scenario loaded.
     Expanded(Vec<ScenarioPacket>),
-    /// Read from a classic pcap file as the run goes: `count` packets,
-    /// checked when the scenario loaded.
-    Replay {
-        path: PathBuf,
+    /// Read or generated as the run goes: `count` packets, checked when
+    /// the scenario loaded.
+    Lazy {
+        source: Source,
         count: usize,
         largest: usize,
         expander: Box<Expander>,
@@ -136,17 +147,17 @@ impl Traffic {
         self.parts.push(Part::Expanded(packets));
     }
 
-    /// Adds a replay of the classic pcap `path`, of `count` packets (the
-    /// largest `largest` bytes), expanded by `expander` as it is read.
-    pub(crate) fn push_replay(
+    /// Adds a stream read from `source` as the run goes, of `count`
+    /// packets (the largest `largest` bytes), expanded by `expander`.
+    pub(crate) fn push_lazy(
         &mut self,
-        path: &Path,
+        source: Source,
         (count, largest): (usize, usize),
         expander: Expander,
     ) {
         self.len += count;
-        self.parts.push(Part::Replay {
-            path: path.to_owned(),
+        self.parts.push(Part::Lazy {
+            source,
             count,
             largest,
             expander: Box::new(expander),
@@ -169,7 +180,7 @@ impl Traffic {
             .iter()
             .map(|part| match part {
                 Part::Expanded(packets) => packets.iter().map(|p| p.bytes.len()).max().unwrap_or(0),
-                Part::Replay { largest, .. } => *largest,
+                Part::Lazy { largest, .. } => *largest,
             })
             .max()
             .unwrap_or(0)
@@ -181,7 +192,7 @@ impl Traffic {
     pub fn any_quirks(&self, test: impl Fn(&Quirks) -> bool) -> bool {
         self.parts.iter().any(|part| match part {
             Part::Expanded(packets) => packets.iter().any(|p| test(&p.quirks)),
-            Part::Replay { expander, .. } => {
+            Part::Lazy { expander, .. } => {
                 test(&expander.quirks)
                     || expander
                         .overrides
@@ -244,12 +255,49 @@ impl<'a> IntoIterator for &'a Traffic {
     }
 }
 
+/// A lazily read stream, open.
+enum Reader {
+    Pcap(PacketStream),
+    Generated(Box<Packets>),
+}
+
+impl Reader {
+    fn open(source: &Source) -> Result<Self, String> {
+        match source {
+            Source::Pcap(path) => PacketStream::open(path)
+                .map(Self::Pcap)
+                .map_err(|e| e.to_string()),
+            Source::Generated(g) => generate::stream(&g.0, &g.1)
+                .map(|p| Self::Generated(Box::new(p)))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The next packet's name (`k` is its 0-based number) and bytes.
+    fn next(&mut self, k: usize) -> Option<Result<(String, Vec<u8>), String>> {
+        match self {
+            Self::Pcap(stream) => Some(
+                stream
+                    .next()?
+                    .map(|bytes| (format!("#{}", k + 1), bytes))
+                    .map_err(|e| e.to_string()),
+            ),
+            Self::Generated(packets) => Some(
+                packets
+                    .next()?
+                    .map(|p| (p.name, p.bytes))
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    }
+}
+
 enum Current<'a> {
     None,
     Expanded(std::slice::Iter<'a, ScenarioPacket>),
-    Replay {
-        stream: PacketStream,
-        path: &'a Path,
+    Lazy {
+        reader: Reader,
+        source: &'a Source,
         expander: &'a Expander,
         k: usize,
         count: usize,
@@ -268,9 +316,9 @@ pub struct TrafficIter<'a> {
 }
 
 /// Records why an iteration of the traffic ended early (the first reason).
-fn fail(failed: &Mutex<Option<String>>, error: &PcapError) {
+fn fail(failed: &Mutex<Option<String>>, error: String) {
     if let Ok(mut failed) = failed.lock() {
-        failed.get_or_insert_with(|| error.to_string());
+        failed.get_or_insert(error);
     }
 }
 
@@ -289,41 +337,31 @@ impl<'a> Iterator for TrafficIter<'a> {
                         return Some(Cow::Borrowed(p));
                     }
                 }
-                Current::Replay {
-                    stream,
-                    path,
+                Current::Lazy {
+                    reader,
+                    source,
                     expander,
                     k,
                     count,
                 } => {
                     if *k < *count {
-                        match stream.next() {
-                            Some(Ok(bytes)) => {
+                        match reader.next(*k) {
+                            Some(Ok((name, bytes))) => {
                                 let at = *k;
                                 *k += 1;
                                 self.position += 1;
                                 if self.keep.is_some_and(|keep| !keep(&bytes)) {
                                     continue;
                                 }
-                                let name = format!("#{}", at + 1);
                                 let raw = (name, bytes, Quirks::default(), None, None);
                                 return Some(Cow::Owned(expander.expand(at, raw)));
                             }
                             Some(Err(e)) => {
-                                fail(self.failed, &e);
+                                fail(self.failed, e);
                                 return None;
                             }
                             None => {
-                                fail(
-                                    self.failed,
-                                    &PcapError {
-                                        path: path.to_path_buf(),
-                                        packet: Some(*k + 1),
-                                        what: format!(
-                                            "the replay ended after {k} of the {count} packets it held when the scenario loaded"
-                                        ),
-                                    },
-                                );
+                                fail(self.failed, ended_early(source, *k, *count));
                                 return None;
                             }
                         }
@@ -333,25 +371,44 @@ impl<'a> Iterator for TrafficIter<'a> {
             }
             self.current = match self.parts.next()? {
                 Part::Expanded(packets) => Current::Expanded(packets.iter()),
-                Part::Replay {
-                    path,
+                Part::Lazy {
+                    source,
                     count,
                     expander,
                     ..
-                } => match PacketStream::open(path) {
-                    Ok(stream) => Current::Replay {
-                        stream,
-                        path,
+                } => match Reader::open(source) {
+                    Ok(reader) => Current::Lazy {
+                        reader,
+                        source,
                         expander,
                         k: 0,
                         count: *count,
                     },
                     Err(e) => {
-                        fail(self.failed, &e);
+                        fail(self.failed, e);
                         return None;
                     }
                 },
             };
         }
+    }
+}
+
+/// Why a stream ended before the `count` packets it had when the scenario
+/// loaded, after `k`.
+fn ended_early(source: &Source, k: usize, count: usize) -> String {
+    match source {
+        Source::Pcap(path) => PcapError {
+            path: path.to_path_buf(),
+            packet: Some(k + 1),
+            what: format!(
+                "the replay ended after {k} of the {count} packets it held when the scenario loaded"
+            ),
+        }
+        .to_string(),
+        Source::Generated(g) => format!(
+            "stream `{}`: the generator ended after {k} of its {count} packets",
+            g.1
+        ),
     }
 }

@@ -19,7 +19,7 @@ use crate::formats::{
     scenario::{
         generate,
         model::{Expect, PacketRecipe},
-        traffic::{Expander, Level, Override, Raw, Traffic},
+        traffic::{Expander, Level, Override, Raw, Source, Traffic},
     },
 };
 
@@ -63,9 +63,29 @@ impl Loader<'_> {
                     largest = largest.max(packet.len());
                 }
                 let expander = self.expander(p, i, name, programs, count)?;
-                traffic.push_replay(&path, (count, largest), expander);
+                traffic.push_lazy(Source::Pcap(path), (count, largest), expander);
                 return Ok(());
             }
+        }
+        // A generator likewise: its flows drawn and its largest packet
+        // built here, every packet generated as the run goes.
+        if let (None, None, Some(generator), None) = (&s.fixture, &s.pcap, &s.generate, inline)
+            && !self.compares_with_pcap(i)
+        {
+            let at = p.key("generate");
+            let error = |e: generate::GenerateError| {
+                self.at_value(
+                    &at.key(e.field),
+                    format!("`{}` in a generator: {}", e.field, e.problem),
+                )
+            };
+            let packets = generate::stream(generator, name).map_err(error)?;
+            let count = packets.len();
+            let largest = packets.largest().map_err(error)?;
+            let source = Source::Generated(Box::new((generator.clone(), name.to_owned())));
+            let expander = self.expander(p, i, name, programs, count)?;
+            traffic.push_lazy(source, (count, largest), expander);
+            return Ok(());
         }
         let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &s.generate, inline) {
             (Some(rel), None, None, None) => {
