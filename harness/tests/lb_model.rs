@@ -1497,7 +1497,7 @@ mod differential {
         datapath,
         lb::{
             Lb,
-            fuzz::{self, Case, FrameKind, FuzzOptions, Step},
+            fuzz::{self, Case, FrameKind, FuzzOptions, Step, Threshold},
         },
     };
 
@@ -1537,12 +1537,58 @@ mod differential {
             panic!("{m}\npcaps: {}", written.unwrap_or_else(|e| e.to_string()));
         }
         assert!(report.total() >= options.packets);
-        // Malformed frames were part of it, and the kernel refused only the
+        // Malformed frames were part of it, and every threshold frame (four
+        // kinds of damage, six thresholds), and the kernel refused only the
         // frames shorter than Ethernet.
-        assert!(report.compared.len() == 4, "{:?}", report.compared);
+        assert!(report.compared.len() == 4 + 6, "{:?}", report.compared);
         for reason in report.skipped.keys() {
             assert!(reason.contains("Ethernet header"), "{reason}");
         }
+        // Each threshold was reached on its side: an encapsulated packet
+        // exactly the MTU long and one a byte shorter sent, one a byte
+        // longer refused; L4 one byte short of its header malformed, at
+        // the header's length and one over sent.
+        let gave = |threshold: &str, outcome: &str| {
+            report
+                .thresholds
+                .get(&(threshold_name(threshold), outcome.to_owned()))
+                .copied()
+                .unwrap_or(0)
+        };
+        for (threshold, outcome) in [
+            ("at mtu", "tx, outer = mtu"),
+            ("mtu-1", "tx, outer = mtu-1"),
+            ("at l4 minimum", "tx"),
+            ("l4 minimum+1", "tx"),
+            ("l4 minimum-1", "pass_malformed"),
+        ] {
+            assert!(
+                gave(threshold, outcome) > 0,
+                "{threshold}: no {outcome}: {:?}",
+                report.thresholds
+            );
+        }
+        assert!(
+            gave("mtu+1", "too_big_sent") + gave("mtu+1", "drop_too_big") > 0,
+            "mtu+1 never refused: {:?}",
+            report.thresholds
+        );
+    }
+
+    /// The static name of a threshold as reports key it.
+    fn threshold_name(name: &str) -> &'static str {
+        [
+            Threshold::Mtu(-1),
+            Threshold::Mtu(0),
+            Threshold::Mtu(1),
+            Threshold::L4Minimum(-1),
+            Threshold::L4Minimum(0),
+            Threshold::L4Minimum(1),
+        ]
+        .into_iter()
+        .map(Threshold::name)
+        .find(|n| *n == name)
+        .unwrap_or_else(|| panic!("no threshold {name}"))
     }
 
     proptest::proptest! {

@@ -36,6 +36,9 @@
 //! [`super::eviction`] says.
 
 pub mod capacity;
+mod thresholds;
+
+pub use self::thresholds::Threshold;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -299,7 +302,8 @@ enum Special {
     Options,
     FirstFragment,
     LaterFragment,
-    TruncatedL4,
+    /// The IP length covers this many bytes of the L4 header.
+    L4Bytes(usize),
     Padding,
 }
 
@@ -337,7 +341,7 @@ impl Recipe {
             Special::Options,
             Special::FirstFragment,
             Special::LaterFragment,
-            Special::TruncatedL4,
+            Special::L4Bytes(3),
             Special::Padding,
         ][d.weighted(&[12, 1, 1, 1, 1, 1])];
         let mut v6 = d.chance(0.5);
@@ -402,7 +406,7 @@ impl Recipe {
             Special::Options => ", ip options",
             Special::FirstFragment => ", first fragment",
             Special::LaterFragment => ", later fragment",
-            Special::TruncatedL4 => ", l4 cut to 3 bytes",
+            Special::L4Bytes(n) => &format!(", l4 cut to {n} bytes"),
             Special::Padding => ", padded to 128",
         };
         format!("{family} {what}, payload {}{special}", self.payload)
@@ -505,11 +509,13 @@ impl Recipe {
             cut: None,
             mutate: vec![],
         };
-        if self.special == Special::TruncatedL4 && self.kind != Kind::Gre {
-            // Consistently short: the IP length covers 3 bytes of L4.
+        if let Special::L4Bytes(n) = self.special
+            && self.kind != Kind::Gre
+        {
+            // Consistently short: the IP length covers n bytes of L4.
             let l3 = if self.v6 { 40 } else { 20 };
             let cut = PacketSpec {
-                cut: Some(14 + l3 + 3),
+                cut: Some(14 + l3 + n),
                 ..spec.clone()
             };
             if cut.build().is_ok() {
@@ -546,6 +552,8 @@ pub enum FrameKind {
     Cut,
     /// One to three bytes changed (a bit flipped or a random value).
     Flipped,
+    /// Aimed at a size threshold of the contract ([`thresholds`]).
+    Threshold(Threshold),
 }
 
 impl FrameKind {
@@ -556,6 +564,7 @@ impl FrameKind {
             Self::Truncated => "truncated",
             Self::Cut => "cut",
             Self::Flipped => "flipped",
+            Self::Threshold(t) => t.name(),
         }
     }
 }
@@ -609,6 +618,7 @@ impl Case {
         let mut d = Draw::new(seed);
         let world = World::generate(&mut d);
         let mut steps = Vec::new();
+        Self::thresholds(&mut d, &world, malformed, &mut steps);
         let events = d.range(60..140);
         for _ in 0..events {
             let weights: &[u64] = if malformed {
@@ -969,6 +979,10 @@ pub struct FuzzReport {
     pub evicted: u64,
     /// Outcomes reached (the model's outcome counter), with counts.
     pub outcomes: BTreeMap<&'static str, u64>,
+    /// What the threshold frames gave: (threshold, outcome) with counts;
+    /// a frame sent to a real also says how long its outer IP packet was
+    /// against the MTU (`tx, outer = mtu`).
+    pub thresholds: BTreeMap<(&'static str, String), u64>,
     /// Wall-clock time of the whole run, set-up included.
     pub elapsed: Duration,
     /// Time spent comparing frames (test run, model, counters), set-up
@@ -1030,6 +1044,14 @@ impl fmt::Display for FuzzReport {
             .map(|(o, n)| format!("{o} {n}"))
             .collect();
         writeln!(f, "outcomes: {}", outcomes.join(", "))?;
+        if !self.thresholds.is_empty() {
+            let thresholds: Vec<String> = self
+                .thresholds
+                .iter()
+                .map(|((t, o), n)| format!("{t}: {o} {n}"))
+                .collect();
+            writeln!(f, "thresholds: {}", thresholds.join("; "))?;
+        }
         writeln!(
             f,
             "{:.0} frames compared/s while comparing ({:.0}/s overall, {:.1} s with loading and provisioning)",
@@ -1321,6 +1343,17 @@ fn compare(
             }
         }
         *report.outcomes.entry(expected.outcome.name()).or_default() += 1;
+        if let FrameKind::Threshold(t) = kind {
+            let mut outcome = expected.outcome.name().to_owned();
+            if matches!(t, Threshold::Mtu(_)) && expected.verdict == crate::lb::model::XDP_TX {
+                let outer = expected.output.len().saturating_sub(14) as i64;
+                let mtu = i64::from(plane.settings().mtu);
+                if (outer - mtu).abs() <= 1 {
+                    outcome += &format!(", outer = mtu{:+}", outer - mtu).replace("+0", "");
+                }
+            }
+            *report.thresholds.entry((t.name(), outcome)).or_default() += 1;
+        }
         if !what.is_empty() {
             let mut m = mismatch(Some(i), label.clone(), what, &frames);
             m.diff = diff;
