@@ -410,7 +410,7 @@ const STREAM_FLOWS: u64 = 1;
 const STREAM_PAYLOADS: u64 = 2;
 
 /// A generator checked and resolved: every range parsed, defaults filled.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Plan {
     flows: u32,
     packets_per_flow: u32,
@@ -425,7 +425,7 @@ struct Plan {
 }
 
 /// The outer headers of tunnelled packets.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Outer {
     src: Addrs,
     dst: Addrs,

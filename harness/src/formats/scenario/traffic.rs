@@ -16,9 +16,9 @@ use std::{
 };
 
 use super::{
-    generate::{self, Packets},
+    generate::Packets,
     load::ScenarioPacket,
-    model::{CtxSpec, Expect, Generator, QuirksSpec},
+    model::{CtxSpec, Expect, QuirksSpec},
 };
 use crate::formats::{
     ctx::Ctx,
@@ -111,8 +111,8 @@ pub type Keep = dyn Fn(&[u8]) -> bool + Sync;
 pub(crate) enum Source {
     /// A classic pcap file.
     Pcap(PathBuf),
-    /// A generator (and its stream's name, for errors).
-    Generated(Box<(Generator, String)>),
+    /// A generator's packets, not yet taken: each iteration takes a clone.
+    Generated(Box<Packets>),
 }
 
 /// One stream's packets.
@@ -267,9 +267,7 @@ impl Reader {
             Source::Pcap(path) => PacketStream::open(path)
                 .map(Self::Pcap)
                 .map_err(|e| e.to_string()),
-            Source::Generated(g) => generate::stream(&g.0, &g.1)
-                .map(|p| Self::Generated(Box::new(p)))
-                .map_err(|e| e.to_string()),
+            Source::Generated(packets) => Ok(Self::Generated(packets.clone())),
         }
     }
 
@@ -406,9 +404,9 @@ fn ended_early(source: &Source, k: usize, count: usize) -> String {
             ),
         }
         .to_string(),
-        Source::Generated(g) => format!(
+        Source::Generated(packets) => format!(
             "stream `{}`: the generator ended after {k} of its {count} packets",
-            g.1
+            packets.stream_name()
         ),
     }
 }

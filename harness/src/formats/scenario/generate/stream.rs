@@ -3,6 +3,8 @@
 //! what a scenario's traffic reads as the run goes, so that a generated
 //! stream is never held whole.
 
+use std::sync::Arc;
+
 use rand_chacha::{ChaCha8Rng, rand_core::Rng as _};
 
 use super::{
@@ -21,17 +23,21 @@ use crate::formats::{
 
 /// What a flow's later packets need from its first: the outer addresses
 /// and the TCP sequence numbers.
+#[derive(Clone, Debug)]
 struct FlowState {
     outer: Option<(u128, u128)>,
     seq: u32,
     peer_isn: u32,
 }
 
-/// The packets of one generator, in stream order.
+/// The packets of one generator, in stream order. A clone made before the
+/// first packet is taken yields the stream again from its start without
+/// drawing the flows again (the tuples are shared).
+#[derive(Clone, Debug)]
 pub struct Packets {
     plan: Plan,
     generator: Generator,
-    tuples: Vec<Tuple>,
+    tuples: Arc<[Tuple]>,
     per_flow: ChaCha8Rng,
     payloads: ChaCha8Rng,
     stream: String,
@@ -48,7 +54,7 @@ impl Packets {
             payloads: rng(generator.seed, STREAM_PAYLOADS),
             plan,
             generator,
-            tuples,
+            tuples: tuples.into(),
             stream: stream.to_owned(),
             flow: 0,
             k: 1,
@@ -63,6 +69,11 @@ impl Packets {
     /// The plan and the flows' tuples.
     pub(super) fn plan_and_tuples(&self) -> (&Plan, &[Tuple]) {
         (&self.plan, &self.tuples)
+    }
+
+    /// The stream's name.
+    pub fn stream_name(&self) -> &str {
+        &self.stream
     }
 
     /// Packets in the stream.
@@ -99,7 +110,7 @@ impl Packets {
     pub fn largest(&self) -> Result<usize, GenerateError> {
         let mut largest = 0;
         let mut seen = Vec::new();
-        for t in &self.tuples {
+        for t in self.tuples.iter() {
             if seen.contains(&t.proto) {
                 continue;
             }

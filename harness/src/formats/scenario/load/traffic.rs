@@ -82,7 +82,7 @@ impl Loader<'_> {
             let packets = generate::stream(generator, name).map_err(error)?;
             let count = packets.len();
             let largest = packets.largest().map_err(error)?;
-            let source = Source::Generated(Box::new((generator.clone(), name.to_owned())));
+            let source = Source::Generated(Box::new(packets));
             let expander = self.expander(p, i, name, programs, count)?;
             traffic.push_lazy(source, (count, largest), expander);
             return Ok(());
