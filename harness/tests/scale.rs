@@ -266,6 +266,14 @@ fn a_replay_is_read_as_it_runs_and_judged_as_if_held() {
     let largest = s.packets.iter().map(|p| p.bytes.len()).max().unwrap();
     assert_eq!(s.packets.largest(), largest);
     assert!(!s.packets.any_quirks(|q| q.checksum_complete));
+    // And whether any expectation asks for a drop reason (which needs a
+    // NIC in live mode), from the stream's and the packets' own.
+    assert!(!s.packets.any_expect(|e| e.drop_reason.is_some()));
+    assert!(
+        s.packets
+            .any_expect(|e| e.verdict.as_deref() == Some("drop"))
+    );
+    assert!(!s.packets.any_expect(|e| e.verdict.as_deref() == Some("tx")));
     let fifth = s.packets.get(4).unwrap();
     assert_eq!((fifth.name.as_str(), fifth.number), ("#5", 5));
     assert_eq!(

@@ -349,10 +349,7 @@ pub(crate) fn execution(
                 || scenario
                     .packets
                     .any_quirks(|q| q.linear.is_some() || q.checksum_unnecessary)
-                || scenario
-                    .packets
-                    .iter()
-                    .any(|p| p.expect.as_ref().is_some_and(|e| e.drop_reason.is_some()));
+                || scenario.packets.any_expect(|e| e.drop_reason.is_some());
             let needs_complete = scenario.packets.any_quirks(|q| q.checksum_complete);
             Ok(Box::new(
                 Live::attach(program, largest, needs_nic, needs_complete).map_err(|e| match e {

@@ -202,6 +202,25 @@ impl Traffic {
         })
     }
 
+    /// Whether any packet's expectation may satisfy `test`, without reading
+    /// or generating a lazily read stream (its stream's expectation and its
+    /// packets' own, the only places expectations come from; the stream's
+    /// counts even if every packet has its own).
+    pub fn any_expect(&self, test: impl Fn(&Expect) -> bool) -> bool {
+        self.parts.iter().any(|part| match part {
+            Part::Expanded(packets) => packets.iter().any(|p| p.expect.as_ref().is_some_and(&test)),
+            Part::Lazy { expander, .. } => {
+                expander.inherited.expect.as_ref().is_some_and(&test)
+                    || expander.overrides.values().any(|o| {
+                        o.level
+                            .as_ref()
+                            .and_then(|l| l.expect.as_ref())
+                            .is_some_and(&test)
+                    })
+            }
+        })
+    }
+
     /// Every packet, in order; a replay reads its pcap as it goes. A read
     /// that fails (the file changed since the scenario loaded) ends the
     /// iteration, and [`Traffic::take_error`] says why.
