@@ -52,20 +52,21 @@ const BLOCK: usize = 128;
 /// Blocks in the longest linear XDP frame (a page).
 const MAX_BLOCKS: usize = 4096 / BLOCK;
 
-/// Adds the one's complement sum of the `len` bytes at `start` to `sum`,
-/// or `None` if they are not all before `end` (or longer than a page).
+/// The one's complement sum of the `len` bytes at `start`, or `None` if
+/// they are not all before `end` (or longer than a page).
 ///
 /// Whole blocks go through `bpf_csum_diff`; the rest, fewer than
-/// [`BLOCK`] bytes, in halving steps, so the verifier walks at most
-/// [`MAX_BLOCKS`] times seven short branches. Every step but the last byte
-/// covers an even number of bytes, so each word stays at the parity it has
-/// from `start`.
+/// [`BLOCK`] bytes, in halving steps. Every step but the last byte covers
+/// an even number of bytes, so each word stays at the parity it has from
+/// `start`. The verifier walks the steps (and what follows) once per block
+/// count, up to [`MAX_BLOCKS`] times: `xdp_lb` costs it 256 821
+/// instructions instead of 8 292 without this sum, which 6.1 still takes.
 #[inline(always)]
-pub fn sum_bytes(start: usize, end: usize, len: u32, sum: u32) -> Option<u32> {
+pub fn sum_bytes(start: usize, end: usize, len: u32) -> Option<u32> {
     use aya_ebpf::helpers::generated::bpf_csum_diff;
     let mut p = start;
     let mut left = len as usize;
-    let mut acc = sum;
+    let mut acc = 0u32;
     let add_block = |p: usize, size: usize, acc: &mut u32| -> Option<()> {
         if p + size > end {
             return None;

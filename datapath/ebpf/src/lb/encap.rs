@@ -106,7 +106,7 @@ pub fn encapsulate(ctx: &XdpContext, e: &Encap<'_>) -> Result<(), EncapError> {
     // The inner packet's share of the outer UDP checksum, summed before the
     // frame changes so that a failure leaves it as it was.
     let inner_sum = if outer_v6 && e.gue && e.cfg.flags & config_flags::GUE_V6_ZERO_CSUM == 0 {
-        match sum_bytes(data + ETH_HLEN as usize, ctx.data_end(), e.ip_len, 0) {
+        match sum_bytes(data + ETH_HLEN as usize, ctx.data_end(), e.ip_len) {
             Some(sum) => Some(sum),
             None => return Err(EncapError::Helper),
         }

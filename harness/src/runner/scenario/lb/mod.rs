@@ -274,16 +274,18 @@ fn after_checks(
     }
     findings.extend(after_state(scenario, lb.program(), cost, markers));
     let plane = lb.plane();
+    // A statistics entry against the model's tally, or why it was not read.
+    let mut judge_stats = |what: String, want, got: Result<_, _>| match got {
+        Err(e) => findings.push(Finding::After(format!("{what}: {e}"))),
+        Ok(got) => findings.extend(lb::judge_traffic(&what, want, got)),
+    };
     let vips: Vec<Vip> = plane.vips().map(|s| s.vip()).collect();
     for vip in &vips {
         let Some(num) = plane.vip_num(vip) else {
             continue;
         };
         let want = tally.vips.get(&num).copied().unwrap_or_default();
-        match lb.vip_stats(vip) {
-            Err(e) => findings.push(Finding::After(format!("VIP {vip}: {e}"))),
-            Ok(got) => findings.extend(lb::judge_traffic(&format!("VIP {vip}"), want, got)),
-        }
+        judge_stats(format!("VIP {vip}"), want, lb.vip_stats(vip));
     }
     let mut reals: Vec<IpAddr> = vips
         .iter()
@@ -297,10 +299,7 @@ fn after_checks(
             continue;
         };
         let want = tally.reals.get(&id).copied().unwrap_or_default();
-        match lb.real_stats(real) {
-            Err(e) => findings.push(Finding::After(format!("real {real}: {e}"))),
-            Ok(got) => findings.extend(lb::judge_traffic(&format!("real {real}"), want, got)),
-        }
+        judge_stats(format!("real {real}"), want, lb.real_stats(real));
     }
     // Each lane's CPU's view of the table against that lane's model.
     for lane in lanes {
