@@ -10,7 +10,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pnet_packet::{ip::IpNextHeaderProtocol, util};
+use pnet_packet::util;
 use serde::{
     Deserialize,
     de::{self, IgnoredAny, MapAccess, Visitor},
@@ -577,8 +577,21 @@ impl PacketSpec {
     /// need, without [`Self::build_detailed`]'s labels.
     pub fn build_with_offsets(&self) -> Result<(Vec<u8>, Vec<usize>), BuildError> {
         let resolved = resolve(&self.layers);
-        let b = Builder { layers: &resolved };
-        let offsets = b.offsets()?;
+        self.build_resolved(&resolved)
+    }
+
+    /// [`Self::build_with_offsets`] of a spec no longer needed: its layers
+    /// are resolved where they are instead of copied (a generated stream
+    /// builds one spec per packet).
+    pub fn into_bytes_with_offsets(mut self) -> Result<(Vec<u8>, Vec<usize>), BuildError> {
+        let mut layers = std::mem::take(&mut self.layers);
+        resolve_in_place(&mut layers);
+        self.build_resolved(&layers)
+    }
+
+    fn build_resolved(&self, resolved: &[LayerSpec]) -> Result<(Vec<u8>, Vec<usize>), BuildError> {
+        let b = Builder::new(resolved)?;
+        let offsets = b.offsets();
         let mut ends = vec![0; resolved.len()];
         Ok((self.finish(&b, &mut ends)?, offsets))
     }
@@ -609,8 +622,8 @@ impl PacketSpec {
     /// Builds the packet and says where each layer went.
     pub fn build_detailed(&self) -> Result<Built, BuildError> {
         let resolved = resolve(&self.layers);
-        let b = Builder { layers: &resolved };
-        let offsets = b.offsets()?;
+        let b = Builder::new(&resolved)?;
+        let offsets = b.offsets();
         let mut ends = vec![0; resolved.len()];
         let bytes = self.finish(&b, &mut ends)?;
         let kinds: Vec<&str> = resolved.iter().map(LayerSpec::kind).collect();
@@ -621,7 +634,7 @@ impl PacketSpec {
                 label,
                 kind: kinds[i],
                 offset: offsets[i],
-                header_len: b.header_len(i).unwrap_or(0),
+                header_len: b.header_len(i),
                 end: offsets[i] + ends[i],
             })
             .collect();
@@ -669,12 +682,17 @@ fn apply(m: &Mutation, bytes: &mut Vec<u8>) -> Result<(), String> {
 /// Fills addresses and MACs: they depend on the layer's position among its
 /// kind, which a sub-stack would not know.
 fn resolve(layers: &[LayerSpec]) -> Vec<LayerSpec> {
-    let (mut n4, mut n6) = (0u8, 0u16);
+    let mut layers = layers.to_vec();
+    resolve_in_place(&mut layers);
     layers
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            match &mut l {
+}
+
+/// [`resolve`] without a copy.
+fn resolve_in_place(layers: &mut [LayerSpec]) {
+    let (mut n4, mut n6) = (0u8, 0u16);
+    for l in layers {
+        {
+            match l {
                 LayerSpec::Eth(e) => {
                     e.src.get_or_insert(Mac([2, 0, 0, 0, 0, 1]));
                     e.dst.get_or_insert(Mac([2, 0, 0, 0, 0, 2]));
@@ -699,9 +717,8 @@ fn resolve(layers: &[LayerSpec]) -> Vec<LayerSpec> {
                 }
                 _ => {}
             }
-            l
-        })
-        .collect()
+        }
+    }
 }
 
 fn pad_to_multiple(mut b: Vec<u8>, m: usize) -> Vec<u8> {
@@ -719,36 +736,82 @@ fn tcp_flags(s: &str) -> Result<u8, String> {
     })
 }
 
-/// Checksum over an L4 message with the pseudo-header of the IP layer
-/// enclosing it (plain sum when there is none).
-fn l4_checksum(enclosing: Option<&LayerSpec>, data: &[u8], skipword: usize, proto: u8) -> u16 {
-    let proto = IpNextHeaderProtocol(proto);
-    match enclosing {
-        Some(LayerSpec::Ipv4(ip)) => util::ipv4_checksum(
-            data,
-            skipword,
-            &[],
-            &ip.src.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            &ip.dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            proto,
-        ),
-        Some(LayerSpec::Ipv6(ip)) => util::ipv6_checksum(
-            data,
-            skipword,
-            &[],
-            &ip.src.unwrap_or(Ipv6Addr::UNSPECIFIED),
-            &ip.dst.unwrap_or(Ipv6Addr::UNSPECIFIED),
-            proto,
-        ),
-        _ => util::checksum(data, skipword),
+/// Checksum over an L4 message, its `header` (checksum field zero) and
+/// the `inner` bytes it carries, with the pseudo-header of the IP layer
+/// enclosing it (plain sum when there is none). The two parts are summed
+/// where they are: copying the message once per header made checksums a
+/// generated stream's largest cost. (pnet's `extra_data` argument would
+/// do it, but drops an odd last byte of it.)
+fn l4_checksum(enclosing: Option<&LayerSpec>, header: &[u8], inner: &[u8], proto: u8) -> u16 {
+    let len = (header.len() + inner.len()) as u64;
+    let pseudo = match enclosing {
+        Some(LayerSpec::Ipv4(ip)) => {
+            let addr = |a: Option<Ipv4Addr>| word_sum(&a.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
+            addr(ip.src) + addr(ip.dst) + u64::from(proto) + len
+        }
+        Some(LayerSpec::Ipv6(ip)) => {
+            let addr = |a: Option<Ipv6Addr>| word_sum(&a.unwrap_or(Ipv6Addr::UNSPECIFIED).octets());
+            addr(ip.src) + addr(ip.dst) + u64::from(proto) + (len >> 16) + (len & 0xffff)
+        }
+        _ => 0,
+    };
+    finish_sum(pseudo + word_sum(header) + word_sum(inner))
+}
+
+/// The Internet checksum (RFC 1071) of `header` (even length) followed by
+/// `inner`, without a pseudo-header.
+fn plain_checksum(header: &[u8], inner: &[u8]) -> u16 {
+    finish_sum(word_sum(header) + word_sum(inner))
+}
+
+/// The sum of `bytes` as big-endian 16-bit words, an odd last byte padded
+/// with zero.
+fn word_sum(bytes: &[u8]) -> u64 {
+    let (words, rest) = bytes.as_chunks::<2>();
+    let mut sum: u64 = words
+        .iter()
+        .map(|&w| u64::from(u16::from_be_bytes(w)))
+        .sum();
+    if let [last] = rest {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+/// Folds a sum of words with end-around carry and complements it.
+fn finish_sum(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A `len:` payload's bytes: 0, 1, 2, … wrapping at 256.
+fn counting_bytes(dst: &mut [u8]) {
+    for (i, b) in dst.iter_mut().enumerate() {
+        *b = i as u8;
     }
 }
 
 struct Builder<'a> {
     layers: &'a [LayerSpec],
+    /// Each layer's header length (a payload's whole length).
+    lens: Vec<usize>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(layers: &'a [LayerSpec]) -> Result<Self, BuildError> {
+        let mut b = Builder {
+            layers,
+            lens: Vec::with_capacity(layers.len()),
+        };
+        for i in 0..layers.len() {
+            let len = b.planned_len(i)?;
+            b.lens.push(len);
+        }
+        Ok(b)
+    }
+
     fn err(&self, i: usize, what: impl std::fmt::Display) -> BuildError {
         BuildError(format!(
             "layer {} ({}): {what}",
@@ -757,20 +820,39 @@ impl Builder<'_> {
         ))
     }
 
-    fn offsets(&self) -> Result<Vec<usize>, BuildError> {
+    fn offsets(&self) -> Vec<usize> {
         let mut off = 0;
-        (0..self.layers.len())
-            .map(|i| {
+        self.lens
+            .iter()
+            .map(|len| {
                 let o = off;
-                off += self.header_len(i)?;
-                Ok(o)
+                off += len;
+                o
             })
             .collect()
     }
 
+    /// Layer `i`'s header length (a payload's whole length).
+    fn header_len(&self, i: usize) -> usize {
+        self.lens[i]
+    }
+
+    fn payload_len(&self, i: usize, p: &PayloadSpec) -> Result<usize, BuildError> {
+        match (&p.len, &p.hex, &p.text) {
+            (Some(n), None, None) => Ok(*n),
+            (None, Some(h), None) => Ok(h.0.len()),
+            (None, None, Some(t)) => Ok(t.len()),
+            _ => Err(self.err(i, "give exactly one of len, hex, text")),
+        }
+    }
+
     fn payload_bytes(&self, i: usize, p: &PayloadSpec) -> Result<Vec<u8>, BuildError> {
         match (&p.len, &p.hex, &p.text) {
-            (Some(n), None, None) => Ok((0..*n).map(|i| i as u8).collect()),
+            (Some(n), None, None) => {
+                let mut bytes = vec![0; *n];
+                counting_bytes(&mut bytes);
+                Ok(bytes)
+            }
             (None, Some(h), None) => Ok(h.0.clone()),
             (None, None, Some(t)) => Ok(t.as_bytes().to_vec()),
             _ => Err(self.err(i, "give exactly one of len, hex, text")),
@@ -797,7 +879,7 @@ impl Builder<'_> {
         }
     }
 
-    fn header_len(&self, i: usize) -> Result<usize, BuildError> {
+    fn planned_len(&self, i: usize) -> Result<usize, BuildError> {
         Ok(match &self.layers[i] {
             LayerSpec::Eth(_) => EthRepr::LEN,
             LayerSpec::Vlan(_) => VlanRepr::LEN,
@@ -814,7 +896,7 @@ impl Builder<'_> {
             },
             LayerSpec::Tcp(t) => 20 + t.options.as_ref().map_or(0, |o| o.0.len().div_ceil(4) * 4),
             LayerSpec::Icmp(_) | LayerSpec::Icmpv6(_) => IcmpRepr::LEN,
-            LayerSpec::Payload(p) => self.payload_bytes(i, p)?.len(),
+            LayerSpec::Payload(p) => self.payload_len(i, p)?,
         })
     }
 
@@ -870,7 +952,7 @@ impl Builder<'_> {
         let Some(layer) = self.layers.get(i) else {
             return Ok(Vec::new());
         };
-        let h = self.header_len(i)?;
+        let h = self.header_len(i);
         let fits = limit.is_none_or(|l| l >= h);
         let inner = if fits {
             self.emit(i + 1, limit.map(|l| l - h), ends)?
@@ -912,21 +994,32 @@ impl Builder<'_> {
         if padded_inside {
             return Ok(None);
         }
-        let offsets = self.offsets()?;
-        let Some(last) = self.layers.len().checked_sub(1) else {
-            return Ok(Some(Vec::new()));
-        };
-        let total = offsets[last] + self.header_len(last)?;
+        let total: usize = self.lens.iter().sum();
         let mut buf = vec![0u8; total];
+        // Room for the longest fixed header (IPv6, or IPv4/TCP with
+        // options) without growing.
+        let mut header = Vec::with_capacity(64);
+        let mut start = total;
         for (i, layer) in self.layers.iter().enumerate().rev() {
-            let start = offsets[i];
-            let h = self.header_len(i)?;
+            let h = self.header_len(i);
+            start -= h;
             let (head, inner) = buf.split_at_mut(start + h);
-            let header = self.header(i, layer, inner)?;
-            if header.len() != h {
-                return Ok(None);
+            let dst = &mut head[start..];
+            if let LayerSpec::Payload(PayloadSpec {
+                len: Some(_),
+                hex: None,
+                text: None,
+            }) = layer
+            {
+                counting_bytes(dst);
+            } else {
+                header.clear();
+                self.header_into(i, layer, inner, &mut header)?;
+                if header.len() != h {
+                    return Ok(None);
+                }
+                dst.copy_from_slice(&header);
             }
-            head[start..].copy_from_slice(&header);
             ends[i] = total - start;
         }
         if let Some(LayerSpec::Eth(e)) = self.layers.first()
@@ -945,20 +1038,32 @@ impl Builder<'_> {
     /// The header of layer `i` carrying `inner`, derived fields filled.
     fn header(&self, i: usize, layer: &LayerSpec, inner: &[u8]) -> Result<Vec<u8>, BuildError> {
         let mut out = Vec::new();
+        self.header_into(i, layer, inner, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::header`] appended to `out` (empty: checksums cover it).
+    fn header_into(
+        &self,
+        i: usize,
+        layer: &LayerSpec,
+        inner: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), BuildError> {
         match layer {
             LayerSpec::Eth(e) => EthRepr {
                 dst: e.dst.unwrap_or_default(),
                 src: e.src.unwrap_or_default(),
                 ethertype: e.ethertype.unwrap_or_else(|| self.ethertype_of(i + 1)),
             }
-            .emit(&mut out),
+            .emit(out),
             LayerSpec::Vlan(v) => VlanRepr {
                 pcp: v.pcp.unwrap_or(0),
                 dei: v.dei.unwrap_or(false),
                 vid: v.vid.unwrap_or(100),
                 ethertype: v.ethertype.unwrap_or_else(|| self.ethertype_of(i + 1)),
             }
-            .emit(&mut out),
+            .emit(out),
             LayerSpec::Arp(a) => ArpRepr {
                 op: a.op.unwrap_or(1),
                 sha: a.sha.unwrap_or_default(),
@@ -966,7 +1071,7 @@ impl Builder<'_> {
                 tha: a.tha.unwrap_or_default(),
                 tpa: a.tpa.unwrap_or(Ipv4Addr::UNSPECIFIED),
             }
-            .emit(&mut out),
+            .emit(out),
             LayerSpec::Ipv4(ip) => {
                 let options = pad_to_multiple(ip.options.clone().unwrap_or_default().0, 4);
                 let hl = 20 + options.len();
@@ -994,10 +1099,10 @@ impl Builder<'_> {
                     dst: ip.dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
                     options,
                 };
-                repr.emit(&mut out);
+                repr.emit(out);
                 let csum = ip
                     .checksum
-                    .unwrap_or_else(|| util::checksum(&out, Ipv4Repr::CHECKSUM_WORD));
+                    .unwrap_or_else(|| util::checksum(out, Ipv4Repr::CHECKSUM_WORD));
                 out[10..12].copy_from_slice(&csum.to_be_bytes());
             }
             LayerSpec::Ipv6(ip) => Ipv6Repr {
@@ -1013,7 +1118,7 @@ impl Builder<'_> {
                 src: ip.src.unwrap_or(Ipv6Addr::UNSPECIFIED),
                 dst: ip.dst.unwrap_or(Ipv6Addr::UNSPECIFIED),
             }
-            .emit(&mut out),
+            .emit(out),
             LayerSpec::Ipv6Ext(e) => {
                 let body = self.ext_body(e);
                 if e.kind == ExtKind::Fragment && e.data.is_some() {
@@ -1032,7 +1137,7 @@ impl Builder<'_> {
                     len: e.len.unwrap_or(auto_len),
                     body,
                 }
-                .emit(&mut out);
+                .emit(out);
             }
             LayerSpec::Udp(u) => {
                 let tunnel = matches!(
@@ -1048,10 +1153,9 @@ impl Builder<'_> {
                     },
                     checksum: 0,
                 }
-                .emit(&mut out);
+                .emit(out);
                 let csum = u.checksum.unwrap_or_else(|| {
-                    let data = [out.as_slice(), inner].concat();
-                    match l4_checksum(self.enclosing_ip(i), &data, UdpRepr::CHECKSUM_WORD, 17) {
+                    match l4_checksum(self.enclosing_ip(i), out, inner, 17) {
                         // 0 means "no checksum": a sum of 0 is sent as all ones.
                         0 => 0xffff,
                         c => c,
@@ -1072,7 +1176,7 @@ impl Builder<'_> {
                     proto: g.proto.unwrap_or_else(|| self.proto_of(i + 1, false)),
                     flags: g.flags.unwrap_or(0),
                 }
-                .emit(&mut out);
+                .emit(out);
                 if variant != 1 {
                     out.resize(out.len() + 4 * usize::from(hlen), 0);
                 }
@@ -1097,11 +1201,10 @@ impl Builder<'_> {
                     urgent: t.urgent.unwrap_or(0),
                     options,
                 }
-                .emit(&mut out);
-                let csum = t.checksum.unwrap_or_else(|| {
-                    let data = [out.as_slice(), inner].concat();
-                    l4_checksum(self.enclosing_ip(i), &data, TcpRepr::CHECKSUM_WORD, 6)
-                });
+                .emit(out);
+                let csum = t
+                    .checksum
+                    .unwrap_or_else(|| l4_checksum(self.enclosing_ip(i), out, inner, 6));
                 out[16..18].copy_from_slice(&csum.to_be_bytes());
             }
             LayerSpec::Icmp(c) | LayerSpec::Icmpv6(c) => {
@@ -1121,19 +1224,18 @@ impl Builder<'_> {
                         0
                     }
                 });
-                repr.emit(&mut out);
+                repr.emit(out);
                 let csum = c.checksum.unwrap_or_else(|| {
-                    let data = [out.as_slice(), inner].concat();
                     if v6 {
-                        l4_checksum(self.enclosing_ip(i), &data, IcmpRepr::CHECKSUM_WORD, 58)
+                        l4_checksum(self.enclosing_ip(i), out, inner, 58)
                     } else {
-                        util::checksum(&data, IcmpRepr::CHECKSUM_WORD)
+                        plain_checksum(out, inner)
                     }
                 });
                 out[2..4].copy_from_slice(&csum.to_be_bytes());
             }
-            LayerSpec::Payload(p) => out = self.payload_bytes(i, p)?,
+            LayerSpec::Payload(p) => *out = self.payload_bytes(i, p)?,
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -186,7 +186,10 @@ impl Packets {
                 }
             }
         };
-        let mut layers = vec![LayerSpec::Eth(EthSpec::default())];
+        // Ethernet, VLAN tags, outer IP, UDP, GUE, inner IP, extension
+        // headers, L4, payload: rarely more.
+        let mut layers = Vec::with_capacity(10);
+        layers.push(LayerSpec::Eth(EthSpec::default()));
         layers.extend(vlan_tags(&g.headers.vlan));
         if let (Some(o), Some((src, dst))) = (&plan.tunnel, state.outer) {
             layers.push(ip_layer(o.src.family, src, dst));
@@ -216,7 +219,7 @@ impl Packets {
             layers,
             ..PacketSpec::default()
         }
-        .build_with_offsets()
+        .into_bytes_with_offsets()
         .map_err(|e| GenerateError {
             stream: self.stream.clone(),
             field: "payload",
