@@ -11,7 +11,7 @@ pub mod execution;
 mod log;
 pub mod scenario;
 
-pub use log::PacketLog;
+pub use log::{FoldedNotes, NoteGroup, PacketLog, general_part};
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 
@@ -87,6 +87,9 @@ pub struct SuiteReport {
     pub packets: Vec<PacketReport>,
     /// Packets that passed and were only counted ([`PacketLog`]).
     pub folded: usize,
+    /// The notes of folded packets, grouped (boxed: most runs have none,
+    /// and outcomes holding a report are moved around by value).
+    pub folded_notes: Box<FoldedNotes>,
 }
 
 impl SuiteReport {
@@ -162,6 +165,7 @@ pub fn run_decap_suite(
         kind: program.kind(),
         packets,
         folded: 0,
+        folded_notes: Box::default(),
     })
 }
 
@@ -179,7 +183,7 @@ pub fn run_decap_packet(
         ..packet.quirks
     };
     let as_scenario = ScenarioPacket {
-        stream: String::new(),
+        stream: "".into(),
         number: number as u32,
         name: packet.name.clone(),
         bytes: packet.bytes.clone(),

@@ -724,7 +724,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
     let fixture: Vec<_> = s
         .packets
         .iter()
-        .filter(|p| p.stream == "decap-tunnels")
+        .filter(|p| &*p.stream == "decap-tunnels")
         .collect();
     assert_eq!(fixture.len(), 34);
     // Scenario linear 64, stream 96: the stream's wins.
@@ -769,7 +769,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
     );
 
     let two = pcap_packets(&data("two.pcap"));
-    let plain: Vec<_> = s.packets.iter().filter(|p| p.stream == "plain").collect();
+    let plain: Vec<_> = s.packets.iter().filter(|p| &*p.stream == "plain").collect();
     assert_eq!(
         plain.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["#1", "#2"]
@@ -794,7 +794,7 @@ fn a_good_scenario_expands_with_merged_quirks_and_expectations() {
     let generated: Vec<_> = s
         .packets
         .iter()
-        .filter(|p| p.stream == "generated")
+        .filter(|p| &*p.stream == "generated")
         .collect();
     assert_eq!(
         generated

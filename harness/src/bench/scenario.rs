@@ -41,8 +41,8 @@ pub struct Case {
 pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
     let mut streams: Vec<String> = Vec::new();
     for p in &scenario.packets {
-        if !streams.contains(&p.stream) {
-            streams.push(p.stream.clone());
+        if !streams.iter().any(|s| **s == *p.stream) {
+            streams.push(p.stream.to_string());
         }
     }
     let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
@@ -89,7 +89,7 @@ pub fn run(scenario: &LoadedScenario, calls: u32) -> Result<Vec<Case>, String> {
                     .packets
                     .iter()
                     .skip(first.before)
-                    .any(|p| p.stream == **stream)
+                    .any(|p| *p.stream == **stream)
             {
                 cases.push(Case {
                     program: program.name.clone(),
@@ -134,7 +134,7 @@ fn case(
         .packets
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.stream == stream)
+        .filter(|(_, p)| &*p.stream == stream)
         .collect();
     if let Some((_, p)) = packets.iter().find(|(_, p)| p.quirks != Quirks::default()) {
         return refuse(format!(

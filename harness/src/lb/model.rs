@@ -190,10 +190,8 @@ pub struct Expected {
 
 impl Expected {
     /// Every `LB_COUNTERS` entry this packet increments by one.
-    pub fn counters(&self) -> Vec<Counter> {
-        let mut c = vec![self.outcome];
-        c.extend(self.selection);
-        c
+    pub fn counters(&self) -> impl Iterator<Item = Counter> + use<> {
+        std::iter::once(self.outcome).chain(self.selection)
     }
 
     fn untouched(frame: &[u8], verdict: Verdict, outcome: Counter) -> Self {

@@ -19,7 +19,7 @@ use crate::{
         },
     },
     runner::{
-        PacketReport,
+        NoteGroup, PacketReport, SuiteReport, general_part,
         scenario::{RunOutcome, ScenarioReport},
     },
 };
@@ -84,7 +84,7 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
                     }
                 }
                 RunOutcome::Ran { report, after } => {
-                    write_skips(&mut out, &at, &report.packets);
+                    write_skips(&mut out, &at, report);
                     for p in &report.packets {
                         write_packet(&mut out, &at, p, written);
                     }
@@ -105,55 +105,73 @@ pub fn human(reports: &[ScenarioReport], written: &[(String, Vec<PathBuf>)]) -> 
 /// Skipped packets grouped by reason, so that 20 short frames the kernel
 /// refuses read as one line with their numbers; then, the same way, the
 /// notes of packets judged with a kernel feature in mind.
-fn write_skips(out: &mut String, at: &str, packets: &[PacketReport]) {
+fn write_skips(out: &mut String, at: &str, report: &SuiteReport) {
+    let packets = &report.packets;
     let skips = packets
         .iter()
         .filter_map(|p| p.skipped.as_deref().map(|w| (p.number, w)));
-    write_grouped(out, &format!("skipped {at}"), skips);
+    write_grouped(out, &format!("skipped {at}"), skips, &[]);
     let notes = packets
         .iter()
         .flat_map(|p| p.notes.iter().map(move |n| (p.number, n.as_str())));
-    write_grouped(out, &format!("noted {at}"), notes);
+    write_grouped(
+        out,
+        &format!("noted {at}"),
+        notes,
+        &report.folded_notes.groups,
+    );
 }
 
-fn write_grouped<'a>(out: &mut String, title: &str, items: impl Iterator<Item = (usize, &'a str)>) {
-    let mut reasons: Vec<(&str, Vec<usize>)> = Vec::new();
+/// Reasons by their general part with the packets they apply to: those of
+/// `items` and the `folded` groups of packets not kept.
+fn write_grouped<'a>(
+    out: &mut String,
+    title: &str,
+    items: impl Iterator<Item = (usize, &'a str)>,
+    folded: &'a [NoteGroup],
+) {
+    let mut reasons: Vec<(&str, Vec<(usize, usize)>)> = folded
+        .iter()
+        .map(|g| (g.why.as_str(), g.ranges.clone()))
+        .collect();
     for (number, why) in items {
-        // The reason's general part: details after ';' vary per packet.
-        let key = why.split(';').next().unwrap_or(why);
+        let key = general_part(why);
         match reasons.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, numbers)) => numbers.push(number),
-            None => reasons.push((key, vec![number])),
+            Some((_, ranges)) => ranges.push((number, number)),
+            None => reasons.push((key, vec![(number, number)])),
         }
     }
-    for (why, numbers) in reasons {
+    for (why, mut ranges) in reasons {
+        ranges.sort_unstable();
+        let count = ranges.iter().map(|(a, b)| b - a + 1).sum::<usize>();
         let _ = writeln!(
             out,
-            "\n{title}: {} packet(s): {why}\n    {}",
-            numbers.len(),
-            ranges(&numbers)
+            "\n{title}: {count} packet(s): {why}\n    {}",
+            shown(&ranges)
         );
     }
 }
 
-/// `#1-#3 #7 #9-#12` for ascending packet numbers.
-fn ranges(numbers: &[usize]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let start = numbers[i];
-        let mut end = start;
-        while i + 1 < numbers.len() && numbers[i + 1] == end + 1 {
-            i += 1;
-            end = numbers[i];
+/// `#1-#3 #7 #9-#12` for ascending, disjoint ranges (adjacent ones
+/// joined).
+fn shown(ranges: &[(usize, usize)]) -> String {
+    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for &(a, b) in ranges {
+        match joined.last_mut() {
+            Some((_, end)) if a <= *end + 1 => *end = (*end).max(b),
+            _ => joined.push((a, b)),
         }
-        parts.push(if end == start {
-            format!("#{start}")
-        } else {
-            format!("#{start}-#{end}")
-        });
-        i += 1;
     }
+    let parts: Vec<String> = joined
+        .iter()
+        .map(|&(start, end)| {
+            if end == start {
+                format!("#{start}")
+            } else {
+                format!("#{start}-#{end}")
+            }
+        })
+        .collect();
     parts.join(" ")
 }
 

@@ -155,7 +155,7 @@ pub fn check(
 
 /// How many of a run's packets the running kernel judged otherwise.
 fn noted(suite: &SuiteReport) -> usize {
-    suite.packets.iter().filter(|p| !p.notes.is_empty()).count()
+    suite.folded_notes.packets + suite.packets.iter().filter(|p| !p.notes.is_empty()).count()
 }
 
 /// `dir/snapshots` of a scenario `dir/x.yaml`.

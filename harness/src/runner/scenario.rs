@@ -498,7 +498,7 @@ pub(crate) fn finish(
     if !options.allow_unchecked {
         after.extend(unchecked_streams(scenario, &log));
     }
-    let (packets, folded) = log.into_parts();
+    let (packets, folded, folded_notes) = log.into_parts();
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
@@ -506,6 +506,7 @@ pub(crate) fn finish(
             kind,
             packets,
             folded,
+            folded_notes,
         },
         after,
     }

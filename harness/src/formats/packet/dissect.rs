@@ -261,8 +261,9 @@ impl Dissection {
 /// header on. `None` if `bytes` is not a tunnel packet.
 pub fn decapsulated(bytes: &[u8]) -> Option<Vec<u8>> {
     // Judged for every packet of a run: the layers without their labels.
+    // Checksums are not verified: only the inner header's place matters.
     let layers = Dissection {
-        layers: walk(bytes, &DissectOptions::default()),
+        layers: walk(bytes, &DissectOptions::default(), false),
     };
     let (inner, v6) = layers.inner_ip()?;
     let mut out = Vec::with_capacity(14 + bytes.len() - inner);
@@ -279,7 +280,7 @@ pub fn dissect(bytes: &[u8]) -> Dissection {
 
 /// Dissects an Ethernet frame.
 pub fn dissect_with(bytes: &[u8], opts: &DissectOptions) -> Dissection {
-    let mut layers = walk(bytes, opts);
+    let mut layers = walk(bytes, opts, true);
     let kinds: Vec<&str> = layers
         .iter()
         .filter(|l| !matches!(l.repr, LayerRepr::Malformed { .. }))
@@ -295,12 +296,14 @@ pub fn dissect_with(bytes: &[u8], opts: &DissectOptions) -> Dissection {
     Dissection { layers }
 }
 
-/// The layers of an Ethernet frame, unlabelled.
-fn walk(bytes: &[u8], opts: &DissectOptions) -> Vec<DissectedLayer> {
+/// The layers of an Ethernet frame, unlabelled; checksums verified if
+/// `verify` (else left unverified).
+fn walk(bytes: &[u8], opts: &DissectOptions, verify: bool) -> Vec<DissectedLayer> {
     let mut w = Walker {
         b: bytes,
         out: Vec::new(),
         gue_port: opts.gue_port,
+        verify,
     };
     w.eth();
     w.out
@@ -335,6 +338,8 @@ struct Walker<'a> {
     b: &'a [u8],
     out: Vec<DissectedLayer>,
     gue_port: u16,
+    /// Whether checksums are computed (else left unverified).
+    verify: bool,
 }
 
 impl Walker<'_> {
@@ -423,7 +428,7 @@ impl Walker<'_> {
             return self.truncated("ipv4", off, end, Ipv4Repr::MIN_LEN);
         };
         let hl = usize::from(r.ihl) * 4;
-        let csum = if r.ihl >= 5 && hl <= avail {
+        let csum = if self.verify && r.ihl >= 5 && hl <= avail {
             status(
                 r.checksum,
                 util::checksum(&self.b[off..off + hl], Ipv4Repr::CHECKSUM_WORD),
@@ -582,7 +587,7 @@ impl Walker<'_> {
         let csum = if r.checksum == 0 && (matches!(ctx, IpCtx::V4(..)) || r.dport == self.gue_port)
         {
             ChecksumStatus::Absent
-        } else if partial || problem.is_some() {
+        } else if partial || problem.is_some() || !self.verify {
             ChecksumStatus::Unverified
         } else {
             let c = ctx.checksum(&self.b[off..uend], UdpRepr::CHECKSUM_WORD, 17);
@@ -656,7 +661,7 @@ impl Walker<'_> {
             return self.truncated("tcp", off, end, TcpRepr::MIN_LEN);
         };
         let hl = usize::from(r.data_offset) * 4;
-        let csum = if partial {
+        let csum = if partial || !self.verify {
             ChecksumStatus::Unverified
         } else {
             status(
@@ -686,7 +691,7 @@ impl Walker<'_> {
             return self.truncated(kind, off, end, IcmpRepr::LEN);
         };
         let data = &self.b[off..end];
-        let csum = if partial {
+        let csum = if partial || !self.verify {
             ChecksumStatus::Unverified
         } else if v6 {
             status(r.checksum, ctx.checksum(data, IcmpRepr::CHECKSUM_WORD, 58))

@@ -331,8 +331,8 @@ pub enum EntryValue {
 /// One packet of the traffic with everything that applies to it.
 #[derive(Clone, Debug)]
 pub struct ScenarioPacket {
-    /// The stream's name.
-    pub stream: String,
+    /// The stream's name (shared by its packets).
+    pub stream: Arc<str>,
     /// 1-based number within its stream.
     pub number: u32,
     /// The packet's name (fixture packet name, `flow-17/2`, or `#N`).
@@ -342,8 +342,9 @@ pub struct ScenarioPacket {
     /// Quirks: scenario's, then stream's, then packet's (later ones win).
     pub quirks: Quirks,
     /// The expectation: the packet's override, else the stream's, else the
-    /// scenario's (`None`: only "runs without error" is checked).
-    pub expect: Option<Expect>,
+    /// scenario's (`None`: only "runs without error" is checked); shared
+    /// by the packets it applies to.
+    pub expect: Option<Arc<Expect>>,
     /// The fixture's own expectation (decap contract), for fixture streams.
     pub fixture: Option<Expectation>,
     /// For fixture `decap` packets: the expected output built from the
@@ -436,7 +437,7 @@ impl LoadedScenario {
             .iter()
             .map(|s| {
                 let name = stream_name(s);
-                let n = self.packets.iter().filter(|p| p.stream == name).count();
+                let n = self.packets.iter().filter(|p| *p.stream == *name).count();
                 (name, n)
             })
             .collect();

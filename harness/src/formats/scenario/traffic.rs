@@ -40,7 +40,7 @@ pub(crate) type Raw = (
 /// built from its `packet:` recipe, the pcap its `equals:` names.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Level {
-    pub expect: Option<Expect>,
+    pub expect: Option<Arc<Expect>>,
     pub recipe_output: Option<Vec<u8>>,
     pub equals: Option<Arc<Vec<Vec<u8>>>>,
 }
@@ -57,7 +57,7 @@ pub(crate) struct Override {
 /// How a stream's raw packets become scenario packets.
 #[derive(Clone, Debug)]
 pub(crate) struct Expander {
-    pub stream: String,
+    pub stream: Arc<str>,
     /// The stream's expectation, else the scenario's.
     pub inherited: Level,
     pub overrides: BTreeMap<u32, Override>,
@@ -208,13 +208,15 @@ impl Traffic {
     /// counts even if every packet has its own).
     pub fn any_expect(&self, test: impl Fn(&Expect) -> bool) -> bool {
         self.parts.iter().any(|part| match part {
-            Part::Expanded(packets) => packets.iter().any(|p| p.expect.as_ref().is_some_and(&test)),
+            Part::Expanded(packets) => packets
+                .iter()
+                .any(|p| p.expect.as_deref().is_some_and(&test)),
             Part::Lazy { expander, .. } => {
-                expander.inherited.expect.as_ref().is_some_and(&test)
+                expander.inherited.expect.as_deref().is_some_and(&test)
                     || expander.overrides.values().any(|o| {
                         o.level
                             .as_ref()
-                            .and_then(|l| l.expect.as_ref())
+                            .and_then(|l| l.expect.as_deref())
                             .is_some_and(&test)
                     })
             }
@@ -290,19 +292,20 @@ impl Reader {
         }
     }
 
-    /// The next packet's name (`k` is its 0-based number) and bytes.
-    fn next(&mut self, k: usize) -> Option<Result<(String, Vec<u8>), String>> {
+    /// The next packet's name, if it has one of its own (a capture's
+    /// packets are named by their number, when taken), and bytes.
+    fn next(&mut self) -> Option<Result<(Option<String>, Vec<u8>), String>> {
         match self {
             Self::Pcap(stream) => Some(
                 stream
                     .next()?
-                    .map(|bytes| (format!("#{}", k + 1), bytes))
+                    .map(|bytes| (None, bytes))
                     .map_err(|e| e.to_string()),
             ),
             Self::Generated(packets) => Some(
                 packets
                     .next()?
-                    .map(|p| (p.name, p.bytes))
+                    .map(|p| (Some(p.name), p.bytes))
                     .map_err(|e| e.to_string()),
             ),
         }
@@ -362,7 +365,7 @@ impl<'a> Iterator for TrafficIter<'a> {
                     count,
                 } => {
                     if *k < *count {
-                        match reader.next(*k) {
+                        match reader.next() {
                             Some(Ok((name, bytes))) => {
                                 let at = *k;
                                 *k += 1;
@@ -370,6 +373,7 @@ impl<'a> Iterator for TrafficIter<'a> {
                                 if self.keep.is_some_and(|keep| !keep(&bytes)) {
                                     continue;
                                 }
+                                let name = name.unwrap_or_else(|| format!("#{}", at + 1));
                                 let raw = (name, bytes, Quirks::default(), None, None);
                                 return Some(Cow::Owned(expander.expand(at, raw)));
                             }

@@ -125,7 +125,7 @@ impl<'p> PacketJudgement<'p> {
     fn new(kind: ProgramKind, packet: &'p ScenarioPacket, counters: bool) -> Self {
         let mut judgement = Self {
             acceptable: Vec::new(),
-            expect: packet.expect.as_ref().map(Cow::Borrowed),
+            expect: packet.expect.as_deref().map(Cow::Borrowed),
             counters,
             notes: Vec::new(),
             counted_instead: None,
@@ -233,8 +233,13 @@ impl<'p> PacketJudgement<'p> {
         }
         // A wrong verdict says what the packet counted: the contract's
         // counters, or the user's counter arrays.
+        // Named only for a finding that shows them (most packets have none).
+        let wrong_verdict = report
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::VerdictClass { .. }));
         let moved = moved.or_else(|| {
-            self.counters.then(|| {
+            (self.counters && wrong_verdict).then(|| {
                 report
                     .counters
                     .iter()
@@ -421,8 +426,12 @@ fn family_change_refused(kind: ProgramKind) -> Option<String> {
 /// `stream/name`, or the name alone outside a scenario.
 fn packet_name(packet: &ScenarioPacket) -> String {
     if packet.stream.is_empty() {
-        packet.name.clone()
-    } else {
-        format!("{}/{}", packet.stream, packet.name)
+        return packet.name.clone();
     }
+    // Once per packet run: concatenated, not formatted.
+    let mut name = String::with_capacity(packet.stream.len() + 1 + packet.name.len());
+    name.push_str(&packet.stream);
+    name.push('/');
+    name.push_str(&packet.name);
+    name
 }

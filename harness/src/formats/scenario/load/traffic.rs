@@ -294,7 +294,7 @@ impl Loader<'_> {
             );
         }
         Ok(Expander {
-            stream: name.to_owned(),
+            stream: name.into(),
             inherited: inherited_level,
             overrides: built,
             quirks: merge(merge(Quirks::default(), &self.spec.quirks), &stream_quirks),
@@ -330,7 +330,7 @@ impl Loader<'_> {
             }
             level.equals = Some(pcap);
         }
-        level.expect = expect;
+        level.expect = expect.map(Arc::new);
         Ok(level)
     }
 

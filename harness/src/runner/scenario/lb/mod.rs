@@ -215,7 +215,7 @@ pub fn run(
     }
     after.extend(super::nothing_checked(&log, mode));
     drop(pin);
-    let (packets, folded) = log.into_parts();
+    let (packets, folded, folded_notes) = log.into_parts();
     RunOutcome::Ran {
         report: SuiteReport {
             fixture: scenario.name.clone(),
@@ -223,6 +223,7 @@ pub fn run(
             kind: lb.program().kind(),
             packets,
             folded,
+            folded_notes,
         },
         after,
     }
