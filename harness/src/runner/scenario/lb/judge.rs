@@ -7,7 +7,7 @@ use dsrlab_abi::lb::{COUNTERS_MAP, Counter as LbCounter};
 
 use crate::{
     formats::scenario::load::ScenarioPacket,
-    lb::{Lb, ModelState, control::Counters, eviction},
+    lb::{Expected, Lb, ModelState, control::Counters, eviction},
     load::ProgramKind,
     oracles::{
         Finding, expect,
@@ -21,7 +21,7 @@ use crate::{
             packet::new_report,
         },
     },
-    testrun::RunError,
+    testrun::{RunError, RunResult},
 };
 
 /// What judges a lane's packets.
@@ -40,13 +40,17 @@ pub(super) struct Judge<'a> {
 
 /// How the run's counters are attributed to packets: per batch, each
 /// packet claiming what the model says it counts ([`Ledger`]), or read
-/// around each packet once the connection table may evict (a flow the
-/// kernel evicted counts `lru_miss` where the model says `lru_hit`, and
-/// only the packet's own counters tell which it was), for snapshots, and
-/// for the rest of a run after a batch did not add up.
+/// around each packet for snapshots and for the rest of a run after a batch
+/// did not add up. Once the connection table may evict, a flow the kernel
+/// evicted counts `lru_miss` where the model says `lru_hit`, and only the
+/// packet's own counters tell which it was: `lru_miss` alone is read
+/// around each packet then (one lookup), the packet claims what the answer
+/// it matches counts, and the batch checks the rest.
 pub(super) struct Counting {
     ledger: Ledger,
     exact: bool,
+    /// `lru_miss` as read after the last packet, while no packet ran since.
+    misses_seen: Option<u64>,
     /// The packets of the pending batch, first and last.
     batch: Option<(usize, usize)>,
     /// Batches that did not add up.
@@ -65,6 +69,7 @@ impl Counting {
         Ok(Self {
             ledger: Ledger::new(BATCH, words),
             exact: snapshot,
+            misses_seen: None,
             batch: None,
             unexplained: Vec::new(),
         })
@@ -86,6 +91,20 @@ impl Judge<'_> {
             .map_err(|e| SuiteError::counters(program, e))?;
         cost.remove(0, &mut words, execution.markers());
         Ok(words)
+    }
+
+    /// `lru_miss` now (of the lane's CPU, or all summed), less what the
+    /// execution's marker frames added.
+    fn misses(&self, execution: &dyn Execution) -> Result<u64, SuiteError> {
+        let program = self.lb.program();
+        let word = LbCounter::LruMiss as usize;
+        let raw = program
+            .per_cpu_counter_on(COUNTERS_MAP, word as u32, self.cpu)
+            .map_err(|e| SuiteError::counters(program, e))?;
+        let mut one = vec![0; word + 1];
+        one[word] = raw;
+        self.cost.remove(0, &mut one, execution.markers());
+        Ok(one[word])
     }
 
     /// What the counters moved since the last read: one packet's, read
@@ -158,15 +177,28 @@ impl Judge<'_> {
             return Ok(report);
         }
         let flows = self.flows.load(Ordering::Relaxed);
-        let exact = counting.exact || eviction::may_evict(flows);
+        let exact = counting.exact;
         if exact {
             self.settle(execution, counting)?;
         }
+        let misses_before = match counting.misses_seen.take() {
+            _ if exact || !eviction::may_evict(flows) => None,
+            Some(seen) => Some(seen),
+            None => Some(self.misses(execution)?),
+        };
         let run = execution.run(program, &packet.bytes, packet.quirks)?;
         let mut moved = if exact {
             Some(self.moved(execution, counting)?)
         } else {
             None
+        };
+        let missed = match misses_before {
+            Some(before) => {
+                let after = self.misses(execution)?;
+                counting.misses_seen = Some(after);
+                Some(after.wrapping_sub(before))
+            }
+            None => None,
         };
         if let Err(RunError::Unrunnable { .. }) = &run {
             // Neither side saw the packet: the model is not told of it.
@@ -174,43 +206,33 @@ impl Judge<'_> {
             return Ok(report);
         }
         let held = model.lru.len();
-        let mut expected = model.process(&packet.bytes);
-        if moved.is_none()
-            && counting.batch.is_none()
-            && !lb::judge(
-                &expected,
-                &run,
-                &lb::expected_deltas(&expected),
+        let expected = model.process(&packet.bytes);
+        let answer = |model: &mut ModelState, expected: Expected, moved: &Option<Counters>| {
+            decide(
+                model,
+                &packet.bytes,
+                expected,
+                (&run, moved, missed),
+                flows,
                 self.gue_port,
             )
-            .is_empty()
-        {
-            // A packet that fails alone in its batch: its counters are
-            // read now, and the run reads around each packet from here on.
+        };
+        let (mut expected, mut judged) = answer(model, expected, &moved);
+        if !judged.findings.is_empty() && moved.is_none() && counting.batch.is_none() {
+            // A packet that fails alone in its batch (as the model's
+            // answer and as an eviction's): its counters are read now, and
+            // the run reads around each packet from here on.
             moved = Some(self.moved(execution, counting)?);
             counting.exact = true;
+            (expected, judged) = answer(model, expected, &moved);
         }
-        report.lb_counters = match &moved {
-            Some(moved) => lb::counter_deltas(&Counters::default(), moved),
-            None => lb::expected_deltas(&expected),
-        };
-        report.findings = lb::judge(&expected, &run, &report.lb_counters, self.gue_port);
-        if !report.findings.is_empty()
-            && let Some((evicted, eviction)) =
-                eviction::alternative(model, &packet.bytes, &expected, flows)
-        {
-            let findings = lb::judge(&evicted, &run, &report.lb_counters, self.gue_port);
-            if findings.is_empty() {
-                report.findings = findings;
-                report.notes.push(format!(
-                    "the kernel's LRU evicted the flow from the full connection table, and it \
-                     was selected again from the ring; real {}",
-                    evicted.real.unwrap_or(0)
-                ));
-                expected = evicted;
-            } else {
-                eviction.undo(model);
-            }
+        report.lb_counters = judged.deltas;
+        report.findings = judged.findings;
+        if let Some(real) = judged.evicted_to {
+            report.notes.push(format!(
+                "the kernel's LRU evicted the flow from the full connection table, and it \
+                 was selected again from the ring; real {real}"
+            ));
         }
         tally.add(&expected);
         if model.lru.len() >= held {
@@ -224,7 +246,7 @@ impl Judge<'_> {
             counting.batch = Some((counting.batch.map_or(number, |(first, _)| first), number));
             let full = counting
                 .ledger
-                .claim(expected.counters().into_iter().map(|c| c as usize));
+                .claim(expected.counters().map(|c| c as usize));
             if !report.findings.is_empty() {
                 // Its counters went with the batch's: settled now, the
                 // batch ends with it, and the run reads around each
@@ -251,4 +273,60 @@ impl Judge<'_> {
         report.run = Some(run);
         Ok(report)
     }
+}
+
+/// What a packet was judged to be: its counters (read, or claimed by the
+/// answer it matches) and findings, and whether the kernel evicted its flow
+/// (the model then holds the evicted answer's state).
+struct Judged {
+    deltas: Vec<(LbCounter, i64)>,
+    findings: Vec<Finding>,
+    /// The real the flow went to after the kernel evicted it.
+    evicted_to: Option<u32>,
+}
+
+/// Judges a packet's `run` against the model's `expected` answer, or the
+/// answer had the kernel evicted the flow where that one matches instead:
+/// what the run did, `moved` the counters read around it (else the answer's
+/// are claimed), `missed` how often `lru_miss` moved (read around it once
+/// the table may evict).
+fn decide(
+    model: &mut ModelState,
+    frame: &[u8],
+    expected: Expected,
+    (run, moved, missed): (&Result<RunResult, RunError>, &Option<Counters>, Option<u64>),
+    flows: usize,
+    gue_port: u16,
+) -> (Expected, Judged) {
+    let deltas_of = |e: &Expected| match moved {
+        Some(moved) => lb::counter_deltas(&Counters::default(), moved),
+        None => lb::expected_deltas(e),
+    };
+    let misses_of = |e: &Expected| u64::from(e.selection == Some(LbCounter::LruMiss));
+    let deltas = deltas_of(&expected);
+    let findings = lb::judge(&expected, run, &deltas, gue_port);
+    let misses_differ = missed.is_some_and(|m| m != misses_of(&expected));
+    // Tried when the model's answer does not match (the run, or the
+    // `lru_miss` read around it): a match keeps the model's evicted state.
+    if (!findings.is_empty() || misses_differ)
+        && let Some((evicted, eviction)) = eviction::alternative(model, frame, &expected, flows)
+    {
+        let evicted_deltas = deltas_of(&evicted);
+        let evicted_findings = lb::judge(&evicted, run, &evicted_deltas, gue_port);
+        if evicted_findings.is_empty() && missed.is_none_or(|m| m == misses_of(&evicted)) {
+            let judged = Judged {
+                deltas: evicted_deltas,
+                findings: evicted_findings,
+                evicted_to: Some(evicted.real.unwrap_or(0)),
+            };
+            return (evicted, judged);
+        }
+        eviction.undo(model);
+    }
+    let judged = Judged {
+        deltas,
+        findings,
+        evicted_to: None,
+    };
+    (expected, judged)
 }
