@@ -181,19 +181,26 @@ fn workers_find_what_one_cpu_finds() {
     assert_eq!((report.passed(), report.failed()), (599, 1));
 }
 
-#[test]
-fn every_packet_of_a_flow_goes_to_one_worker() {
-    // 200 flows of 3 packets each, payload sizes differing within a flow.
-    let s = scenario(
+/// 200 flows of 3 packets each, payload sizes differing within a flow:
+/// plain, and through one tunnel between two hosts (whose outer headers
+/// alone would send every packet to one worker).
+#[rstest::rstest]
+#[case::plain("")]
+#[case::one_ipip_tunnel(", tunnel: ip4_in_ip4, outer_src: 198.18.9.1, outer_dst: 198.18.9.2")]
+#[case::one_ip6_in_ip6_tunnel(
+    ", tunnel: ip6_in_ip6, outer_src: \"2001:db8:9::1\", outer_dst: \"2001:db8:9::2\""
+)]
+fn every_packet_of_a_flow_goes_to_one_worker(#[case] tunnel: &str) {
+    let s = scenario(&format!(
         "version: 1
-programs: [{builtin: xdp_decap}]
+programs: [{{builtin: xdp_decap}}]
 modes: [test-run]
 traffic:
   - name: flows
-    generate: {flows: 200, packets_per_flow: 3, protocols: [tcp, udp], payload: 0-900}
-    expect: {verdict: pass}
-",
-    );
+    generate: {{flows: 200, packets_per_flow: 3, protocols: [tcp, udp], payload: 0-900{tunnel}}}
+    expect: {{verdict: pass}}
+"
+    ));
     let mut by_flow: std::collections::HashMap<String, Vec<usize>> = Default::default();
     for p in &s.packets {
         let flow = p.name.split('/').next().unwrap().to_owned();

@@ -24,21 +24,41 @@ use crate::{
     runner::{PacketLog, SuiteError, cpu_pin::CpuPin, execution::TestRun},
 };
 
-/// The worker of a packet: a hash of its addresses and ports (the outer
-/// headers'), so that every packet of a flow goes to the same worker.
+/// The worker of a packet: a hash of its addresses and ports, so that
+/// every packet of a flow goes to the same worker. Through IP-in-IP and
+/// IPv6-in-IP the inner addresses and ports count too: a tunnel between
+/// two hosts carries many flows, and hashing its outer header alone sent
+/// all of a capture's packets to one worker.
 pub fn worker_of(packet: &[u8], workers: usize) -> usize {
     let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
     let ether = packet.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
-    let (addresses, transport) = match ether {
-        Some(0x0800) => {
-            let ihl = packet.get(14).map_or(20, |b| usize::from(b & 0x0f) * 4);
-            (packet.get(26..34), 14 + ihl)
+    let mut v6 = match ether {
+        Some(0x0800) => false,
+        Some(0x86dd) => true,
+        _ => {
+            hasher.write(packet.get(..14).unwrap_or(packet));
+            return (hasher.finish() % workers as u64) as usize;
         }
-        Some(0x86dd) => (packet.get(22..54), 54),
-        _ => (None, 0),
     };
-    hasher.write(addresses.unwrap_or(packet.get(..14).unwrap_or(packet)));
-    if let Some(ports) = packet.get(transport..transport + 4) {
+    let mut at = 14;
+    // The outer header and at most one inner one.
+    for _ in 0..2 {
+        let (addresses, proto, next) = if v6 {
+            (packet.get(at + 8..at + 40), packet.get(at + 6), at + 40)
+        } else {
+            let ihl = packet.get(at).map_or(20, |b| usize::from(b & 0x0f) * 4);
+            (packet.get(at + 12..at + 20), packet.get(at + 9), at + ihl)
+        };
+        let Some(addresses) = addresses else { break };
+        hasher.write(addresses);
+        at = next;
+        match proto {
+            Some(4) => v6 = false,
+            Some(41) => v6 = true,
+            _ => break,
+        }
+    }
+    if let Some(ports) = packet.get(at..at + 4) {
         hasher.write(ports);
     }
     (hasher.finish() % workers as u64) as usize
