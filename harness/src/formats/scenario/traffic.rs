@@ -277,6 +277,9 @@ impl<'a> IntoIterator for &'a Traffic {
 }
 
 /// A lazily read stream, open.
+/// A packet's own name, if it has one, and bytes.
+type NamedBytes = (Option<String>, Vec<u8>);
+
 enum Reader {
     Pcap(PacketStream),
     Generated(Box<Packets>),
@@ -294,7 +297,7 @@ impl Reader {
 
     /// The next packet's name, if it has one of its own (a capture's
     /// packets are named by their number, when taken), and bytes.
-    fn next(&mut self) -> Option<Result<(Option<String>, Vec<u8>), String>> {
+    fn next(&mut self) -> Option<Result<NamedBytes, String>> {
         match self {
             Self::Pcap(stream) => Some(
                 stream
