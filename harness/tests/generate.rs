@@ -495,6 +495,22 @@ fn udp_and_icmp_flows_keep_their_tuple_and_icmp_counts_its_sequence() {
     "name at least one of tcp, udp, icmp"
 )]
 #[case::huge_payload("{flows: 1, payload: 65500}", "payload", "flow-1")]
+#[case::lengths_and_payload(
+    "{flows: 1, payload: 10, ip_len_around: [100]}",
+    "ip_len_around",
+    "give payload or ip_len_around, not both"
+)]
+#[case::no_lengths("{flows: 1, ip_len_around: []}", "ip_len_around", "give at least one")]
+#[case::length_under_the_headers(
+    "{flows: 2, protocols: [udp, tcp], ip_len_around: [40]}",
+    "ip_len_around",
+    "39 bytes is shorter than the headers of a tcp packet (40)"
+)]
+#[case::mtu_outside_a_scenario(
+    "{flows: 1, ip_len_around: mtu}",
+    "ip_len_around",
+    "`mtu` names the thresholds of a scenario's load balancer"
+)]
 fn bad_generators_name_the_field_and_the_reason(
     #[case] yaml: &str,
     #[case] field: &str,
@@ -582,4 +598,23 @@ fn bad_header_fields_name_the_field(#[case] yaml: &str, #[case] wanted: &str) {
     let e = error(yaml);
     assert_eq!(e.field, "headers");
     assert!(e.problem.contains(wanted), "{}", e.problem);
+}
+
+#[rstest]
+#[case::plain_tcp4("{flows: 8, protocols: [tcp], ip_len_around: [100, 1480]}")]
+#[case::udp6_with_extension_headers(
+    "{flows: 8, protocols: [udp], src: '2001:db8:1::/120', dst: '2001:db8:2::1', ip_len_around: [100, 1480], headers: {ipv6_ext: [hop_by_hop]}}"
+)]
+#[case::gue_tunnel(
+    "{flows: 4, packets_per_flow: 2, protocols: [tcp, udp], tunnel: gue4_in_ip6, ip_len_around: [100, 1480]}"
+)]
+fn packets_take_each_length_one_under_at_and_one_over_in_turn(#[case] yaml: &str) {
+    let lens: Vec<usize> = packets(yaml)
+        .iter()
+        .map(|p| {
+            assert_clean(p);
+            p.bytes.len() - p.inner_offset
+        })
+        .collect();
+    assert_eq!(lens, [99, 100, 101, 1479, 1480, 1481, 99, 100]);
 }

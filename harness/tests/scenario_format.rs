@@ -101,7 +101,7 @@ const HEAD: &str = "version: 1\nprograms:\n  - builtin: xdp_decap\n";
 )]
 #[case::unknown_key_in_generator(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate:\n      flows: 2\n      sports: 1-2\n",
-    "t.yaml:7:7: unknown key `sports` in a generator; expected one of flows, packets_per_flow, tunnel, outer_src, outer_dst, protocols, src, dst, sport, dport, payload, seed, headers"
+    "t.yaml:7:7: unknown key `sports` in a generator; expected one of flows, packets_per_flow, tunnel, outer_src, outer_dst, protocols, src, dst, sport, dport, payload, ip_len_around, seed, headers"
 )]
 #[case::packet_number_not_a_number(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    packets:\n      first: {}\n",
@@ -348,6 +348,10 @@ fn lb_error(rest: &str) -> String {
     "version: 1\nprograms:\n  - builtin: tc_decap\n    contract: lb\ntraffic:\n  - pcap: two.pcap\n",
     "t.yaml:4:15: built-in tc_decap does not implement the lb contract"
 )]
+#[case::mtu_lengths_without_lb(
+    "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - generate: {flows: 3, ip_len_around: mtu}\n",
+    "t.yaml:5:41: `mtu` takes the thresholds of the scenario's load balancer, and it has no xdp_lb program (with `lb:`)"
+)]
 #[case::lb_changes_without_lb(
     "version: 1\nprograms:\n  - builtin: xdp_decap\ntraffic:\n  - pcap: two.pcap\n    lb_changes: [{remove_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.1}}]\n",
     "t.yaml:6:5: `lb_changes` changes load balancers, and no program here is one (`builtin: xdp_lb` or `contract: lb`)"
@@ -436,6 +440,14 @@ fn lb_load_errors(#[case] text: &str, #[case] expected: &str) {
 #[case::change_of_unknown_kind(
     "traffic:\n  - pcap: two.pcap\n    lb_changes:\n      - drain_real: {vip: 198.18.0.10:80/tcp, addr: 198.18.10.1}\n",
     "12:9: unknown value `drain_real` for `traffic[0].lb_changes[0]`; expected one of add_real, remove_real, set_weight"
+)]
+#[case::aimed_at_no_vip(
+    "traffic:\n  - generate: {flows: 3, dst: 198.18.0.11, ip_len_around: mtu}\n",
+    "10:59: `mtu`: no VIP of the load balancer is among the generator's dst, protocols and dport with a real that can carry its packets"
+)]
+#[case::aimed_at_another_protocol(
+    "traffic:\n  - generate: {flows: 3, protocols: [udp], dst: 198.18.0.10, ip_len_around: mtu}\n",
+    "10:77: `mtu`: no VIP of the load balancer is among the generator's dst, protocols and dport with a real that can carry its packets"
 )]
 fn lb_config_errors(#[case] rest: &str, #[case] expected: &str) {
     let rest = if rest.starts_with("traffic:") {
@@ -1073,4 +1085,36 @@ fn a_chain_resolves_per_backend_with_its_changes() {
         )]
     ));
     assert_eq!(s.after_slots.len(), 2);
+}
+
+/// `ip_len_around: mtu` resolves, per stream, to the thresholds of the VIPs
+/// the stream reaches: the MTU less 20 for an IPv4 real, 40 for an IPv6
+/// one, 8 more with GUE.
+#[test]
+fn a_generator_aims_at_the_mtu_thresholds_of_the_vips_it_reaches() {
+    let text = "version: 1
+programs:
+  - builtin: xdp_lb
+    lb:
+      ring_size: 13
+      mtu: 1400
+      vips:
+        - {vip: 198.18.0.10:80/tcp, reals: [198.18.10.1, \"2001:db8:10::1\"]}
+        - {vip: 198.18.0.11:0/udp, flags: [gue], reals: [198.18.10.2]}
+traffic:
+  - name: both-reals
+    generate: {flows: 6, dst: 198.18.0.10, ip_len_around: mtu}
+  - name: gue
+    generate: {flows: 3, protocols: [udp], dst: 198.18.0.11, dport: 53, ip_len_around: mtu}
+";
+    let s = load_str(text, &data("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let lens = |stream: &str| -> Vec<usize> {
+        s.packets
+            .iter()
+            .filter(|p| &*p.stream == stream)
+            .map(|p| p.bytes.len() - 14)
+            .collect()
+    };
+    assert_eq!(lens("both-reals"), [1359, 1360, 1361, 1379, 1380, 1381]);
+    assert_eq!(lens("gue"), [1371, 1372, 1373]);
 }

@@ -6,6 +6,7 @@
 //!   weights, rings, counters);
 //! - [`addrs`]: the VIP address table the control plane keeps in front of
 //!   the VIP map;
+//! - [`encap`]: what encapsulation adds, and where the MTU draws the line;
 //! - [`model`]: the reference model, the expected verdict, bytes, counters
 //!   and connection-table update of a frame, given the maps' contents;
 //! - [`eviction`]: what the model accepts once the kernel's connection
@@ -17,6 +18,7 @@
 
 pub mod addrs;
 pub mod control;
+pub mod encap;
 pub mod eviction;
 pub mod fuzz;
 pub mod instance;

@@ -683,11 +683,7 @@ impl ModelState {
         }
         let gue = vip.flags & vip_flags::GUE != 0;
         let outer_v6 = def.family == FAMILY_V6;
-        let overhead = if outer_v6 {
-            Ipv6Repr::LEN
-        } else {
-            Ipv4Repr::MIN_LEN
-        } + if gue { UDP_LEN } else { 0 };
+        let overhead = super::encap::overhead(outer_v6, gue);
         let mtu = self.config.mtu as usize;
         // The MTU check comes after the real is selected (the overhead
         // depends on the real's family).

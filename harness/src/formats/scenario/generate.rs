@@ -46,7 +46,7 @@ mod stream;
 
 use self::headers::check_headers;
 pub use self::stream::Packets;
-use super::model::{Generator, Protocol, Range, Tunnel};
+use super::model::{Generator, IpLenAround, NamedLengths, Protocol, Range, Tunnel};
 use crate::formats::packet::{
     LayerSpec,
     spec::{Ipv4Spec, Ipv6Spec},
@@ -108,7 +108,33 @@ pub fn stream(generator: &Generator, stream_name: &str) -> Result<Packets, Gener
     };
     let plan = Plan::new(generator).map_err(error)?;
     let tuples = plan.tuples(generator.seed).map_err(error)?;
-    Ok(Packets::new(plan, generator.clone(), tuples, stream_name))
+    Packets::new(plan, generator.clone(), tuples, stream_name)
+}
+
+/// Whether `generator` makes packets to `addr` with `proto` and, unless
+/// it is 0 (every port), destination port `port`: what a loader asks to
+/// find the load balancer's VIPs a generator reaches. False for a generator
+/// that cannot be planned (its stream reports why).
+pub fn reaches(generator: &Generator, addr: IpAddr, proto: Protocol, port: u16) -> bool {
+    let plain = Generator {
+        ip_len_around: None,
+        ..generator.clone()
+    };
+    let Ok(plan) = Plan::new(&plain) else {
+        return false;
+    };
+    let value = match addr {
+        IpAddr::V4(a) => (Family::V4, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (Family::V6, u128::from(a)),
+    };
+    let dst = &plan.dst;
+    let port_drawn = proto == Protocol::Icmp
+        || port == 0
+        || (plan.dport.first..=plan.dport.last).contains(&u32::from(port));
+    dst.family == value.0
+        && (dst.first..=dst.last).contains(&value.1)
+        && plan.protocols.contains(&proto)
+        && port_drawn
 }
 
 /// One generated flow as a socket client makes it: its 5-tuple, the
@@ -142,6 +168,15 @@ pub fn flows(
 ) -> Result<Vec<GeneratedFlow>, GenerateError> {
     let packets = stream(generator, stream_name)?;
     let (plan, tuples) = packets.plan_and_tuples();
+    if !plan.ip_lens.is_empty() {
+        return Err(GenerateError {
+            stream: stream_name.to_owned(),
+            field: "ip_len_around",
+            problem: "live clients size their own payloads: aim at lengths with test-run \
+                      traffic"
+                .into(),
+        });
+    }
     let (family, per_flow, payload) = (plan.family, plan.packets_per_flow, plan.payload);
     let tuples = tuples.to_vec();
     // Every flow's first packet, drawn as the whole stream draws them.
@@ -422,6 +457,9 @@ struct Plan {
     sport: Span,
     dport: Span,
     payload: Span,
+    /// Inner IP packet lengths the packets take in turn (`ip_len_around`),
+    /// instead of drawing payloads; empty when not given.
+    ip_lens: Vec<usize>,
 }
 
 /// The outer headers of tunnelled packets.
@@ -579,10 +617,17 @@ impl Plan {
                 65535,
                 "bytes do not fit in one packet",
             )?,
+            ip_lens: ip_lens(g)?,
         };
         plan.check_capacity()?;
         check_headers(&g.headers, plan.family)?;
         Ok(plan)
+    }
+
+    /// The inner IP length of the `index`-th (0-based) packet, when the
+    /// generator aims at lengths.
+    fn ip_len(&self, index: usize) -> Option<usize> {
+        (!self.ip_lens.is_empty()).then(|| self.ip_lens[index % self.ip_lens.len()])
     }
 
     /// Refuses more flows than the ranges hold distinct tuples.
@@ -666,6 +711,44 @@ impl Plan {
         }
         Ok(tuples)
     }
+}
+
+/// `ip_len_around` as lengths, each one under, at and one over, in order.
+fn ip_lens(g: &Generator) -> Result<Vec<usize>, Problem> {
+    const FIELD: &str = "ip_len_around";
+    let lengths = match &g.ip_len_around {
+        None => return Ok(Vec::new()),
+        Some(IpLenAround::Named(NamedLengths::Mtu)) => {
+            return Err((
+                FIELD,
+                "`mtu` names the thresholds of a scenario's load balancer, which only a \
+                 scenario's traffic streams know: give lengths here"
+                    .into(),
+            ));
+        }
+        Some(IpLenAround::Lengths(lengths)) => lengths,
+    };
+    if g.payload.is_some() {
+        return Err((
+            FIELD,
+            "give payload or ip_len_around, not both: the lengths decide the payloads".into(),
+        ));
+    }
+    if lengths.is_empty() {
+        return Err((FIELD, "no lengths given: give at least one".into()));
+    }
+    let mut out = Vec::with_capacity(lengths.len() * 3);
+    for &len in lengths {
+        let len = len as usize;
+        if !(1..65535).contains(&len) {
+            return Err((
+                FIELD,
+                format!("{len} and one byte either side do not all fit an IP packet"),
+            ));
+        }
+        out.extend([len - 1, len, len + 1]);
+    }
+    Ok(out)
 }
 
 /// An IP header with ToS / traffic class 0 and the other fields defaulted.

@@ -274,6 +274,13 @@ pub struct Generator {
     /// (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Range>,
+    /// Inner IP packet lengths to aim at instead of drawing `payload`:
+    /// each one byte under, at it and one byte over, the packets taking
+    /// these sizes in turn. `mtu`: the thresholds of the scenario's load
+    /// balancer, its MTU less the overhead of each encapsulation the reals
+    /// of its VIPs among `dst` can use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_len_around: Option<IpLenAround>,
     /// Seed of the deterministic draw (default 0).
     #[serde(default)]
     pub seed: u64,
@@ -281,6 +288,24 @@ pub struct Generator {
     /// for tunnels), beyond addresses and ports.
     #[serde(default, skip_serializing_if = "HeaderFields::is_empty")]
     pub headers: HeaderFields,
+}
+
+/// Sizes a generator aims at (see [`Generator::ip_len_around`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum IpLenAround {
+    /// Thresholds named by what they come from.
+    Named(NamedLengths),
+    /// Inner IP packet lengths.
+    Lengths(Vec<u32>),
+}
+
+/// Thresholds a scenario knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedLengths {
+    /// The load balancer's MTU less each encapsulation's overhead.
+    Mtu,
 }
 
 /// Header fields of generated packets.
@@ -394,6 +419,17 @@ pub enum Protocol {
     Udp,
     /// ICMP echo request (ICMPv6 for IPv6).
     Icmp,
+}
+
+impl Protocol {
+    /// `tcp`, `udp` or `icmp`, as written in scenarios.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Icmp => "icmp",
+        }
+    }
 }
 
 /// What must happen to each packet. Every key is optional; the ones given

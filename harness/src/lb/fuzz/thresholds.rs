@@ -6,13 +6,10 @@
 //! fixed-seed run reaches every threshold (`tests/lb_model.rs` counts what
 //! each one gave).
 
-use std::collections::BTreeSet;
-
 use super::{
     CLIENTS4, CLIENTS6, Case, Draw, FrameKind, Kind, Recipe, Special, Step, World, frame, pool,
 };
-use crate::lb::Proto;
-use dsrlab_abi::lb::vip_flags;
+use crate::lb::{Proto, encap};
 
 /// Which threshold a frame is aimed at, and on which side of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,18 +46,7 @@ impl Case {
         for vip in &world.vips {
             let spec = vip.spec;
             let v6 = spec.addr.is_ipv6();
-            let gue = if spec.flags & vip_flags::GUE != 0 {
-                8
-            } else {
-                0
-            };
-            // The overheads its reals can carry its packets with.
-            let overheads: BTreeSet<usize> = vip
-                .reals
-                .iter()
-                .filter(|(real, weight)| *weight > 0 && (real.is_ipv6() || !v6))
-                .map(|(real, _)| if real.is_ipv6() { 40 } else { 20 } + gue)
-                .collect();
+            let overheads = encap::vip_overheads(&spec, vip.reals.iter().map(|(r, w)| (*r, *w)));
             let (kind, l4) = match spec.proto {
                 Proto::Tcp => (Kind::Tcp, 20),
                 Proto::Udp => (Kind::Udp, 8),

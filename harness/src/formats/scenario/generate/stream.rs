@@ -45,11 +45,23 @@ pub struct Packets {
     flow: usize,
     k: u32,
     state: FlowState,
+    /// Packets taken so far.
+    taken: usize,
+    /// Each protocol's inner IP length without payload, when the plan
+    /// aims at lengths.
+    bases: Vec<(Protocol, usize)>,
 }
 
 impl Packets {
-    pub(super) fn new(plan: Plan, generator: Generator, tuples: Vec<Tuple>, stream: &str) -> Self {
-        Self {
+    /// The stream of `tuples`; refused when a length the plan aims at is
+    /// shorter than a protocol's headers.
+    pub(super) fn new(
+        plan: Plan,
+        generator: Generator,
+        tuples: Vec<Tuple>,
+        stream: &str,
+    ) -> Result<Self, GenerateError> {
+        let mut packets = Self {
             per_flow: rng(generator.seed, STREAM_FLOWS),
             payloads: rng(generator.seed, STREAM_PAYLOADS),
             plan,
@@ -63,7 +75,67 @@ impl Packets {
                 seq: 0,
                 peer_isn: 0,
             },
+            taken: 0,
+            bases: Vec::new(),
+        };
+        if let Some(shortest) = packets.plan.ip_lens.iter().min().copied() {
+            for t in packets.first_of_each_protocol() {
+                let base = packets.inner_len(&t, 0)?;
+                if shortest < base {
+                    return Err(GenerateError {
+                        stream: packets.stream.clone(),
+                        field: "ip_len_around",
+                        problem: format!(
+                            "{shortest} bytes is shorter than the headers of a {} packet ({base})",
+                            t.proto.name()
+                        ),
+                    });
+                }
+                packets.bases.push((t.proto, base));
+            }
         }
+        Ok(packets)
+    }
+
+    /// A flow of each protocol the stream has, the first drawn.
+    fn first_of_each_protocol(&self) -> Vec<Tuple> {
+        let mut seen: Vec<Tuple> = Vec::new();
+        for t in self.tuples.iter() {
+            if !seen.iter().any(|s| s.proto == t.proto) {
+                seen.push(*t);
+            }
+        }
+        seen
+    }
+
+    /// The state a flow's first packet is built with, outer addresses the
+    /// first of their ranges (for lengths, which do not depend on them).
+    fn first_state(&self) -> FlowState {
+        FlowState {
+            outer: self
+                .plan
+                .tunnel
+                .as_ref()
+                .map(|o| (o.src.first, o.dst.first)),
+            seq: 0,
+            peer_isn: 0,
+        }
+    }
+
+    /// The inner IP length of `t`'s first packet with `payload` bytes.
+    fn inner_len(&self, t: &Tuple, payload: usize) -> Result<usize, GenerateError> {
+        let p = self.build(t, 1, 1, payload, &self.first_state())?;
+        Ok(p.bytes.len() - p.inner_offset)
+    }
+
+    /// The payload that gives a `proto` packet the inner IP length `len`.
+    fn payload_for(&self, proto: Protocol, len: usize) -> usize {
+        let base = self
+            .bases
+            .iter()
+            .find(|(p, _)| *p == proto)
+            .map_or(0, |(_, b)| *b);
+        len - base
     }
 
     /// The plan and the flows' tuples.
@@ -109,23 +181,13 @@ impl Packets {
     /// packet cannot be built is refused before any runs.
     pub fn largest(&self) -> Result<usize, GenerateError> {
         let mut largest = 0;
-        let mut seen = Vec::new();
-        for t in self.tuples.iter() {
-            if seen.contains(&t.proto) {
-                continue;
-            }
-            seen.push(t.proto);
-            let state = FlowState {
-                outer: self
-                    .plan
-                    .tunnel
-                    .as_ref()
-                    .map(|o| (o.src.first, o.dst.first)),
-                seq: 0,
-                peer_isn: 0,
+        for t in self.first_of_each_protocol() {
+            let payload = match self.plan.ip_lens.iter().max() {
+                Some(&len) => self.payload_for(t.proto, len),
+                None => self.plan.payload.last as usize,
             };
-            let payload = self.plan.payload.last as usize;
-            largest = largest.max(self.build(t, 1, 1, payload, &state)?.bytes.len());
+            let state = self.first_state();
+            largest = largest.max(self.build(&t, 1, 1, payload, &state)?.bytes.len());
         }
         Ok(largest)
     }
@@ -249,7 +311,11 @@ impl Iterator for Packets {
         } else {
             self.k += 1;
         }
-        let payload = self.plan.payload.draw(&mut self.payloads) as usize;
+        let payload = match self.plan.ip_len(self.taken) {
+            Some(len) => self.payload_for(t.proto, len),
+            None => self.plan.payload.draw(&mut self.payloads) as usize,
+        };
+        self.taken += 1;
         let packet = self.build(&t, flow, k, payload, &self.state);
         // A SYN takes one sequence number, data one per byte.
         self.state.seq = self

@@ -3,7 +3,8 @@
 //! expectations; and the `after:` checks.
 
 use std::{
-    collections::BTreeMap,
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -18,10 +19,11 @@ use crate::formats::{
     pcap,
     scenario::{
         generate,
-        model::{Expect, PacketRecipe},
+        model::{Expect, Generator, IpLenAround, NamedLengths, PacketRecipe, Protocol},
         traffic::{Expander, Level, Override, Raw, Source, Traffic},
     },
 };
+use crate::lb::{Proto, encap};
 
 /// `after:` decoded: decap and lb contract counters, map and global checks.
 type After = (
@@ -32,6 +34,61 @@ type After = (
 );
 
 impl Loader<'_> {
+    /// `generator`, at `at`, with `ip_len_around: mtu` replaced by the
+    /// lengths it names: the MTU of each load balancer of `programs` less
+    /// the overhead of each encapsulation the reals of its VIPs that the
+    /// generator reaches can use.
+    fn aimed<'g>(
+        &self,
+        at: &YPath,
+        generator: &'g Generator,
+        programs: &[Checked],
+    ) -> Result<Cow<'g, Generator>, ScenarioError> {
+        if generator.ip_len_around != Some(IpLenAround::Named(NamedLengths::Mtu)) {
+            return Ok(Cow::Borrowed(generator));
+        }
+        let at = at.key("ip_len_around");
+        let setups: Vec<_> = programs
+            .iter()
+            .filter_map(|c| c.program.lb.as_ref())
+            .collect();
+        if setups.is_empty() {
+            return Err(self.at_value(
+                &at,
+                "`mtu` takes the thresholds of the scenario's load balancer, and it has no \
+                 xdp_lb program (with `lb:`)",
+            ));
+        }
+        let mut lengths = BTreeSet::new();
+        for setup in setups {
+            for (vip, reals) in &setup.vips {
+                let proto = match vip.proto {
+                    Proto::Tcp => Protocol::Tcp,
+                    Proto::Udp => Protocol::Udp,
+                };
+                if !generate::reaches(generator, vip.addr, proto, vip.port) {
+                    continue;
+                }
+                for overhead in encap::vip_overheads(vip, reals.iter().copied()) {
+                    if let Some(len) = setup.settings.mtu.checked_sub(overhead as u32) {
+                        lengths.insert(len);
+                    }
+                }
+            }
+        }
+        if lengths.is_empty() {
+            return Err(self.at_value(
+                &at,
+                "`mtu`: no VIP of the load balancer is among the generator's dst, protocols \
+                 and dport with a real that can carry its packets",
+            ));
+        }
+        Ok(Cow::Owned(Generator {
+            ip_len_around: Some(IpLenAround::Lengths(lengths.into_iter().collect())),
+            ..generator.clone()
+        }))
+    }
+
     /// Checks, reads and expands one stream.
     pub(super) fn stream(
         &mut self,
@@ -43,6 +100,10 @@ impl Loader<'_> {
     ) -> Result<(), ScenarioError> {
         let s = &self.spec.traffic[i];
         let inline = (!s.inline.is_empty()).then_some(&s.inline);
+        let generated = match &s.generate {
+            Some(g) => Some(self.aimed(&p.key("generate"), g, programs)?),
+            None => None,
+        };
         // A classic pcap no expectation compares with another pcap is
         // replayed from the file as the run goes: checked and counted here,
         // never held whole.
@@ -69,7 +130,7 @@ impl Loader<'_> {
         }
         // A generator likewise: its flows drawn and its largest packet
         // built here, every packet generated as the run goes.
-        if let (None, None, Some(generator), None) = (&s.fixture, &s.pcap, &s.generate, inline)
+        if let (None, None, Some(generator), None) = (&s.fixture, &s.pcap, &generated, inline)
             && !self.compares_with_pcap(i)
         {
             let at = p.key("generate");
@@ -87,7 +148,7 @@ impl Loader<'_> {
             traffic.push_lazy(source, (count, largest), expander);
             return Ok(());
         }
-        let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &s.generate, inline) {
+        let raw: Vec<Raw> = match (&s.fixture, &s.pcap, &generated, inline) {
             (Some(rel), None, None, None) => {
                 let at = p.key("fixture");
                 let err = |e| self.at_value(&at, format!("cannot use fixture set: {e}"));
