@@ -1860,3 +1860,28 @@ mod differential {
         assert!(missing.is_empty(), "never generated: {missing:?}");
     }
 }
+
+/// The largest ring: the largest prime whose `MAX_VIPS` rings still index
+/// a BPF array with a u32 is accepted, the next prime refused.
+#[test]
+fn the_largest_ring_is_the_last_prime_whose_rings_a_u32_indexes() {
+    let limit = u32::MAX / MAX_VIPS;
+    let largest = (2..=limit).rev().find(|&n| maglev::is_prime(n)).unwrap();
+    let next = (limit + 1..).find(|&n| maglev::is_prime(n)).unwrap();
+    assert!(u64::from(largest) * u64::from(MAX_VIPS) <= u64::from(u32::MAX));
+    let with = |ring_size| {
+        Plane::new(LbSettings {
+            ring_size,
+            ..settings()
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(with(largest), Ok(()));
+    assert_eq!(
+        with(next),
+        Err(format!(
+            "ring size {next} is too large: {MAX_VIPS} rings of it exceed a BPF array's u32 index"
+        ))
+    );
+}

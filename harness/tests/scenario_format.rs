@@ -1118,3 +1118,26 @@ traffic:
     assert_eq!(lens("both-reals"), [1359, 1360, 1361, 1379, 1380, 1381]);
     assert_eq!(lens("gue"), [1371, 1372, 1373]);
 }
+
+/// One VIP more than the contract has numbers for (`MAX_VIPS`) is refused
+/// at the VIP that does not fit.
+#[test]
+fn a_vip_beyond_the_last_number_is_refused_where_it_is_written() {
+    let max = dsrlab_abi::lb::MAX_VIPS as usize;
+    let vips: String = (1..=max + 1)
+        .map(|port| {
+            format!("        - {{vip: \"198.18.0.71:{port}/tcp\", reals: [198.18.10.1]}}\n")
+        })
+        .collect();
+    let text = format!(
+        "version: 1\nprograms:\n  - builtin: xdp_lb\n    lb:\n      ring_size: 13\n      vips:\n{vips}traffic:\n  - pcap: two.pcap\n"
+    );
+    let line = 7 + max;
+    assert_eq!(
+        error(&text),
+        format!(
+            "{DATA}/t.yaml:{line}:17: cannot add VIP 198.18.0.71:{}/tcp: all {max} VIP numbers are in use",
+            max + 1
+        )
+    );
+}
