@@ -618,3 +618,31 @@ fn packets_take_each_length_one_under_at_and_one_over_in_turn(#[case] yaml: &str
         .collect();
     assert_eq!(lens, [99, 100, 101, 1479, 1480, 1481, 99, 100]);
 }
+
+/// A worker passes over the packets of flows another takes without
+/// building them: what follows is the same as if it had built them.
+#[test]
+fn passing_over_packets_leaves_the_rest_of_the_stream_as_it_was() {
+    let g = generator(
+        "{flows: 5, packets_per_flow: 3, protocols: [tcp, udp], tunnel: gue4_in_ip6, payload: 0-300}",
+    );
+    let all: Vec<GeneratedPacket> = packets(
+        "{flows: 5, packets_per_flow: 3, protocols: [tcp, udp], tunnel: gue4_in_ip6, payload: 0-300}",
+    );
+    let mut s = dsrlab::formats::scenario::generate::stream(&g, "test").unwrap();
+    let mut taken = Vec::new();
+    for (i, want) in all.iter().enumerate() {
+        assert_eq!(s.next_flow(), Some(i / 3));
+        // Every other flow passed over whole.
+        if (i / 3) % 2 == 1 {
+            assert!(s.pass_over());
+        } else {
+            let got = s.next().unwrap().unwrap();
+            assert_eq!(&got, want, "packet {}", i + 1);
+            taken.push(got);
+        }
+    }
+    assert_eq!(s.next_flow(), None);
+    assert!(!s.pass_over());
+    assert_eq!(taken.len(), 9);
+}

@@ -103,7 +103,9 @@ impl Expander {
     }
 }
 
-/// Which packets a worker takes, by their bytes.
+/// Which packets a worker takes, by their bytes: the same answer for every
+/// packet of a flow (a generated flow's later packets are not built once
+/// its first is refused).
 pub type Keep = dyn Fn(&[u8]) -> bool + Sync;
 
 /// Where a lazily read stream's raw packets come from.
@@ -295,6 +297,22 @@ impl Reader {
         }
     }
 
+    /// The generated flow the next packet belongs to (none for captures).
+    fn next_flow(&self) -> Option<usize> {
+        match self {
+            Self::Pcap(_) => None,
+            Self::Generated(packets) => packets.next_flow(),
+        }
+    }
+
+    /// Passes over the next generated packet without building it.
+    fn pass_over(&mut self) -> bool {
+        match self {
+            Self::Pcap(_) => false,
+            Self::Generated(packets) => packets.pass_over(),
+        }
+    }
+
     /// The next packet's name, if it has one of its own (a capture's
     /// packets are named by their number, when taken), and bytes.
     fn next(&mut self) -> Option<Result<NamedBytes, String>> {
@@ -324,6 +342,8 @@ enum Current<'a> {
         expander: &'a Expander,
         k: usize,
         count: usize,
+        /// A generated flow whose first packet `keep` refused.
+        refused: Option<usize>,
     },
 }
 
@@ -366,14 +386,22 @@ impl<'a> Iterator for TrafficIter<'a> {
                     expander,
                     k,
                     count,
+                    refused,
                 } => {
                     if *k < *count {
+                        let flow = reader.next_flow();
+                        if flow.is_some() && flow == *refused && reader.pass_over() {
+                            *k += 1;
+                            self.position += 1;
+                            continue;
+                        }
                         match reader.next() {
                             Some(Ok((name, bytes))) => {
                                 let at = *k;
                                 *k += 1;
                                 self.position += 1;
                                 if self.keep.is_some_and(|keep| !keep(&bytes)) {
+                                    *refused = flow;
                                     continue;
                                 }
                                 let name = name.unwrap_or_else(|| format!("#{}", at + 1));
@@ -407,6 +435,7 @@ impl<'a> Iterator for TrafficIter<'a> {
                         expander,
                         k: 0,
                         count: *count,
+                        refused: None,
                     },
                     Err(e) => {
                         fail(self.failed, e);

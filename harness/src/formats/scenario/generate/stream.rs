@@ -23,7 +23,7 @@ use crate::formats::{
 
 /// What a flow's later packets need from its first: the outer addresses
 /// and the TCP sequence numbers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct FlowState {
     outer: Option<(u128, u128)>,
     seq: u32,
@@ -296,10 +296,25 @@ impl Packets {
     }
 }
 
-impl Iterator for Packets {
-    type Item = Result<GeneratedPacket, GenerateError>;
+/// What building one packet needs: its flow's tuple, the flow's and the
+/// packet's numbers (1-based), its payload length and the flow's state.
+type Next = (Tuple, u32, u32, usize, FlowState);
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl Packets {
+    /// The flow (0-based) the next packet belongs to, if any is left.
+    pub fn next_flow(&self) -> Option<usize> {
+        (self.flow < self.tuples.len()).then_some(self.flow)
+    }
+
+    /// Passes over the next packet without building it, drawing what it
+    /// draws, so that the packets after it are the same; false at the end.
+    /// (A worker skips the rest of a flow another worker takes.)
+    pub fn pass_over(&mut self) -> bool {
+        self.advance().is_some()
+    }
+
+    /// Takes the next packet's draws and moves on: what building it needs.
+    fn advance(&mut self) -> Option<Next> {
         let t = *self.tuples.get(self.flow)?;
         let (flow, k) = (self.flow as u32 + 1, self.k);
         if k == 1 {
@@ -316,13 +331,22 @@ impl Iterator for Packets {
             None => self.plan.payload.draw(&mut self.payloads) as usize,
         };
         self.taken += 1;
-        let packet = self.build(&t, flow, k, payload, &self.state);
+        let state = self.state;
         // A SYN takes one sequence number, data one per byte.
         self.state.seq = self
             .state
             .seq
             .wrapping_add(u32::from(t.proto == Protocol::Tcp && k == 1))
             .wrapping_add(payload as u32);
-        Some(packet)
+        Some((t, flow, k, payload, state))
+    }
+}
+
+impl Iterator for Packets {
+    type Item = Result<GeneratedPacket, GenerateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (t, flow, k, payload, state) = self.advance()?;
+        Some(self.build(&t, flow, k, payload, &state))
     }
 }
