@@ -12,6 +12,7 @@ use super::{
     libbpf::{Link, Object, RingBuffer},
     skb_state::IpSummed,
 };
+use crate::formats::packet::checksum;
 use crate::live::netns::Namespace;
 
 /// `NFPROTO_IPV4`, `NFPROTO_IPV6`.
@@ -65,13 +66,6 @@ pub const MAX_AUDITED: usize = 64 * 160;
 /// Size of `struct record` in csum_audit.bpf.c.
 const RECORD: usize = 16 + 64;
 
-fn fold(mut s: u64) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
 /// The auditor attached in one namespace; detached on drop.
 #[derive(Debug)]
 pub struct CsumAuditor {
@@ -115,7 +109,7 @@ impl CsumAuditor {
                     ip_summed: IpSummed::from_raw(r[14]),
                     csum_level: r[15],
                     len: word(0),
-                    skb_csum: fold(u64::from(word(4))),
+                    skb_csum: checksum::fold(u64::from(word(4))),
                     sum: (r[13] != 0).then(|| word(8) as u16),
                     complete_sw: r[12] != 0,
                     bytes: r[16..16 + 64.min(word(0) as usize)].to_vec(),

@@ -1,5 +1,6 @@
 //! Packets: one way to build, parse and dissect them.
 //!
+//! - [`checksum`]: the Internet checksum summed in parts;
 //! - [`spec`]: the declarative recipe a fixture author writes
 //!   ([`PacketSpec`]) and building bytes from it;
 //! - [`repr`]: owned representations of each header, emitted and parsed
@@ -8,6 +9,7 @@
 //!   the diff. A dissection line and a diff line are made from the same
 //!   [`repr::Field`]s, so what a snapshot shows is what an oracle compared.
 
+pub mod checksum;
 pub mod dissect;
 pub mod repr;
 pub mod spec;

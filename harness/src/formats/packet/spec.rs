@@ -16,6 +16,7 @@ use serde::{
     de::{self, IgnoredAny, MapAccess, Visitor},
 };
 
+use super::checksum::{self, word_sum};
 use super::repr::{
     ArpRepr, EthRepr, GueRepr, IcmpRepr, Ipv4Repr, Ipv6ExtRepr, Ipv6Repr, Mac, TCP_FLAG_LETTERS,
     TcpRepr, UdpRepr, VlanRepr,
@@ -691,32 +692,30 @@ fn resolve(layers: &[LayerSpec]) -> Vec<LayerSpec> {
 fn resolve_in_place(layers: &mut [LayerSpec]) {
     let (mut n4, mut n6) = (0u8, 0u16);
     for l in layers {
-        {
-            match l {
-                LayerSpec::Eth(e) => {
-                    e.src.get_or_insert(Mac([2, 0, 0, 0, 0, 1]));
-                    e.dst.get_or_insert(Mac([2, 0, 0, 0, 0, 2]));
-                }
-                LayerSpec::Arp(a) => {
-                    a.sha.get_or_insert(Mac([2, 0, 0, 0, 0, 1]));
-                    a.tha.get_or_insert(Mac::default());
-                    a.spa.get_or_insert(Ipv4Addr::new(198, 18, 0, 1));
-                    a.tpa.get_or_insert(Ipv4Addr::new(198, 18, 0, 2));
-                }
-                LayerSpec::Ipv4(ip) => {
-                    ip.src.get_or_insert(Ipv4Addr::new(198, 18, n4, 1));
-                    ip.dst.get_or_insert(Ipv4Addr::new(198, 18, n4, 2));
-                    n4 = n4.wrapping_add(1);
-                }
-                LayerSpec::Ipv6(ip) => {
-                    ip.src
-                        .get_or_insert(Ipv6Addr::new(0x2001, 0xdb8, n6, 0, 0, 0, 0, 1));
-                    ip.dst
-                        .get_or_insert(Ipv6Addr::new(0x2001, 0xdb8, n6, 0, 0, 0, 0, 2));
-                    n6 = n6.wrapping_add(1);
-                }
-                _ => {}
+        match l {
+            LayerSpec::Eth(e) => {
+                e.src.get_or_insert(Mac([2, 0, 0, 0, 0, 1]));
+                e.dst.get_or_insert(Mac([2, 0, 0, 0, 0, 2]));
             }
+            LayerSpec::Arp(a) => {
+                a.sha.get_or_insert(Mac([2, 0, 0, 0, 0, 1]));
+                a.tha.get_or_insert(Mac::default());
+                a.spa.get_or_insert(Ipv4Addr::new(198, 18, 0, 1));
+                a.tpa.get_or_insert(Ipv4Addr::new(198, 18, 0, 2));
+            }
+            LayerSpec::Ipv4(ip) => {
+                ip.src.get_or_insert(Ipv4Addr::new(198, 18, n4, 1));
+                ip.dst.get_or_insert(Ipv4Addr::new(198, 18, n4, 2));
+                n4 = n4.wrapping_add(1);
+            }
+            LayerSpec::Ipv6(ip) => {
+                ip.src
+                    .get_or_insert(Ipv6Addr::new(0x2001, 0xdb8, n6, 0, 0, 0, 0, 1));
+                ip.dst
+                    .get_or_insert(Ipv6Addr::new(0x2001, 0xdb8, n6, 0, 0, 0, 0, 2));
+                n6 = n6.wrapping_add(1);
+            }
+            _ => {}
         }
     }
 }
@@ -755,35 +754,13 @@ fn l4_checksum(enclosing: Option<&LayerSpec>, header: &[u8], inner: &[u8], proto
         }
         _ => 0,
     };
-    finish_sum(pseudo + word_sum(header) + word_sum(inner))
+    checksum::finish(pseudo + word_sum(header) + word_sum(inner))
 }
 
 /// The Internet checksum (RFC 1071) of `header` (even length) followed by
 /// `inner`, without a pseudo-header.
 fn plain_checksum(header: &[u8], inner: &[u8]) -> u16 {
-    finish_sum(word_sum(header) + word_sum(inner))
-}
-
-/// The sum of `bytes` as big-endian 16-bit words, an odd last byte padded
-/// with zero.
-fn word_sum(bytes: &[u8]) -> u64 {
-    let (words, rest) = bytes.as_chunks::<2>();
-    let mut sum: u64 = words
-        .iter()
-        .map(|&w| u64::from(u16::from_be_bytes(w)))
-        .sum();
-    if let [last] = rest {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-/// Folds a sum of words with end-around carry and complements it.
-fn finish_sum(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    checksum::finish(word_sum(header) + word_sum(inner))
 }
 
 /// A `len:` payload's bytes: 0, 1, 2, … wrapping at 256.

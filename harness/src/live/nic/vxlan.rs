@@ -24,6 +24,7 @@
 use std::{io, net::Ipv4Addr, time::Duration};
 
 use super::tap::Tap;
+use crate::formats::packet::checksum::{self, word_sum};
 use crate::live::{
     netlink::Rtnl,
     netns::Namespace,
@@ -66,20 +67,6 @@ pub struct Vxlan {
     pub nic_index: u32,
 }
 
-fn ones(data: &[u8], mut sum: u32) -> u32 {
-    for c in data.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]));
-    }
-    sum
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
 impl Vxlan {
     /// Makes the TAP `u1` in `under`, `vx1` (MAC `mac`, MTU `mtu`) over it,
     /// and moves `vx1` into `nic`.
@@ -114,7 +101,7 @@ impl Vxlan {
         ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
         ip.extend(WIRE_UNDERLAY.octets());
         ip.extend(NIC_UNDERLAY.octets());
-        let c = !fold(ones(&ip, 0));
+        let c = checksum::finish(word_sum(&ip));
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let mut l4 = vec![0xc0, 0x00];
         l4.extend(PORT.to_be_bytes());
@@ -127,7 +114,7 @@ impl Vxlan {
         pseudo.extend(NIC_UNDERLAY.octets());
         pseudo.extend([0, 17]);
         pseudo.extend((udp_len as u16).to_be_bytes());
-        let c = match !fold(ones(&l4, ones(&pseudo, 0))) {
+        let c = match checksum::finish(word_sum(&pseudo) + word_sum(&l4)) {
             0 => 0xffff,
             c => c,
         };
