@@ -467,12 +467,7 @@ impl LoadedProgram {
         map: &str,
         only: Option<usize>,
     ) -> Result<Vec<u64>, CounterError> {
-        let Some(aya::maps::Map::PerCpuArray(data)) = self.ebpf.map(map) else {
-            return Err(match self.ebpf.map(map) {
-                None => CounterError::NoSuchMap(map.to_owned()),
-                Some(_) => CounterError::NotPerCpuArray(map.to_owned()),
-            });
-        };
+        let data = self.counter_map(map)?;
         let entries = self.counter_entries(map, data)?;
         // One batched syscall for the whole map: the oracles read the
         // counters around every packet, and a lookup per entry would make
@@ -494,18 +489,22 @@ impl LoadedProgram {
         index: u32,
         only: Option<usize>,
     ) -> Result<u64, CounterError> {
-        let Some(aya::maps::Map::PerCpuArray(data)) = self.ebpf.map(map) else {
-            return Err(match self.ebpf.map(map) {
-                None => CounterError::NoSuchMap(map.to_owned()),
-                Some(_) => CounterError::NotPerCpuArray(map.to_owned()),
-            });
-        };
+        let data = self.counter_map(map)?;
         crate::maps::per_cpu_u64_on(data.fd().as_fd(), index, only).map_err(|source| {
             CounterError::Batch {
                 map: map.to_owned(),
                 source,
             }
         })
+    }
+
+    /// Counter map `map`: a per-CPU array, or why it is not one.
+    fn counter_map(&self, map: &str) -> Result<&aya::maps::MapData, CounterError> {
+        match self.ebpf.map(map) {
+            Some(aya::maps::Map::PerCpuArray(data)) => Ok(data),
+            Some(_) => Err(CounterError::NotPerCpuArray(map.to_owned())),
+            None => Err(CounterError::NoSuchMap(map.to_owned())),
+        }
     }
 
     /// The size of counter map `map` (`data`), asked of the kernel once.

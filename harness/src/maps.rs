@@ -301,7 +301,16 @@ fn possible_cpus() -> usize {
 /// Entry `index` of a per-CPU array of `u64`, summed over the possible
 /// CPUs, or CPU `only`'s value alone when given.
 pub fn per_cpu_u64_on(fd: BorrowedFd<'_>, index: u32, only: Option<usize>) -> std::io::Result<u64> {
-    let mut values = vec![0u64; possible_cpus()];
+    // Read around packets: on the stack unless the machine is large.
+    let cpus = possible_cpus();
+    let mut stack = [0u64; 64];
+    let mut heap = Vec::new();
+    let values: &mut [u64] = if cpus <= stack.len() {
+        &mut stack[..cpus]
+    } else {
+        heap.resize(cpus, 0);
+        &mut heap
+    };
     // SAFETY: the kernel writes one 8-byte value per possible CPU for a
     // per-CPU array of u64, which `values` holds; the key is a u32.
     let rc = unsafe {

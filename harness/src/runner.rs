@@ -11,7 +11,7 @@ pub mod execution;
 mod log;
 pub mod scenario;
 
-pub use log::{FoldedNotes, NoteGroup, PacketLog, general_part};
+pub use log::{FoldedNotes, NoteGroup, PacketLog, coalesce, general_part};
 
 use dsrlab_abi::{decap::Counter, lb::Counter as LbCounter};
 

@@ -623,12 +623,9 @@ fn packets_take_each_length_one_under_at_and_one_over_in_turn(#[case] yaml: &str
 /// building them: what follows is the same as if it had built them.
 #[test]
 fn passing_over_packets_leaves_the_rest_of_the_stream_as_it_was() {
-    let g = generator(
-        "{flows: 5, packets_per_flow: 3, protocols: [tcp, udp], tunnel: gue4_in_ip6, payload: 0-300}",
-    );
-    let all: Vec<GeneratedPacket> = packets(
-        "{flows: 5, packets_per_flow: 3, protocols: [tcp, udp], tunnel: gue4_in_ip6, payload: 0-300}",
-    );
+    const YAML: &str = "{flows: 5, packets_per_flow: 3, protocols: [tcp, udp], tunnel: gue4_in_ip6, payload: 0-300}";
+    let g = generator(YAML);
+    let all = packets(YAML);
     let mut s = dsrlab::formats::scenario::generate::stream(&g, "test").unwrap();
     let mut taken = Vec::new();
     for (i, want) in all.iter().enumerate() {

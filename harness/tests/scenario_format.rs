@@ -445,6 +445,10 @@ fn lb_load_errors(#[case] text: &str, #[case] expected: &str) {
     "traffic:\n  - generate: {flows: 3, dst: 198.18.0.11, ip_len_around: mtu}\n",
     "10:59: `mtu`: no VIP of the load balancer is among the generator's dst, protocols and dport with a real that can carry its packets"
 )]
+#[case::aimed_through_a_tunnel(
+    "traffic:\n  - generate: {flows: 3, tunnel: ip4_in_ip4, dst: 198.18.0.10, ip_len_around: mtu}\n",
+    "10:79: `mtu` aims plain packets at the load balancer's VIPs; a tunnelled stream takes lengths"
+)]
 #[case::aimed_at_another_protocol(
     "traffic:\n  - generate: {flows: 3, protocols: [udp], dst: 198.18.0.10, ip_len_around: mtu}\n",
     "10:77: `mtu`: no VIP of the load balancer is among the generator's dst, protocols and dport with a real that can carry its packets"

@@ -19,7 +19,7 @@ use crate::{
         },
     },
     runner::{
-        NoteGroup, PacketReport, SuiteReport, general_part,
+        NoteGroup, PacketReport, SuiteReport, coalesce, general_part,
         scenario::{RunOutcome, ScenarioReport},
     },
 };
@@ -142,7 +142,7 @@ fn write_grouped<'a>(
         }
     }
     for (why, mut ranges) in reasons {
-        ranges.sort_unstable();
+        coalesce(&mut ranges);
         let count = ranges.iter().map(|(a, b)| b - a + 1).sum::<usize>();
         let _ = writeln!(
             out,
@@ -152,17 +152,9 @@ fn write_grouped<'a>(
     }
 }
 
-/// `#1-#3 #7 #9-#12` for ascending, disjoint ranges (adjacent ones
-/// joined).
+/// `#1-#3 #7 #9-#12` for coalesced ranges.
 fn shown(ranges: &[(usize, usize)]) -> String {
-    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-    for &(a, b) in ranges {
-        match joined.last_mut() {
-            Some((_, end)) if a <= *end + 1 => *end = (*end).max(b),
-            _ => joined.push((a, b)),
-        }
-    }
-    let parts: Vec<String> = joined
+    let parts: Vec<String> = ranges
         .iter()
         .map(|&(start, end)| {
             if end == start {

@@ -45,16 +45,22 @@ impl NoteGroup {
     /// Takes in another log's ranges of the same note.
     fn merge(&mut self, mut other: Vec<(usize, usize)>) {
         self.ranges.append(&mut other);
-        self.ranges.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.ranges.len());
-        for &(a, b) in &self.ranges {
-            match merged.last_mut() {
-                Some((_, end)) if a <= *end + 1 => *end = (*end).max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        self.ranges = merged;
+        coalesce(&mut self.ranges);
     }
+}
+
+/// Sorts inclusive ranges of packet numbers and joins those that overlap
+/// or touch, so that each number is in one range at most.
+pub fn coalesce(ranges: &mut Vec<(usize, usize)>) {
+    ranges.sort_unstable();
+    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for &(a, b) in ranges.iter() {
+        match joined.last_mut() {
+            Some((_, end)) if a <= *end + 1 => *end = (*end).max(b),
+            _ => joined.push((a, b)),
+        }
+    }
+    *ranges = joined;
 }
 
 /// The notes of packets that passed and were folded.

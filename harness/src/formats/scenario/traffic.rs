@@ -278,10 +278,10 @@ impl<'a> IntoIterator for &'a Traffic {
     }
 }
 
-/// A lazily read stream, open.
 /// A packet's own name, if it has one, and bytes.
 type NamedBytes = (Option<String>, Vec<u8>);
 
+/// A lazily read stream, open.
 enum Reader {
     Pcap(PacketStream),
     Generated(Box<Packets>),

@@ -19,7 +19,7 @@ use crate::formats::{
     pcap,
     scenario::{
         generate,
-        model::{Expect, Generator, IpLenAround, NamedLengths, PacketRecipe, Protocol},
+        model::{Expect, Generator, IpLenAround, NamedLengths, PacketRecipe, Protocol, Tunnel},
         traffic::{Expander, Level, Override, Raw, Source, Traffic},
     },
 };
@@ -48,6 +48,15 @@ impl Loader<'_> {
             return Ok(Cow::Borrowed(generator));
         }
         let at = at.key("ip_len_around");
+        if generator.tunnel != Tunnel::None {
+            // The load balancer would see the outer header as its packet:
+            // neither the VIP reached nor the length meant is the inner one.
+            return Err(self.at_value(
+                &at,
+                "`mtu` aims plain packets at the load balancer's VIPs; a tunnelled stream \
+                 takes lengths",
+            ));
+        }
         let setups: Vec<_> = programs
             .iter()
             .filter_map(|c| c.program.lb.as_ref())

@@ -101,10 +101,7 @@ impl Judge<'_> {
         let raw = program
             .per_cpu_counter_on(COUNTERS_MAP, word as u32, self.cpu)
             .map_err(|e| SuiteError::counters(program, e))?;
-        let mut one = vec![0; word + 1];
-        one[word] = raw;
-        self.cost.remove(0, &mut one, execution.markers());
-        Ok(one[word])
+        Ok(raw.wrapping_sub(self.cost.of(0, word, execution.markers())))
     }
 
     /// What the counters moved since the last read: one packet's, read
