@@ -43,26 +43,36 @@ impl Verdict {
     /// The kernel's name for this verdict (`XDP_PASS`, `TC_ACT_OK`, ...), or
     /// the number when it has none.
     pub fn name(self) -> String {
-        let known = match self {
-            Self::Xdp(n) => XDP_NAMES.get(n as usize),
-            Self::Tc(n) => usize::try_from(n + 1).ok().and_then(|i| TC_NAMES.get(i)),
-        };
-        match (known, self) {
-            (Some(name), _) => (*name).to_owned(),
+        match (self.kernel_name(), self) {
+            (Some(name), _) => name.to_owned(),
             (None, Self::Xdp(n)) => format!("XDP_{n}?"),
             (None, Self::Tc(n)) => format!("TC_{n}?"),
         }
     }
 
+    /// The kernel's name for this verdict, if it has one.
+    fn kernel_name(self) -> Option<&'static str> {
+        match self {
+            Self::Xdp(n) => XDP_NAMES.get(n as usize).copied(),
+            Self::Tc(n) => usize::try_from(n + 1)
+                .ok()
+                .and_then(|i| TC_NAMES.get(i))
+                .copied(),
+        }
+    }
+
     /// Whether this verdict is `wanted`: its kernel name, or a class of
-    /// [`CLASSES`].
+    /// [`CLASSES`]. Asked for every packet, so it names nothing it need not.
     pub fn is(self, wanted: &str) -> bool {
         match wanted {
             "pass" => self.passes(),
             "drop" => self.drops(),
             "tx" => self == Self::Xdp(3),
             "redirect" => matches!(self, Self::Xdp(4) | Self::Tc(7)),
-            name => self.name() == name,
+            name => match self.kernel_name() {
+                Some(known) => known == name,
+                None => self.name() == name,
+            },
         }
     }
 
