@@ -155,6 +155,13 @@ fn the_throughput_benchmark_counts_what_it_verified() {
         "{row:?}"
     );
     assert!(row.packets_per_second > 0.0);
+    // The program was loaded in the run, and its set-up is not counted as
+    // the packets' time.
+    assert!(row.set_up_seconds > 0.0, "{row:?}");
+    assert!(
+        row.all_in_packets_per_second < row.packets_per_second,
+        "{row:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! How fast the harness verifies: whole scenarios in test-run mode, as
 //! `dsrlab run` runs them (counters per batch, passing packets folded),
-//! timed apart from loading, with the share of the run spent inside
-//! `BPF_PROG_TEST_RUN` — the part no harness can remove.
+//! timed apart from loading the scenario and from setting its programs up
+//! (a cost per run, not per packet), with the share of the packets' time
+//! spent inside `BPF_PROG_TEST_RUN` — the part no harness can remove.
 
 use std::{
     path::Path,
@@ -31,12 +32,19 @@ pub struct Throughput {
     pub failed: u64,
     /// Reading and expanding the scenario (generation, pcaps).
     pub load_seconds: f64,
-    /// Running and judging it.
+    /// Setting its programs up: loading, verifying, creating and filling
+    /// maps, provisioning the load balancer.
+    pub set_up_seconds: f64,
+    /// Running and judging the packets, with the after-run checks: the
+    /// run less its set-up.
     pub run_seconds: f64,
-    /// Packets per second of the run.
+    /// Packets per second of `run_seconds`: the rate of verification.
     pub packets_per_second: f64,
-    /// Share of the workers' time (the run's wall time times the workers)
-    /// spent inside `BPF_PROG_TEST_RUN`.
+    /// Packets per second of the whole run, set-up included: what a run of
+    /// this many packets takes.
+    pub all_in_packets_per_second: f64,
+    /// Share of the workers' time (`run_seconds` times the workers) spent
+    /// inside `BPF_PROG_TEST_RUN`.
     pub test_run_share: f64,
 }
 
@@ -59,9 +67,11 @@ pub fn measure(path: &Path, workers: usize) -> Result<Throughput, String> {
         ..RunOptions::default()
     };
     let (runs_before, in_before) = testrun::time_in_test_runs();
+    let set_up_before = runner::time_in_set_up();
     let started = Instant::now();
     let report = runner::run(&scenario, &options, &mut || {});
-    let run_time = started.elapsed();
+    let all_in = started.elapsed();
+    let set_up = runner::time_in_set_up() - set_up_before;
     let (runs_after, in_after) = testrun::time_in_test_runs();
     let packets = (report.passed() + report.failed()) as u64;
     if runs_after == runs_before {
@@ -71,15 +81,17 @@ pub fn measure(path: &Path, workers: usize) -> Result<Throughput, String> {
             report.skipped()
         ));
     }
-    let seconds = run_time.as_secs_f64();
+    let seconds = all_in.saturating_sub(set_up).as_secs_f64();
     Ok(Throughput {
         scenario: report.name.clone(),
         workers,
         packets,
         failed: report.failed() as u64,
         load_seconds: load_time.as_secs_f64(),
+        set_up_seconds: set_up.as_secs_f64(),
         run_seconds: seconds,
         packets_per_second: packets as f64 / seconds.max(f64::EPSILON),
+        all_in_packets_per_second: packets as f64 / all_in.as_secs_f64().max(f64::EPSILON),
         test_run_share: (in_after - in_before).as_secs_f64()
             / (seconds * workers as f64).max(f64::EPSILON),
     })
@@ -96,25 +108,29 @@ pub fn peak_rss() -> Option<u64> {
 /// A human table of `rows`.
 pub fn table(rows: &[Throughput]) -> String {
     let mut out = format!(
-        "{:<28} {:>7} {:>10} {:>8} {:>8} {:>12} {:>12} {:>16}\n",
+        "{:<20} {:>7} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>12} {:>15}\n",
         "scenario",
         "workers",
         "packets",
         "load s",
+        "set-up s",
         "run s",
         "packets/s",
+        "all in/s",
         "in test run",
         "harness ns/pkt"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<28} {:>7} {:>10} {:>8.2} {:>8.2} {:>12.0} {:>11.0}% {:>16}\n",
+            "{:<20} {:>7} {:>9} {:>7.2} {:>9.3} {:>7.2} {:>10.0} {:>10.0} {:>11.0}% {:>15}\n",
             r.scenario,
             r.workers,
             r.packets,
             r.load_seconds,
+            r.set_up_seconds,
             r.run_seconds,
             r.packets_per_second,
+            r.all_in_packets_per_second,
             r.test_run_share * 100.0,
             harness_share(r).as_nanos()
         ));

@@ -105,6 +105,11 @@ fn load_slot(chain: &Chain, slot: u32, program: &ResolvedProgram) -> Result<Slot
 /// Builds the chain of `spec`: its root, its reservations, its continue
 /// sets, its slot programs.
 pub fn set_up_chain(spec: &ResolvedChain) -> Result<Chain, String> {
+    super::timed_set_up(|| build(spec))
+}
+
+/// [`set_up_chain`], untimed.
+fn build(spec: &ResolvedChain) -> Result<Chain, String> {
     let mut chain = Chain::new(backend(spec.backend)).map_err(|e| e.to_string())?;
     for (slot, owner) in &spec.owners {
         chain.reserve(*slot, owner).map_err(|e| e.to_string())?;

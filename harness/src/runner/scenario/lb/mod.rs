@@ -34,13 +34,15 @@ const TABLE_DIFF_LIMIT: usize = 10;
 /// provisions VIPs and reals, then the raw `maps:` entries: the setup
 /// phase of a load balancer.
 pub fn set_up_lb(program: &ResolvedProgram, setup: &LbSetup) -> Result<Lb, String> {
-    let globals = program.global_options();
-    let mut lb = Lb::load_with(setup.settings, &globals, |options| {
-        super::load_source(&program.source, options)
+    super::timed_set_up(|| {
+        let globals = program.global_options();
+        let mut lb = Lb::load_with(setup.settings, &globals, |options| {
+            super::load_source(&program.source, options)
+        })
+        .map_err(|e| e.to_string())?;
+        provision_lb(&mut lb, program, setup)?;
+        Ok(lb)
     })
-    .map_err(|e| e.to_string())?;
-    provision_lb(&mut lb, program, setup)?;
-    Ok(lb)
 }
 
 /// Provisions a loaded load balancer: the setup's VIPs and reals, then the
