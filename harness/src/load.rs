@@ -480,24 +480,6 @@ impl LoadedProgram {
         })
     }
 
-    /// One counter of a per-CPU array of `u64` counters: its value summed
-    /// over CPUs, or CPU `only`'s alone when given. One lookup of one key,
-    /// for a judge that needs to know whether one counter moved.
-    pub fn per_cpu_counter_on(
-        &self,
-        map: &str,
-        index: u32,
-        only: Option<usize>,
-    ) -> Result<u64, CounterError> {
-        let data = self.counter_map(map)?;
-        crate::maps::per_cpu_u64_on(data.fd().as_fd(), index, only).map_err(|source| {
-            CounterError::Batch {
-                map: map.to_owned(),
-                source,
-            }
-        })
-    }
-
     /// Counter map `map`: a per-CPU array, or why it is not one.
     fn counter_map(&self, map: &str) -> Result<&aya::maps::MapData, CounterError> {
         match self.ebpf.map(map) {

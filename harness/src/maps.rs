@@ -298,37 +298,6 @@ fn possible_cpus() -> usize {
     aya::util::nr_cpus().map_or(1, |n| n.get() as usize)
 }
 
-/// Entry `index` of a per-CPU array of `u64`, summed over the possible
-/// CPUs, or CPU `only`'s value alone when given.
-pub fn per_cpu_u64_on(fd: BorrowedFd<'_>, index: u32, only: Option<usize>) -> std::io::Result<u64> {
-    // Read around packets: on the stack unless the machine is large.
-    let cpus = possible_cpus();
-    let mut stack = [0u64; 64];
-    let mut heap = Vec::new();
-    let values: &mut [u64] = if cpus <= stack.len() {
-        &mut stack[..cpus]
-    } else {
-        heap.resize(cpus, 0);
-        &mut heap
-    };
-    // SAFETY: the kernel writes one 8-byte value per possible CPU for a
-    // per-CPU array of u64, which `values` holds; the key is a u32.
-    let rc = unsafe {
-        libbpf_sys::bpf_map_lookup_elem(
-            fd.as_raw_fd(),
-            (&raw const index).cast(),
-            values.as_mut_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::from_raw_os_error(-rc));
-    }
-    Ok(match only {
-        Some(cpu) => values.get(cpu).copied().unwrap_or(0),
-        None => values.iter().fold(0, |a, v| a.wrapping_add(*v)),
-    })
-}
-
 /// Reads all `entries` of a per-CPU array of `u64` with one batched lookup
 /// and sums each entry over the possible CPUs.
 pub fn sum_per_cpu_u64(fd: BorrowedFd<'_>, entries: u32) -> std::io::Result<Vec<u64>> {

@@ -68,6 +68,21 @@ pub fn alternative(
     Some((alternative, Eviction { flow, real }))
 }
 
+/// Whether a packet the model answers from the connection table
+/// (`expected`, processed) would run the same had the kernel evicted its
+/// flow: the table may have evicted (`flows`, as for [`alternative`]) and
+/// the ring gives the flow the real the table remembers. Only the
+/// selection counter, `lru_hit` or `lru_miss`, can tell the two apart
+/// then: the packet claims either (the batch's `lru_miss` says how many
+/// were evictions), and no read around it is needed.
+pub fn indistinguishable(model: &ModelState, expected: &Expected, flows: usize) -> bool {
+    expected.selection == Some(Counter::LruHit)
+        && may_evict(flows)
+        && expected
+            .flow
+            .is_some_and(|flow| model.ring_choice_for(&flow) == expected.real)
+}
+
 impl Eviction {
     /// Puts the model back as it was before [`alternative`].
     pub fn undo(self, model: &mut ModelState) {

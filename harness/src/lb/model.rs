@@ -611,6 +611,21 @@ impl ModelState {
         Some(self.forward(frame, ip, &flow, vip, false, Counter::IcmpErrorToReal))
     }
 
+    /// The real in use that the ring of `vip` gives a flow hashing to
+    /// `hash`, if any.
+    fn ring_choice(&self, vip: VipMeta, hash: u32) -> Option<u32> {
+        let slot = (hash % self.ring_size) as usize;
+        let real = self.rings.get(&vip.vip_num)?.get(slot).copied()?;
+        self.real_in_use(real).map(|_| real)
+    }
+
+    /// The real a connection-table miss would select for `flow` now: the
+    /// ring's choice for it under its VIP as the table holds it.
+    pub fn ring_choice_for(&self, flow: &FlowKey) -> Option<u32> {
+        let vip = self.lookup_vip(flow.dst, u16::from_be(flow.dport), flow.proto, flow.family)?;
+        self.ring_choice(vip, flow_hash(flow, vip.flags, self.config.hash_seed))
+    }
+
     /// Real selection for `flow` to `vip`: the connection table first (TCP
     /// SYN excepted), else the ring. Returns the real (if the ring had one),
     /// the selection counter and the table entry written.
@@ -628,17 +643,11 @@ impl ModelState {
                 return (Some(remembered), Counter::LruHit, None);
             }
         }
-        let slot = (hash % self.ring_size) as usize;
-        let real = self
-            .rings
-            .get(&vip.vip_num)
-            .and_then(|ring| ring.get(slot).copied())
-            .unwrap_or(0);
         // Reading: a ring without a real still counts as a (failed) ring
         // selection (LruMiss), and nothing is remembered.
-        if self.real_in_use(real).is_none() {
+        let Some(real) = self.ring_choice(vip, hash) else {
             return (None, Counter::LruMiss, None);
-        }
+        };
         let update = use_lru.then(|| {
             self.lru.insert(*flow, real);
             (*flow, real)

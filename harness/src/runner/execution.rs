@@ -98,12 +98,6 @@ impl MarkerCost {
         Ok(Self(groups))
     }
 
-    /// What `times` markers add to word `word` of `group`.
-    pub fn of(&self, group: usize, word: usize, times: u64) -> u64 {
-        let cost = self.0.get(group).and_then(|g| g.get(word)).copied();
-        cost.unwrap_or(0).wrapping_mul(times)
-    }
-
     /// `snapshot` of `group` less `times` markers' worth.
     pub fn remove(&self, group: usize, snapshot: &mut [u64], times: u64) {
         let Some(cost) = self.0.get(group) else {

@@ -9,6 +9,13 @@
 //! adds up passes every claim in it; one that does not is taken apart by
 //! the runner (each packet run again alone, or the batch named).
 //!
+//! A claim may leave one word open between two (`from`, or `to` instead):
+//! a load balancer's packet whose run is the same whether the kernel's
+//! connection table still held its flow (`lru_hit`) or had evicted it
+//! (`lru_miss`). The batch then adds up if what `to` moved beyond its
+//! certain claims is at most the number of such packets, and every word
+//! adds up with that many of them counted as `to`.
+//!
 //! Packets without a claim, and runs that show each packet's counters
 //! (snapshots), read around every packet: a batch of one.
 
@@ -22,6 +29,9 @@ pub(crate) struct Ledger {
     limit: usize,
     last: Vec<u64>,
     claimed: Vec<u64>,
+    /// Claims of `from` that may have been `to` instead: (from, to) → how
+    /// many. Pairs share no word.
+    open: Vec<((usize, usize), u64)>,
     pending: usize,
 }
 
@@ -42,6 +52,7 @@ impl Ledger {
             limit: limit.max(1),
             claimed: vec![0; start.len()],
             last: start,
+            open: Vec::new(),
             pending: 0,
         }
     }
@@ -64,12 +75,49 @@ impl Ledger {
         self.pending >= self.limit
     }
 
+    /// Records one packet's claim of `words`, of which `from` may have
+    /// been `to` instead (`words` holds `from`). Returns whether the batch
+    /// is full.
+    pub fn claim_either(
+        &mut self,
+        words: impl IntoIterator<Item = usize>,
+        (from, to): (usize, usize),
+    ) -> bool {
+        match self.open.iter_mut().find(|(pair, _)| *pair == (from, to)) {
+            Some((_, n)) => *n += 1,
+            None => {
+                debug_assert!(
+                    self.open
+                        .iter()
+                        .all(|((f, t), _)| ![*f, *t].iter().any(|w| [from, to].contains(w))),
+                    "open claims share a word"
+                );
+                self.open.push(((from, to), 1));
+            }
+        }
+        self.claim(words)
+    }
+
     /// Compares the pending claims with the counters `now` and starts a new
     /// batch from them.
     pub fn settle(&mut self, now: Vec<u64>) -> Result<(), Mismatch> {
-        let claimed = std::mem::take(&mut self.claimed);
+        let mut claimed = std::mem::take(&mut self.claimed);
+        let open = std::mem::take(&mut self.open);
         let moved = self.advance(now);
         self.claimed = vec![0; moved.len()];
+        for ((from, to), n) in open {
+            // As many of the open claims as `to` moved beyond its certain
+            // ones (at most all of them) were `to`.
+            let beyond = moved
+                .get(to)
+                .unwrap_or(&0)
+                .saturating_sub(*claimed.get(to).unwrap_or(&0));
+            let counted_to = beyond.min(n);
+            let words = claimed.len().max(from + 1).max(to + 1);
+            claimed.resize(words, 0);
+            claimed[from] -= counted_to;
+            claimed[to] += counted_to;
+        }
         let words = moved.len().max(claimed.len());
         let adds_up =
             (0..words).all(|w| moved.get(w).unwrap_or(&0) == claimed.get(w).unwrap_or(&0));
@@ -91,6 +139,7 @@ impl Ledger {
             .collect();
         self.last = now;
         self.claimed.iter_mut().for_each(|c| *c = 0);
+        self.open.clear();
         self.pending = 0;
         moved
     }
@@ -145,6 +194,51 @@ mod tests {
         assert_eq!(ledger.settle(vec![1, 1]), Ok(()));
         // A word nobody claimed that moved does not add up.
         assert!(ledger.settle(vec![1, 2]).is_err());
+    }
+
+    #[test]
+    fn open_claims_add_up_however_many_were_the_other_word() {
+        // Words: 0 tx, 1 hit, 2 miss.
+        for misses in 0..=2 {
+            let mut ledger = Ledger::new(8, vec![0, 0, 0]);
+            ledger.claim([0, 2]);
+            ledger.claim_either([0, 1], (1, 2));
+            ledger.claim_either([0, 1], (1, 2));
+            assert_eq!(
+                ledger.settle(vec![3, 2 - misses, 1 + misses]),
+                Ok(()),
+                "{misses}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_claims_allow_nothing_else() {
+        let open = |ledger: &mut Ledger| {
+            ledger.claim([0, 2]);
+            ledger.claim_either([0, 1], (1, 2));
+        };
+        let mut ledger = Ledger::new(8, vec![0, 0, 0]);
+        // More misses than open claims could explain.
+        open(&mut ledger);
+        assert_eq!(
+            ledger.settle(vec![2, 0, 3]),
+            Err(Mismatch {
+                claimed: vec![2, 0, 2],
+                moved: vec![2, 0, 3],
+            })
+        );
+        // Fewer misses than the certain claims.
+        open(&mut ledger);
+        assert!(ledger.settle(vec![4, 1, 3]).is_err());
+        // A hit and a miss both counted for the open packet.
+        open(&mut ledger);
+        assert!(ledger.settle(vec![6, 2, 5]).is_err());
+        // Open claims do not outlive their batch.
+        open(&mut ledger);
+        assert_eq!(ledger.settle(vec![8, 3, 6]), Ok(()));
+        ledger.claim([0, 1]);
+        assert!(ledger.settle(vec![9, 3, 7]).is_err());
     }
 
     #[test]

@@ -42,15 +42,14 @@ pub(super) struct Judge<'a> {
 /// packet claiming what the model says it counts ([`Ledger`]), or read
 /// around each packet for snapshots and for the rest of a run after a batch
 /// did not add up. Once the connection table may evict, a flow the kernel
-/// evicted counts `lru_miss` where the model says `lru_hit`, and only the
-/// packet's own counters tell which it was: `lru_miss` alone is read
-/// around each packet then (one lookup), the packet claims what the answer
-/// it matches counts, and the batch checks the rest.
+/// evicted counts `lru_miss` where the model says `lru_hit`: a packet whose
+/// run shows it (the ring now gives another real) claims the eviction's
+/// counters; one whose run would be the same either way claims `lru_hit`
+/// or `lru_miss` ([`eviction::indistinguishable`]), and the batch's
+/// `lru_miss` says how many were evictions.
 pub(super) struct Counting {
     ledger: Ledger,
     exact: bool,
-    /// `lru_miss` as read after the last packet, while no packet ran since.
-    misses_seen: Option<u64>,
     /// The packets of the pending batch, first and last.
     batch: Option<(usize, usize)>,
     /// Batches that did not add up.
@@ -69,7 +68,6 @@ impl Counting {
         Ok(Self {
             ledger: Ledger::new(BATCH, words),
             exact: snapshot,
-            misses_seen: None,
             batch: None,
             unexplained: Vec::new(),
         })
@@ -91,17 +89,6 @@ impl Judge<'_> {
             .map_err(|e| SuiteError::counters(program, e))?;
         cost.remove(0, &mut words, execution.markers());
         Ok(words)
-    }
-
-    /// `lru_miss` now (of the lane's CPU, or all summed), less what the
-    /// execution's marker frames added.
-    fn misses(&self, execution: &dyn Execution) -> Result<u64, SuiteError> {
-        let program = self.lb.program();
-        let word = LbCounter::LruMiss as usize;
-        let raw = program
-            .per_cpu_counter_on(COUNTERS_MAP, word as u32, self.cpu)
-            .map_err(|e| SuiteError::counters(program, e))?;
-        Ok(raw.wrapping_sub(self.cost.of(0, word, execution.markers())))
     }
 
     /// What the counters moved since the last read: one packet's, read
@@ -178,24 +165,11 @@ impl Judge<'_> {
         if exact {
             self.settle(execution, counting)?;
         }
-        let misses_before = match counting.misses_seen.take() {
-            _ if exact || !eviction::may_evict(flows) => None,
-            Some(seen) => Some(seen),
-            None => Some(self.misses(execution)?),
-        };
         let run = execution.run(program, &packet.bytes, packet.quirks)?;
         let mut moved = if exact {
             Some(self.moved(execution, counting)?)
         } else {
             None
-        };
-        let missed = match misses_before {
-            Some(before) => {
-                let after = self.misses(execution)?;
-                counting.misses_seen = Some(after);
-                Some(after.wrapping_sub(before))
-            }
-            None => None,
         };
         if let Err(RunError::Unrunnable { .. }) = &run {
             // Neither side saw the packet: the model is not told of it.
@@ -209,7 +183,7 @@ impl Judge<'_> {
                 model,
                 &packet.bytes,
                 expected,
-                (&run, moved, missed),
+                (&run, moved),
                 flows,
                 self.gue_port,
             )
@@ -241,9 +215,15 @@ impl Judge<'_> {
         }
         if moved.is_none() {
             counting.batch = Some((counting.batch.map_or(number, |(first, _)| first), number));
-            let full = counting
-                .ledger
-                .claim(expected.counters().map(|c| c as usize));
+            let words = expected.counters().map(|c| c as usize);
+            let full = if judged.evicted_to.is_none()
+                && eviction::indistinguishable(model, &expected, flows)
+            {
+                let open = (LbCounter::LruHit as usize, LbCounter::LruMiss as usize);
+                counting.ledger.claim_either(words, open)
+            } else {
+                counting.ledger.claim(words)
+            };
             if !report.findings.is_empty() {
                 // Its counters went with the batch's: settled now, the
                 // batch ends with it, and the run reads around each
@@ -285,13 +265,12 @@ struct Judged {
 /// Judges a packet's `run` against the model's `expected` answer, or the
 /// answer had the kernel evicted the flow where that one matches instead:
 /// what the run did, `moved` the counters read around it (else the answer's
-/// are claimed), `missed` how often `lru_miss` moved (read around it once
-/// the table may evict).
+/// are claimed).
 fn decide(
     model: &mut ModelState,
     frame: &[u8],
     expected: Expected,
-    (run, moved, missed): (&Result<RunResult, RunError>, &Option<Counters>, Option<u64>),
+    (run, moved): (&Result<RunResult, RunError>, &Option<Counters>),
     flows: usize,
     gue_port: u16,
 ) -> (Expected, Judged) {
@@ -299,18 +278,16 @@ fn decide(
         Some(moved) => lb::counter_deltas(&Counters::default(), moved),
         None => lb::expected_deltas(e),
     };
-    let misses_of = |e: &Expected| u64::from(e.selection == Some(LbCounter::LruMiss));
     let deltas = deltas_of(&expected);
     let findings = lb::judge(&expected, run, &deltas, gue_port);
-    let misses_differ = missed.is_some_and(|m| m != misses_of(&expected));
-    // Tried when the model's answer does not match (the run, or the
-    // `lru_miss` read around it): a match keeps the model's evicted state.
-    if (!findings.is_empty() || misses_differ)
+    // Tried when the model's answer does not match the run (or the
+    // counters read around it): a match keeps the model's evicted state.
+    if !findings.is_empty()
         && let Some((evicted, eviction)) = eviction::alternative(model, frame, &expected, flows)
     {
         let evicted_deltas = deltas_of(&evicted);
         let evicted_findings = lb::judge(&evicted, run, &evicted_deltas, gue_port);
-        if evicted_findings.is_empty() && missed.is_none_or(|m| m == misses_of(&evicted)) {
+        if evicted_findings.is_empty() {
             let judged = Judged {
                 deltas: evicted_deltas,
                 findings: evicted_findings,
