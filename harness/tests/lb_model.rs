@@ -1648,7 +1648,7 @@ mod differential {
 
         let p = lb.program();
         let vips = BpfHashMap::<_, VipKey, VipMeta>::try_from(p.map(VIPS_MAP).unwrap()).unwrap();
-        let got: std::collections::HashMap<VipKey, VipMeta> =
+        let got: dsrlab::lb::model::ModelMap<VipKey, VipMeta> =
             vips.iter().map(Result::unwrap).collect();
         assert_eq!(got, want.vips);
         let reals = Array::<_, RealDef>::try_from(p.map(REALS_MAP).unwrap()).unwrap();

@@ -129,21 +129,24 @@ pub fn vip_key(addr: [u8; 16], port: u16, proto: u8, family: u8) -> VipKey {
     }
 }
 
-/// The model's connection table: flow → real. Looked up for every packet
-/// judged, so hashed with foldhash rather than SipHash (nothing here is
-/// keyed by untrusted input an attacker could collide).
-pub type FlowTable = HashMap<FlowKey, u32, foldhash::fast::RandomState>;
+/// A map of the model's, looked up for every packet judged: hashed with
+/// foldhash rather than SipHash (nothing here is keyed by untrusted input
+/// an attacker could collide).
+pub type ModelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The model's connection table: flow → real.
+pub type FlowTable = ModelMap<FlowKey, u32>;
 
 /// The contents of `xdp_lb`'s maps that decide what a packet does, with one
 /// CPU's view of the connection table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelState {
     /// `LB_VIPS`.
-    pub vips: HashMap<VipKey, VipMeta>,
+    pub vips: ModelMap<VipKey, VipMeta>,
     /// `LB_REALS`: id → definition; ids absent here are unused (family 0).
-    pub reals: HashMap<u32, RealDef>,
+    pub reals: ModelMap<u32, RealDef>,
     /// `LB_RING`, by VIP number: that VIP's `ring_size` slots (absent: all 0).
-    pub rings: HashMap<u32, Vec<u32>>,
+    pub rings: ModelMap<u32, Vec<u32>>,
     /// Slots per VIP (the `RING_SIZE` global).
     pub ring_size: u32,
     /// `LB_CONFIG[0]`.
