@@ -4,9 +4,9 @@
 //! [`classify`] never modifies the packet. It returns a [`Decision`]: the
 //! counter to increment, which implies the [`Action`] (pass, drop, or
 //! remove [`Decision::outer_len`] bytes after the Ethernet header) and the
-//! new EtherType. The hook modules (`crate::xdp`, `crate::tc`) apply it;
-//! only reading bytes and removing the outer headers are hook specific
-//! (the [`Packet`] trait and each module's `remove`).
+//! new EtherType. [`apply`] carries it out for both hooks; only reading
+//! bytes and removing the outer headers are hook specific (the [`Packet`]
+//! trait and each hook module's `remove`, `crate::xdp` and `crate::tc`).
 //!
 //! # Tunnels
 //!
@@ -52,6 +52,7 @@ use core::mem::MaybeUninit;
 use dsrlab_abi::decap::Counter;
 
 use crate::{
+    count,
     faults::Faults,
     gue_port_be,
     packet::{
@@ -342,4 +343,39 @@ fn inner<P: Packet, F: Faults>(
         outer_tos: outer.tos,
         inner_byte1: ip.b1,
     }
+}
+
+/// Why a hook could not remove the outer headers.
+pub enum RemoveError {
+    /// They are not in the linear part and could not be brought there; the
+    /// packet is unchanged.
+    NonLinear,
+    /// A helper failed; the packet may be modified.
+    Helper,
+}
+
+/// Carries out `decision` at a hook whose verdicts are `pass` and `drop`:
+/// removes the outer headers with the hook's `remove` when it says so,
+/// counts the decision's counter (or the removal's failure, rule 7) and
+/// returns the verdict.
+#[inline(always)]
+pub fn apply<F: Faults, V>(
+    decision: &Decision,
+    remove: impl FnOnce(&Decision) -> Result<(), RemoveError>,
+    (pass, drop): (V, V),
+) -> V {
+    let (counter, verdict) = match decision.action() {
+        Action::Pass => (decision.counter, pass),
+        Action::Drop => (decision.counter, drop),
+        Action::Decap => match remove(decision) {
+            Ok(()) => (decision.counter, pass),
+            Err(RemoveError::NonLinear) if F::GIVE_UP_NONLINEAR => {
+                (Counter::PassNotTunnel as u32, pass)
+            }
+            Err(RemoveError::NonLinear) => (Counter::PassNonLinear as u32, pass),
+            Err(RemoveError::Helper) => (Counter::DropHelperError as u32, drop),
+        },
+    };
+    count(counter);
+    verdict
 }

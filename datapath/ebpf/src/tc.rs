@@ -39,11 +39,9 @@ use aya_ebpf::{
     helpers::generated::{bpf_skb_adjust_room, bpf_skb_load_bytes, bpf_skb_pull_data},
     programs::TcContext,
 };
-use dsrlab_abi::decap::Counter;
 
 use crate::{
-    count,
-    decap::{Action, Decision, classify},
+    decap::{Decision, RemoveError, apply, classify},
     faults::Faults,
     packet::{ETH_HLEN, EthHdr, Packet},
 };
@@ -93,15 +91,6 @@ impl Packet for TcPacket<'_> {
     unsafe fn load_bytes(&self, off: u32, dst: *mut u8, len: u32) -> bool {
         unsafe { bpf_skb_load_bytes(self.ctx.as_ptr(), off, dst.cast(), len) == 0 }
     }
-}
-
-/// Why the outer headers could not be removed.
-enum RemoveError {
-    /// They could not be pulled into the linear part; the packet is
-    /// unchanged.
-    NonLinear,
-    /// A helper failed; the packet may be modified.
-    Helper,
 }
 
 /// `EINVAL`, as helpers return it (negated).
@@ -174,18 +163,5 @@ fn remove<F: Faults>(ctx: &TcContext, decap: &Decision) -> Result<(), RemoveErro
 #[inline(always)]
 pub fn run<F: Faults>(ctx: &TcContext) -> i32 {
     let decision = classify::<_, F>(&TcPacket::new(ctx));
-    let (counter, verdict) = match decision.action() {
-        Action::Pass => (decision.counter, TC_ACT_OK),
-        Action::Drop => (decision.counter, TC_ACT_SHOT),
-        Action::Decap => match remove::<F>(ctx, &decision) {
-            Ok(()) => (decision.counter, TC_ACT_OK),
-            Err(RemoveError::NonLinear) if F::GIVE_UP_NONLINEAR => {
-                (Counter::PassNotTunnel as u32, TC_ACT_OK)
-            }
-            Err(RemoveError::NonLinear) => (Counter::PassNonLinear as u32, TC_ACT_OK),
-            Err(RemoveError::Helper) => (Counter::DropHelperError as u32, TC_ACT_SHOT),
-        },
-    };
-    count(counter);
-    verdict
+    apply::<F, _>(&decision, |d| remove::<F>(ctx, d), (TC_ACT_OK, TC_ACT_SHOT))
 }

@@ -19,11 +19,9 @@ use aya_ebpf::{
     helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     programs::XdpContext,
 };
-use dsrlab_abi::decap::Counter;
 
 use crate::{
-    count,
-    decap::{Action, Decision, classify},
+    decap::{Decision, RemoveError, apply, classify},
     faults::Faults,
     packet::{ETH_HLEN, Packet, opaque},
 };
@@ -80,14 +78,6 @@ impl Packet for XdpPacket<'_> {
     }
 }
 
-/// Why the outer headers could not be removed.
-enum RemoveError {
-    /// The linear part is too short; the packet is untouched.
-    NonLinear,
-    /// The helper failed; the packet is modified.
-    Helper,
-}
-
 /// The largest outer header length removed in place: the verifier only
 /// grants a range to a packet pointer whose variable offset plus the access
 /// stays below 64 KiB, and no driver's linear part comes near 32 KiB.
@@ -136,18 +126,5 @@ fn remove(ctx: &XdpContext, decap: &Decision) -> Result<(), RemoveError> {
 #[inline(always)]
 pub fn run<F: Faults>(ctx: &XdpContext) -> u32 {
     let decision = classify::<_, F>(&XdpPacket::new(ctx));
-    let (counter, verdict) = match decision.action() {
-        Action::Pass => (decision.counter, XDP_PASS),
-        Action::Drop => (decision.counter, XDP_DROP),
-        Action::Decap => match remove(ctx, &decision) {
-            Ok(()) => (decision.counter, XDP_PASS),
-            Err(RemoveError::NonLinear) if F::GIVE_UP_NONLINEAR => {
-                (Counter::PassNotTunnel as u32, XDP_PASS)
-            }
-            Err(RemoveError::NonLinear) => (Counter::PassNonLinear as u32, XDP_PASS),
-            Err(RemoveError::Helper) => (Counter::DropHelperError as u32, XDP_DROP),
-        },
-    };
-    count(counter);
-    verdict
+    apply::<F, _>(&decision, |d| remove(ctx, d), (XDP_PASS, XDP_DROP))
 }
