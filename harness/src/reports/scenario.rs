@@ -128,26 +128,27 @@ fn write_grouped<'a>(
     out: &mut String,
     title: &str,
     items: impl Iterator<Item = (usize, &'a str)>,
-    folded: &'a [NoteGroup],
+    folded: &[NoteGroup],
 ) {
-    let mut reasons: Vec<(&str, Vec<(usize, usize)>)> = folded
-        .iter()
-        .map(|g| (g.why.as_str(), g.ranges.clone()))
-        .collect();
+    let mut reasons: Vec<NoteGroup> = folded.to_vec();
     for (number, why) in items {
         let key = general_part(why);
-        match reasons.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, ranges)) => ranges.push((number, number)),
-            None => reasons.push((key, vec![(number, number)])),
+        match reasons.iter_mut().find(|g| g.why == key) {
+            Some(g) => g.ranges.push((number, number)),
+            None => reasons.push(NoteGroup {
+                why: key.to_owned(),
+                ranges: vec![(number, number)],
+            }),
         }
     }
-    for (why, mut ranges) in reasons {
-        coalesce(&mut ranges);
-        let count = ranges.iter().map(|(a, b)| b - a + 1).sum::<usize>();
+    for mut group in reasons {
+        coalesce(&mut group.ranges);
         let _ = writeln!(
             out,
-            "\n{title}: {count} packet(s): {why}\n    {}",
-            shown(&ranges)
+            "\n{title}: {} packet(s): {}\n    {}",
+            group.len(),
+            group.why,
+            shown(&group.ranges)
         );
     }
 }
@@ -504,4 +505,30 @@ pub(super) fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_of_kept_and_folded_packets_read_as_one_line_per_reason() {
+        let folded = [NoteGroup {
+            why: "evicted".to_owned(),
+            ranges: vec![(1, 3), (7, 7)],
+        }];
+        let kept = [
+            (4, "evicted; flow 4"),
+            (5, "family change refused"),
+            (7, "evicted; flow 7"),
+            (9, "family change refused; again"),
+        ];
+        let mut out = String::new();
+        write_grouped(&mut out, "noted run", kept.into_iter(), &folded);
+        assert_eq!(
+            out,
+            "\nnoted run: 5 packet(s): evicted\n    #1-#4 #7\
+             \n\nnoted run: 2 packet(s): family change refused\n    #5 #9\n"
+        );
+    }
 }
